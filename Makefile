@@ -1,0 +1,37 @@
+# make demo: build .venv, install, run the end-to-end demo on package-shipped photos.
+# make test: build .venv, install with test extras, run the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CACHE := .cache
+TEST_IMAGES := $(CACHE)/test_images
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: venv test demo test-images clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -e '.[test]'
+	touch $@
+
+# Photos face_recognition ships in its source distribution (obama*.jpg, biden.jpg), fetched
+# with pip from the package registry: no dataset is committed to this repository.
+test-images: $(TEST_IMAGES)/.done
+
+$(TEST_IMAGES)/.done: | $(VENV)/.installed
+	mkdir -p $(CACHE)/sdist $(TEST_IMAGES)
+	$(PIP) download --no-deps --no-binary :all: face_recognition==1.3.0 -d $(CACHE)/sdist
+	tar -xzf $(CACHE)/sdist/face_recognition-1.3.0.tar.gz -C $(TEST_IMAGES) --strip-components 3 \
+		face_recognition-1.3.0/tests/test_images
+	touch $@
+
+test: venv test-images
+	$(PY) -m pytest
+
+demo: venv test-images
+	$(PY) examples/demo.py $(TEST_IMAGES)
+
+clean:
+	rm -rf $(VENV) $(CACHE)

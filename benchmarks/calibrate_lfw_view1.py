@@ -1,0 +1,111 @@
+"""Choose an embedder's default threshold on LFW View 1 and measure it; write its calibration file.
+
+    python benchmarks/calibrate_lfw_view1.py [--embedder dlib-resnet] [--lfw ../shared/datasets/lfw]
+
+- threshold: best accuracy on ``pairsDevTrain.txt`` (1,100 same + 1,100 different pairs);
+- FAR table: every different-identity pair among the DevTrain images (millions of impostor pairs),
+  so that a target false-accept rate maps to a threshold;
+- figures: accuracy, FAR and FRR at that threshold on ``pairsDevTest.txt`` (500 + 500 pairs).
+
+Images in which no face is found are counted and printed; their pairs count as rejected
+("different") on DevTest, and are left out of threshold selection on DevTrain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from faceshot.bulk import represent_files
+from faceshot.evaluate.lfw import read_pairs
+from faceshot.evaluate.metrics import accuracy, best_threshold, error_rates, far_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def embed_all(paths: list[Path], detector: str, embedder: str) -> dict[Path, np.ndarray]:
+    vectors = {}
+    for result in represent_files(paths, detector=detector, embedder=embedder):
+        if result.faces:
+            vectors[Path(result.path)] = result.faces[0].embedding
+    return vectors
+
+
+def pair_scores(pairs, vectors) -> tuple[np.ndarray, np.ndarray, int]:
+    scores, same, missing = [], [], 0
+    for pair in pairs:
+        if pair.a in vectors and pair.b in vectors:
+            scores.append(float(vectors[pair.a] @ vectors[pair.b]))
+        else:
+            missing += 1
+            scores.append(-1.0)  # cannot be verified: rejected
+        same.append(pair.same)
+    return np.array(scores), np.array(same), missing
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
+    parser.add_argument("--embedder", default="dlib-resnet")
+    parser.add_argument("--detector", default="hog")
+    parser.add_argument("--out", type=Path, default=None, help="calibration file to write")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    train = read_pairs(args.lfw / "pairsDevTrain.txt", args.lfw / "images")
+    test = read_pairs(args.lfw / "pairsDevTest.txt", args.lfw / "images")
+    paths = sorted({p for pair in train + test for p in (pair.a, pair.b)})
+    vectors = embed_all(paths, args.detector, args.embedder)
+    no_face = [p for p in paths if p not in vectors]
+    print(f"embedded {len(vectors)} of {len(paths)} images in {time.perf_counter() - started:.0f} s; "
+          f"no face found in {len(no_face)}")
+    for path in no_face:
+        print(f"  no face: {path.relative_to(args.lfw)}")
+
+    train_scores, train_same, train_missing = pair_scores(train, vectors)
+    usable = train_scores > -1.0
+    threshold = best_threshold(train_scores[usable], train_same[usable])
+
+    train_images = sorted({p for pair in train for p in (pair.a, pair.b) if p in vectors})
+    matrix = np.stack([vectors[p] for p in train_images])
+    identity = np.array([p.parent.name for p in train_images])
+    upper = np.triu_indices(len(train_images), k=1)
+    impostor = (matrix @ matrix.T)[upper][identity[upper[0]] != identity[upper[1]]]
+    table = far_table(impostor)
+
+    test_scores, test_same, test_missing = pair_scores(test, vectors)
+    far, frr = error_rates(test_scores, test_same, threshold)
+    figures = {
+        "devtrain_accuracy": round(accuracy(train_scores[usable], train_same[usable], threshold), 4),
+        "devtrain_pairs_without_face": train_missing,
+        "devtest_accuracy": round(accuracy(test_scores, test_same, threshold), 4),
+        "devtest_far": round(far, 4),
+        "devtest_frr": round(frr, 4),
+        "devtest_pairs_without_face": test_missing,
+        "impostor_pairs": int(len(impostor)),
+        "far_at_threshold_on_impostor_set": round(float(np.mean(impostor >= threshold)), 5),
+    }
+    calibration = {
+        "embedder": args.embedder,
+        "threshold": round(threshold, 6),
+        "reference": (
+            f"LFW View 1: threshold of best accuracy on pairsDevTrain.txt ({args.detector} detector); "
+            f"FAR table from {len(impostor):,} different-identity pairs among the DevTrain images; "
+            "figures on pairsDevTest.txt"
+        ),
+        "figures": figures,
+        "far_table": table,
+    }
+    out = args.out or ROOT / "faceshot" / "embed" / "calibration" / f"{args.embedder}.json"
+    out.write_text(json.dumps(calibration, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in calibration.items() if k != "far_table"}, indent=1))
+    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
+          f"in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from faceshot.cli import main
+
+main()

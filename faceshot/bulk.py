@@ -1,0 +1,67 @@
+"""Many images at once: every file's faces and embeddings, spread over the cores, in input order.
+
+A bad file does not stop the run: its result carries the error instead of faces.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from faceshot.engine import Engine
+from faceshot.errors import FaceshotError
+from faceshot.results import FaceEmbedding
+
+__all__ = ["FileResult", "represent_files"]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The faces found in one file, or why the file could not be used (``error`` is then set)."""
+
+    path: str
+    faces: list[FaceEmbedding] = field(default_factory=list)
+    error: FaceshotError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+_worker_engine: Engine | None = None
+
+
+def _start_worker(detector: str, embedder: str) -> None:
+    global _worker_engine
+    _worker_engine = Engine(detector=detector, embedder=embedder)
+
+
+def _represent(path: str) -> FileResult:
+    assert _worker_engine is not None
+    try:
+        return FileResult(path, _worker_engine.represent(path))
+    except FaceshotError as exc:
+        return FileResult(path, error=exc)
+
+
+def represent_files(
+    paths: Iterable[str | os.PathLike],
+    *,
+    detector: str = "hog",
+    embedder: str = "dlib-resnet",
+    workers: int | None = None,
+) -> Iterator[FileResult]:
+    """Yield one :class:`FileResult` per path, in the order given.
+
+    ``workers``: processes to use (default: one per core); 1 runs in this process.
+    """
+    names = [os.fspath(path) for path in paths]
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(names) <= 1:
+        _start_worker(detector, embedder)
+        yield from map(_represent, names)
+        return
+    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(detector, embedder)) as pool:
+        yield from pool.map(_represent, names, chunksize=4)

@@ -1,0 +1,150 @@
+"""The configured pipeline: load → detect → align → embed → compare.
+
+``Engine`` holds one detector, one aligner and one embedder. Models load on first use and are
+shared by every engine in the process. The module functions in :mod:`faceshot.api` are thin
+wrappers over a default ``Engine``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+
+from faceshot.align import Aligner, create_aligner
+from faceshot.detect import Detector, create_detector
+from faceshot.embed import Embedder, create_embedder
+from faceshot.errors import ConfigError, MultipleFacesError, NoFaceError
+from faceshot.io import DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
+from faceshot.match import OperatingPoint, cosine_similarity
+from faceshot.results import Face, FaceEmbedding, Verification
+
+__all__ = ["Engine"]
+
+log = logging.getLogger(__name__)
+
+Multiple = Literal["largest", "error"]
+
+
+class Engine:
+    """A detector, an aligner and an embedder, configured once and reused.
+
+    ``detector``: ``"hog"`` (fast, frontal faces; default) or ``"cnn"`` (finds turned faces, ~2 s per
+    photo on CPU), or a :class:`~faceshot.detect.Detector` instance.
+    ``embedder``: ``"dlib-resnet"`` (default) or an :class:`~faceshot.embed.Embedder` instance.
+    ``aligner``: defaults to the one the embedder was trained with.
+    ``max_pixels``: larger images are refused before decoding.
+    """
+
+    def __init__(
+        self,
+        detector: str | Detector = "hog",
+        embedder: str | Embedder = "dlib-resnet",
+        aligner: str | Aligner | None = None,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.detector = create_detector(detector) if isinstance(detector, str) else detector
+        self.embedder = create_embedder(embedder) if isinstance(embedder, str) else embedder
+        if aligner is None:
+            aligner = self.embedder.aligner
+        self.aligner = create_aligner(aligner) if isinstance(aligner, str) else aligner
+        self.max_pixels = max_pixels
+
+    def __repr__(self) -> str:
+        return (
+            f"Engine(detector={self.detector.name!r}, aligner={self.aligner.name!r}, "
+            f"embedder={self.embedder.name!r})"
+        )
+
+    def load(self, source: ImageInput) -> np.ndarray:
+        """Load an image with this engine's pixel limit (see :func:`faceshot.load_image`)."""
+        return load_image(source, max_pixels=self.max_pixels)
+
+    def detect(self, source: ImageInput) -> list[Face]:
+        """Every face in the image, largest first (an empty list when there is none)."""
+        return self.detector.detect(self.load(source))
+
+    def represent(self, source: ImageInput) -> list[FaceEmbedding]:
+        """Every face in the image with its embedding, largest first."""
+        image = self.load(source)
+        faces = self.detector.detect(image)
+        vectors = self.embed_faces(image, faces)
+        return [FaceEmbedding(face, vector) for face, vector in zip(faces, vectors)]
+
+    def embed(self, source: ImageInput) -> np.ndarray:
+        """One unit-length embedding per face, largest face first: an ``(N, dim)`` array (N may be 0)."""
+        image = self.load(source)
+        return self.embed_faces(image, self.detector.detect(image))
+
+    def embed_faces(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
+        """Embeddings of faces already found in a loaded image."""
+        return self.embedder.embed(self.aligner.align(image, faces))
+
+    def operating_point(self, threshold: float | None = None, far: float | None = None) -> OperatingPoint:
+        """The threshold to use: the one given, the one for a target FAR, or the embedder's default."""
+        calibration = self.embedder.calibration
+        if calibration is None:
+            if far is not None or threshold is None:
+                raise ConfigError(
+                    f"embedder {self.embedder.name!r} has no calibration; pass an explicit threshold"
+                )
+            return OperatingPoint(threshold, None)
+        return calibration.operating_point(threshold, far)
+
+    def one_face(self, source: ImageInput, *, multiple: Multiple = "largest") -> tuple[FaceEmbedding, int]:
+        """The face to use from a photo that should show one person, and how many faces it had.
+
+        With several faces, ``multiple="largest"`` takes the largest, ``"error"`` raises
+        :class:`MultipleFacesError`. No face raises :class:`NoFaceError`.
+        """
+        if multiple not in ("largest", "error"):
+            raise ConfigError(f"multiple must be 'largest' or 'error', got {multiple!r}")
+        found = self.represent(source)
+        name = describe(source)
+        if not found:
+            raise NoFaceError(
+                f"{name}: no face found; use a photo where the face is at least about 40 pixels "
+                f"wide and roughly frontal, or try detector='cnn'"
+            )
+        if len(found) > 1 and multiple == "error":
+            raise MultipleFacesError(f"{name}: {len(found)} faces found where one was required; crop the photo")
+        return found[0], len(found)
+
+    def verify(
+        self,
+        a: ImageInput,
+        b: ImageInput,
+        *,
+        threshold: float | None = None,
+        far: float | None = None,
+        multiple: Multiple = "largest",
+    ) -> Verification:
+        """Are the people in photos ``a`` and ``b`` the same person?
+
+        ``threshold`` (a score) or ``far`` (a target false-accept rate, e.g. ``1e-3``) sets how sure
+        the answer must be; by default the embedder's calibrated threshold is used. With several
+        faces in a photo the largest is compared and the result's ``notes`` say so
+        (``multiple="error"`` refuses such photos instead).
+        """
+        point = self.operating_point(threshold, far)
+        first, count_a = self.one_face(a, multiple=multiple)
+        second, count_b = self.one_face(b, multiple=multiple)
+        score = float(cosine_similarity(first.embedding, second.embedding))
+        notes = tuple(
+            f"{label}: {count} faces found, the largest was compared"
+            for label, count in (("a", count_a), ("b", count_b))
+            if count > 1
+        )
+        return Verification(
+            same=score >= point.threshold,
+            score=score,
+            threshold=point.threshold,
+            far=point.far,
+            face_a=first.face,
+            face_b=second.face,
+            faces_in_a=count_a,
+            faces_in_b=count_b,
+            notes=notes,
+        )

@@ -1,0 +1,82 @@
+"""Every error faceshot raises, as one tree.
+
+    FaceshotError
+    ├── ImageError                 the input could not be used as an image
+    │   ├── ImageNotFoundError     no such file (or it is a directory)
+    │   ├── UnsupportedImageError  not an image, or a format faceshot does not read
+    │   ├── CorruptImageError      empty, truncated or damaged
+    │   ├── ImageTooLargeError     more pixels than the configured limit
+    │   └── ImageTooSmallError     too small to hold a face
+    ├── FaceError                  the image is fine, the faces in it are not what was needed
+    │   ├── NoFaceError            no face was found
+    │   └── MultipleFacesError     several faces where exactly one was required
+    ├── ConfigError                an unknown backend name, an impossible option
+    └── ModelError                 a model file is missing or cannot be loaded
+
+The CLI maps this tree to exit codes in one place (``cli.py``); nothing else does.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FaceshotError",
+    "ImageError",
+    "ImageNotFoundError",
+    "UnsupportedImageError",
+    "CorruptImageError",
+    "ImageTooLargeError",
+    "ImageTooSmallError",
+    "FaceError",
+    "NoFaceError",
+    "MultipleFacesError",
+    "ConfigError",
+    "ModelError",
+]
+
+
+class FaceshotError(Exception):
+    """Base class of every error faceshot raises on purpose."""
+
+
+class ImageError(FaceshotError):
+    """The input could not be used as an image."""
+
+
+class ImageNotFoundError(ImageError):
+    """The path does not name a readable file."""
+
+
+class UnsupportedImageError(ImageError):
+    """The data is not an image, or not in a format faceshot reads."""
+
+
+class CorruptImageError(ImageError):
+    """The file is empty, truncated or damaged."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image has more pixels than the configured limit (a guard against decompression bombs)."""
+
+
+class ImageTooSmallError(ImageError):
+    """The image is too small to contain a recognisable face."""
+
+
+class FaceError(FaceshotError):
+    """The image was read, but its faces are not what the operation needs."""
+
+
+class NoFaceError(FaceError):
+    """No face was found in the image."""
+
+
+class MultipleFacesError(FaceError):
+    """Several faces were found where exactly one was required."""
+
+
+class ConfigError(FaceshotError):
+    """An unknown backend name or an impossible combination of options."""
+
+
+class ModelError(FaceshotError):
+    """A model file is missing or could not be loaded."""

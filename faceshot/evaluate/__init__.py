@@ -1,0 +1,1 @@
+"""Measuring faceshot on labelled data: the LFW protocol, thresholds, error rates."""

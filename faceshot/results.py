@@ -1,0 +1,98 @@
+"""The frozen results faceshot returns. Shapes are stable: lists are always lists, never ``None``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Box", "Face", "FaceEmbedding", "Verification"]
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face box in pixels of the original image; ``right`` and ``bottom`` are exclusive."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def area(self) -> int:
+        return max(self.width, 0) * max(self.height, 0)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face.
+
+    ``score`` is the detector's confidence (its own scale: higher is surer). ``landmarks`` are the
+    five points of dlib's 5-point model, ``(x, y)`` in original-image pixels, in its order: the two
+    corners of the eye on the image's left, the two corners of the other eye, the base of the nose.
+    """
+
+    box: Box
+    score: float
+    landmarks: tuple[tuple[float, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "box": self.box.to_dict(),
+            "score": round(self.score, 4),
+            "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks],
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class FaceEmbedding:
+    """A face and its unit-length embedding vector."""
+
+    face: Face
+    embedding: np.ndarray
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The answer to "are these two photos the same person?".
+
+    ``score`` is the cosine similarity of the two embeddings (1 = identical, around 0 = unrelated);
+    ``same`` is ``score >= threshold``. ``far`` is the false-accept rate measured at that threshold on
+    the embedder's reference set (LFW), when known: the chance that two different people score this
+    high. ``notes`` says what was decided on the user's behalf, e.g. which of several faces was used.
+    """
+
+    same: bool
+    score: float
+    threshold: float
+    far: float | None
+    face_a: Face
+    face_b: Face
+    faces_in_a: int
+    faces_in_b: int
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "same": self.same,
+            "score": round(self.score, 6),
+            "threshold": round(self.threshold, 6),
+            "far": self.far,
+            "box_a": self.face_a.box.to_dict(),
+            "box_b": self.face_b.box.to_dict(),
+            "faces_in_a": self.faces_in_a,
+            "faces_in_b": self.faces_in_b,
+            "notes": list(self.notes),
+        }

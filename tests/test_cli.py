@@ -1,0 +1,94 @@
+"""The faceshot command, run as a user runs it: a real subprocess, real photos, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def faceshot(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "faceshot", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_verify_same_person_exits_0(images):
+    run = faceshot("verify", images / "obama.jpg", images / "obama2.jpg")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("same person: score")
+
+
+def test_verify_different_people_exits_1_with_json(images):
+    run = faceshot("verify", images / "obama.jpg", images / "biden.jpg", "--json")
+    assert run.returncode == 1, run.stderr
+    result = json.loads(run.stdout)
+    assert result["same"] is False
+    assert result["score"] < result["threshold"]
+    assert set(result["box_a"]) == {"left", "top", "right", "bottom"}
+
+
+def test_verify_at_a_false_accept_rate(images):
+    run = faceshot("verify", images / "obama.jpg", images / "obama3.jpg", "--far", "0.001", "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["far"] == 0.001
+
+
+def bad_input(kind: str, tmp):
+    if kind == "missing":
+        return tmp / "missing.jpg"
+    if kind == "directory":
+        return tmp
+    path = tmp / f"{kind}.jpg"
+    path.write_bytes(b"" if kind == "empty" else b"hello, not a photo")
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind,message",
+    [("missing", "no such file"), ("directory", "directory"), ("empty", "empty"), ("text", "not a recognised image")],
+)
+def test_verify_bad_input_exits_2_with_the_reason(images, tmp_path, kind, message):
+    run = faceshot("verify", images / "obama.jpg", bad_input(kind, tmp_path))
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr and run.stdout == ""
+
+
+def test_verify_no_face_exits_2(images, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (200, 200), "gray").save(tmp_path / "wall.png")
+    run = faceshot("verify", images / "obama.jpg", tmp_path / "wall.png")
+    assert run.returncode == 2 and "no face found" in run.stderr
+
+
+def test_verify_rejects_both_threshold_and_far(images):
+    run = faceshot("verify", images / "obama.jpg", images / "obama2.jpg", "--threshold", "0.9", "--far", "0.01")
+    assert run.returncode == 2 and "not both" in run.stderr
+
+
+def test_detect_json_prints_one_object_per_image_and_reports_bad_ones(images, tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    run = faceshot("detect", images / "obama.jpg", tmp_path / "broken.jpg", images / "biden.jpg", "--json")
+    assert run.returncode == 2  # one bad image
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [len(line["faces"]) for line in lines] == [1, 0, 1]
+    assert "error" in lines[1] and "broken.jpg" in run.stderr
+    face = lines[0]["faces"][0]
+    assert len(face["landmarks"]) == 5 and face["score"] > 0
+
+
+def test_detect_csv(images):
+    run = faceshot("detect", images / "obama.jpg")
+    assert run.returncode == 0, run.stderr
+    header, row = run.stdout.splitlines()
+    assert header == "image,face,left,top,right,bottom,score"
+    assert row.startswith(f"{images / 'obama.jpg'},0,")
+
+
+def test_unknown_detector_exits_2(images):
+    run = faceshot("detect", images / "obama.jpg", "--detector", "mtcnn")
+    assert run.returncode == 2 and "choose one of: cnn, hog" in run.stderr
