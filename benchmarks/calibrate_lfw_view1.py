@@ -7,7 +7,8 @@
   so that a target false-accept rate maps to a threshold;
 - figures: accuracy, FAR and FRR at that threshold on ``pairsDevTest.txt`` (500 + 500 pairs).
 
-Images in which no face is found are counted and printed; their pairs count as rejected
+With several faces in a photo the most central is used (LFW crops are centred on the labelled
+person). Images in which no face is found are counted and printed; their pairs count as rejected
 ("different") on DevTest, and are left out of threshold selection on DevTrain.
 """
 
@@ -29,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def embed_all(paths: list[Path], detector: str, embedder: str) -> dict[Path, np.ndarray]:
     vectors = {}
-    for result in represent_files(paths, detector=detector, embedder=embedder):
-        if result.faces:
+    # LFW photos are centred on the labelled person: with several faces, use the central one.
+    for result in represent_files(paths, detector=detector, embedder=embedder, one_face="central"):
+        if result.ok:
             vectors[Path(result.path)] = result.faces[0].embedding
     return vectors
 

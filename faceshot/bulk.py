@@ -5,12 +5,13 @@ A bad file does not stop the run: its result carries the error instead of faces.
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from faceshot.engine import Engine
+from faceshot.engine import Engine, Multiple
 from faceshot.errors import FaceshotError
 from faceshot.results import FaceEmbedding
 
@@ -19,10 +20,14 @@ __all__ = ["FileResult", "represent_files"]
 
 @dataclass(frozen=True)
 class FileResult:
-    """The faces found in one file, or why the file could not be used (``error`` is then set)."""
+    """The faces of one file, or why the file could not be used (``error`` is then set).
+
+    ``found`` counts the faces detected; with ``one_face`` set, ``faces`` holds only the chosen one.
+    """
 
     path: str
     faces: list[FaceEmbedding] = field(default_factory=list)
+    found: int = 0
     error: FaceshotError | None = None
 
     @property
@@ -38,10 +43,14 @@ def _start_worker(detector: str, embedder: str) -> None:
     _worker_engine = Engine(detector=detector, embedder=embedder)
 
 
-def _represent(path: str) -> FileResult:
+def _represent(path: str, one_face: Multiple | None) -> FileResult:
     assert _worker_engine is not None
     try:
-        return FileResult(path, _worker_engine.represent(path))
+        if one_face is None:
+            faces = _worker_engine.represent(path)
+            return FileResult(path, faces, len(faces))
+        face, found = _worker_engine.one_face(path, multiple=one_face)
+        return FileResult(path, [face], found)
     except FaceshotError as exc:
         return FileResult(path, error=exc)
 
@@ -51,17 +60,21 @@ def represent_files(
     *,
     detector: str = "hog",
     embedder: str = "dlib-resnet",
+    one_face: Multiple | None = None,
     workers: int | None = None,
 ) -> Iterator[FileResult]:
     """Yield one :class:`FileResult` per path, in the order given.
 
+    ``one_face``: embed only one face per photo, chosen as :meth:`Engine.one_face` does
+    (``"largest"``, ``"central"`` or ``"error"``); a photo without a face is then an error result.
     ``workers``: processes to use (default: one per core); 1 runs in this process.
     """
     names = [os.fspath(path) for path in paths]
+    task = functools.partial(_represent, one_face=one_face)
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(names) <= 1:
         _start_worker(detector, embedder)
-        yield from map(_represent, names)
+        yield from map(task, names)
         return
     with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(detector, embedder)) as pool:
-        yield from pool.map(_represent, names, chunksize=4)
+        yield from pool.map(task, names, chunksize=4)

@@ -24,7 +24,7 @@ __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
 
-Multiple = Literal["largest", "error"]
+Multiple = Literal["largest", "central", "error"]
 
 
 class Engine:
@@ -96,21 +96,24 @@ class Engine:
     def one_face(self, source: ImageInput, *, multiple: Multiple = "largest") -> tuple[FaceEmbedding, int]:
         """The face to use from a photo that should show one person, and how many faces it had.
 
-        With several faces, ``multiple="largest"`` takes the largest, ``"error"`` raises
+        With several faces, ``multiple="largest"`` takes the largest, ``"central"`` the one nearest
+        the middle of the photo (right for cropped portraits such as LFW's), ``"error"`` raises
         :class:`MultipleFacesError`. No face raises :class:`NoFaceError`.
         """
-        if multiple not in ("largest", "error"):
-            raise ConfigError(f"multiple must be 'largest' or 'error', got {multiple!r}")
-        found = self.represent(source)
+        if multiple not in ("largest", "central", "error"):
+            raise ConfigError(f"multiple must be 'largest', 'central' or 'error', got {multiple!r}")
+        image = self.load(source)
+        faces = self.detector.detect(image)
         name = describe(source)
-        if not found:
+        if not faces:
             raise NoFaceError(
                 f"{name}: no face found; use a photo where the face is at least about 40 pixels "
                 f"wide and roughly frontal, or try detector='cnn'"
             )
-        if len(found) > 1 and multiple == "error":
-            raise MultipleFacesError(f"{name}: {len(found)} faces found where one was required; crop the photo")
-        return found[0], len(found)
+        if len(faces) > 1 and multiple == "error":
+            raise MultipleFacesError(f"{name}: {len(faces)} faces found where one was required; crop the photo")
+        face = central(faces, image.shape) if multiple == "central" else faces[0]
+        return FaceEmbedding(face, self.embed_faces(image, [face])[0]), len(faces)
 
     def verify(
         self,
@@ -133,7 +136,7 @@ class Engine:
         second, count_b = self.one_face(b, multiple=multiple)
         score = float(cosine_similarity(first.embedding, second.embedding))
         notes = tuple(
-            f"{label}: {count} faces found, the largest was compared"
+            f"{label}: {count} faces found, the {'most central' if multiple == 'central' else 'largest'} was compared"
             for label, count in (("a", count_a), ("b", count_b))
             if count > 1
         )
@@ -148,3 +151,14 @@ class Engine:
             faces_in_b=count_b,
             notes=notes,
         )
+
+
+def central(faces: list[Face], shape: tuple[int, ...]) -> Face:
+    """The face whose box centre is nearest the middle of the image."""
+    middle_x, middle_y = shape[1] / 2, shape[0] / 2
+
+    def offset(face: Face) -> float:
+        box = face.box
+        return ((box.left + box.right) / 2 - middle_x) ** 2 + ((box.top + box.bottom) / 2 - middle_y) ** 2
+
+    return min(faces, key=offset)

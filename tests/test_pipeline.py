@@ -41,8 +41,10 @@ def test_detect_gives_box_score_and_five_landmarks_on_the_face(images):
 
 
 def side_by_side(*paths) -> np.ndarray:
-    photos = [np.asarray(Image.open(p).convert("RGB").resize((400, 400))) for p in paths]
-    return np.concatenate(photos, axis=1)
+    photos = [Image.open(p).convert("RGB") for p in paths]
+    height = 600
+    resized = [np.asarray(p.resize((round(p.width * height / p.height), height))) for p in photos]
+    return np.concatenate(resized, axis=1)
 
 
 def test_several_faces_use_the_largest_and_say_so(images):

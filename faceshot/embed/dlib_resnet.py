@@ -1,4 +1,9 @@
-"""dlib's ResNet face embedder (128-D, 99.38% on LFW as published), run by dlib itself."""
+"""dlib's ResNet face embedder (128-D, 99.38% on LFW as published), run by dlib itself.
+
+``dlib-resnet`` (the default) embeds each chip and its mirror image and averages the two unit
+vectors: it doubles the cost and, measured on LFW View 1 DevTest, raised accuracy from 98.3% to
+98.8% (see BENCHMARKS.md). ``dlib-resnet-single`` is one pass, the vector face_recognition computes.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,25 @@ from faceshot.embed import Embedder, embedders, normalize
 __all__ = ["DlibResnetEmbedder"]
 
 
-@embedders.register("dlib-resnet")
 class DlibResnetEmbedder(Embedder):
-    name = "dlib-resnet"
     dim = 128
     aligner = "dlib-5pt"
+
+    def __init__(self, *, mirror: bool) -> None:
+        self.mirror = mirror
+        self.name = "dlib-resnet" if mirror else "dlib-resnet-single"
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         if len(chips) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = models.load("face_recognition_model_v1", "dlib_face_recognition_resnet_model_v1.dat")
-        vectors = model.compute_face_descriptor([np.ascontiguousarray(chip) for chip in chips])
-        return normalize(np.array(vectors, dtype=np.float32))
+        batch = [np.ascontiguousarray(chip) for chip in chips]
+        if not self.mirror:
+            return normalize(np.array(model.compute_face_descriptor(batch), dtype=np.float32))
+        batch += [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
+        vectors = normalize(np.array(model.compute_face_descriptor(batch), dtype=np.float32))
+        return normalize(vectors[: len(chips)] + vectors[len(chips) :])
+
+
+embedders.register("dlib-resnet")(lambda: DlibResnetEmbedder(mirror=True))
+embedders.register("dlib-resnet-single")(lambda: DlibResnetEmbedder(mirror=False))
