@@ -9,9 +9,13 @@
     │   └── ImageTooSmallError     too small to hold a face
     ├── FaceError                  the image is fine, the faces in it are not what was needed
     │   ├── NoFaceError            no face was found
-    │   └── MultipleFacesError     several faces where exactly one was required
+    │   ├── MultipleFacesError     several faces where exactly one was required
+    │   └── QualityError           the face is too small, blurred or turned to enroll
     ├── ConfigError                an unknown backend name, an impossible option
-    └── ModelError                 a model file is missing or cannot be loaded
+    ├── ModelError                 a model file is missing or cannot be loaded
+    └── GalleryError               a gallery (enrolled people) cannot do what was asked
+        ├── NotFound               no such person, face or group in the gallery
+        └── EmbedderMismatchError  the gallery holds vectors of another embedder
 
 The CLI maps this tree to exit codes in one place (``cli.py``); nothing else does.
 """
@@ -31,6 +35,10 @@ __all__ = [
     "MultipleFacesError",
     "ConfigError",
     "ModelError",
+    "QualityError",
+    "GalleryError",
+    "NotFound",
+    "EmbedderMismatchError",
 ]
 
 
@@ -80,3 +88,19 @@ class ConfigError(FaceshotError):
 
 class ModelError(FaceshotError):
     """A model file is missing or could not be loaded."""
+
+
+class QualityError(FaceError):
+    """The face is too small, too blurred or turned too far to serve as an enrollment reference."""
+
+
+class GalleryError(FaceshotError):
+    """A gallery cannot do what was asked (a name already taken, a damaged export file, ...)."""
+
+
+class NotFound(GalleryError):
+    """No person, face or group by that name or id is in the gallery."""
+
+
+class EmbedderMismatchError(GalleryError):
+    """The gallery's vectors were made by another embedder; they cannot be compared or mixed."""
