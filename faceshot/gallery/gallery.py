@@ -1,0 +1,558 @@
+"""The gallery: people enrolled from a few photos each, found again in new photos.
+
+    from faceshot.gallery import Gallery
+
+    with Gallery("people.db") as gallery:
+        gallery.enroll("Barack Obama", "obama.jpg")
+        for found in gallery.identify("crowd.jpg"):
+            print(found.identity or "unknown", found.score)
+
+Identification is open-set: a face whose best match scores below the threshold is reported as
+unknown, never forced onto the nearest person.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from faceshot.bulk import represent_files
+from faceshot.engine import Engine
+from faceshot.errors import FaceshotError, MultipleFacesError, NoFaceError, NotFound
+from faceshot.gallery.exchange import read_export, write_export
+from faceshot.gallery.local import LocalStore
+from faceshot.gallery.ranking import Aggregation, check_aggregation, rank_max, rank_mean
+from faceshot.gallery.results import (
+    CheckReport,
+    DirProgress,
+    DirSummary,
+    EnrolledFace,
+    EnrollResult,
+    ExportSummary,
+    GroupSummary,
+    Identification,
+    ImportSummary,
+    PersonDetails,
+    PersonSummary,
+    Rejected,
+    Skipped,
+)
+from faceshot.gallery.settings import GallerySettings
+from faceshot.gallery.store import NewFace, Store
+from faceshot.io import ImageInput, describe
+from faceshot.match import OperatingPoint
+from faceshot.quality import DEFAULT_LIMITS, Quality, QualityLimits, assess, require
+from faceshot.results import Face
+
+__all__ = ["Gallery", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "faceshot.db"
+ENVIRONMENT_VARIABLE = "FACESHOT_DB"
+#: Photo files ``enroll_dir`` looks at (other files in a person's folder are reported, not read).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"})
+#: The most neighbours one search asks for; beyond it, people with many faces may hide others.
+MAX_NEIGHBOURS = 4096
+#: Faces written per transaction by ``enroll_dir``: what a crash can lose and a rerun redoes.
+DIR_BATCH = 64
+THUMBNAIL_QUALITY = 85
+
+
+class Gallery:
+    """Enrolled people and their face vectors, kept in a database file, searchable by photo.
+
+    ``path``: the gallery file (created if missing); by default ``$FACESHOT_DB`` or ``./faceshot.db``.
+    Beside it, ``<path>.faiss`` holds the search index, rebuilt automatically when lost or damaged.
+    ``engine``: the detector/embedder to use; by default an engine with the embedder the gallery was
+    made with. A gallery never mixes embedders: opening one with an engine of another embedder
+    raises :class:`~faceshot.errors.EmbedderMismatchError`.
+    ``quality``: the limits of the enrollment gate (:mod:`faceshot.quality`).
+    ``aggregation``: how a person's several faces are scored, ``"max"`` (best face) or ``"mean"``
+    (mean template); by default the gallery's setting, else ``"max"``.
+    ``store``: another :class:`~faceshot.gallery.store.Store` backend instead of the local file.
+    Several processes may open the same gallery at once; each sees the others' writes.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        engine: Engine | None = None,
+        *,
+        index: str = "flat",
+        quality: QualityLimits = DEFAULT_LIMITS,
+        aggregation: Aggregation | None = None,
+        store: Store | None = None,
+    ) -> None:
+        if path is None:
+            path = os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH
+        self.path = Path(path)
+        if engine is None:
+            from faceshot.api import engine as shared_engine
+
+            stored = LocalStore.stored_embedder(self.path) if store is None else store.embedder
+            engine = shared_engine(embedder=stored) if stored else shared_engine()
+        self.engine = engine
+        embedder = engine.embedder
+        self.store: Store = store or LocalStore(self.path, embedder=embedder.name, dim=embedder.dim, index=index)
+        self.quality = quality
+        self.settings = GallerySettings(self.store)
+        self._aggregation = None if aggregation is None else check_aggregation(aggregation)
+
+    def __repr__(self) -> str:
+        return f"Gallery({str(self.path)!r}, embedder={self.store.embedder!r})"
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database; the gallery object cannot be used afterwards."""
+        self.store.close()
+
+    @property
+    def aggregation(self) -> Aggregation:
+        """The aggregation rule in force: the one given when opening, else the gallery's setting, else max."""
+        return self._aggregation or self.settings.aggregation or "max"
+
+    # -- enrollment -------------------------------------------------------------------------
+    def enroll(
+        self,
+        name: str,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        groups: Iterable[str] = (),
+        metadata: dict[str, Any] | None = None,
+        force: bool = False,
+        keep_thumbnail: bool = False,
+    ) -> EnrollResult:
+        """Enroll ``name`` from one photo or several (added to them if already enrolled).
+
+        Each photo must show exactly one face that passes the quality gate (big enough, sharp,
+        roughly frontal); photos that do not are listed in ``rejected`` with the reason, and the
+        others are still enrolled. ``force=True`` takes the largest face of a group photo and
+        skips the quality gate. A photo already enrolled for this person (same file content) is
+        listed in ``skipped`` and not added twice. ``groups``: tags the person joins (for
+        ``identify(group=...)``); ``metadata``: JSON values merged into the person's.
+        ``keep_thumbnail``: also keep a small JPEG of each face (by default no image is stored).
+        The faces are stored in one transaction: when this returns they are durable.
+        """
+        return self._enroll(name, images, create=True, groups=groups, metadata=metadata, force=force,
+                            keep_thumbnail=keep_thumbnail)
+
+    def add_faces(
+        self,
+        name: str,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        force: bool = False,
+        keep_thumbnail: bool = False,
+    ) -> EnrollResult:
+        """Like :meth:`enroll`, for someone already enrolled (:class:`NotFound` otherwise)."""
+        if not self.store.has_person(name):
+            raise NotFound(f"no person named {name!r} in the gallery; enroll them first")
+        return self._enroll(name, images, create=False, force=force, keep_thumbnail=keep_thumbnail)
+
+    def _enroll(
+        self,
+        name: str,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        create: bool,
+        groups: Iterable[str] = (),
+        metadata: dict[str, Any] | None = None,
+        force: bool,
+        keep_thumbnail: bool,
+    ) -> EnrollResult:
+        groups = tuple(groups)
+        existed = self.store.has_person(name)
+        sources = _as_list(images)
+        rejected: list[Rejected] = []
+        digests: list[tuple[str, str, ImageInput]] = []
+        for source in sources:
+            label = describe(source)
+            try:
+                digest, data = self._digest(source)
+            except FaceshotError as exc:
+                rejected.append(Rejected(label, type(exc).__name__, str(exc)))
+                continue
+            digests.append((label, digest, data))
+        known = self.store.known_files(name, [digest for _, digest, _ in digests])
+        skipped = [Skipped(label, known[digest]) for label, digest, _ in digests if digest in known]
+        pending: list[tuple[NewFace, Face, Quality]] = []
+        seen: set[str] = set(known)
+        for label, digest, data in digests:
+            if digest in seen:
+                continue
+            seen.add(digest)
+            try:
+                pending.append(self._prepare(self.engine.load(data), label, digest, force, keep_thumbnail))
+            except FaceshotError as exc:
+                rejected.append(Rejected(label, type(exc).__name__, str(exc)))
+        if not pending and not (existed and (groups or metadata)):
+            return EnrollResult(name, False, (), tuple(skipped), tuple(rejected))
+        outcomes = self.store.add_faces(
+            name, [face for face, _, _ in pending], create=create, metadata=metadata, groups=groups
+        )
+        added = []
+        for (face, found, quality), outcome in zip(pending, outcomes):
+            source = face.source or ""
+            if outcome.new:
+                added.append(EnrolledFace(outcome.face_id, source, face.sha256 or "", found.box, quality))
+            else:  # another process enrolled the same file in the meantime
+                skipped.append(Skipped(source, outcome.face_id))
+        if added:
+            log.info("enrolled %d face(s) of %r", len(added), name)
+        return EnrollResult(name, create and not existed, tuple(added), tuple(skipped), tuple(rejected))
+
+    def _digest(self, source: ImageInput) -> tuple[str, ImageInput]:
+        """The SHA-256 that identifies a photo, and the input to load it from (read only once)."""
+        if isinstance(source, (str, os.PathLike)):
+            try:
+                data = Path(source).read_bytes()
+            except OSError:
+                self.engine.load(source)  # raises the ImageError that says what is wrong
+                raise
+            return hashlib.sha256(data).hexdigest(), source
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return hashlib.sha256(bytes(source)).hexdigest(), source
+        if isinstance(source, np.ndarray):
+            array = np.ascontiguousarray(source)
+            header = f"{array.shape}{array.dtype}".encode()
+            return hashlib.sha256(header + array.tobytes()).hexdigest(), array
+        if isinstance(source, Image.Image):
+            header = f"{source.size}{source.mode}".encode()
+            return hashlib.sha256(header + source.tobytes()).hexdigest(), source
+        if hasattr(source, "read"):
+            data = source.read()
+            if isinstance(data, bytes):
+                return hashlib.sha256(data).hexdigest(), data
+        return "", self.engine.load(source)  # raises: not something faceshot can read
+
+    def _prepare(
+        self, image: np.ndarray, label: str, digest: str, force: bool, keep_thumbnail: bool
+    ) -> tuple[NewFace, Face, Quality]:
+        """Detect, gate and embed the one face of a photo."""
+        faces = self.engine.detector.detect(image)
+        if not faces:
+            raise NoFaceError(
+                f"{label}: no face found; use a photo where the face is at least about "
+                f"{self.quality.min_width} pixels wide and roughly frontal"
+            )
+        if len(faces) > 1 and not force:
+            raise _several_faces(label, len(faces))
+        # Detectors return the largest face first.
+        return self._gate(image, faces[0], None, label, digest, force, keep_thumbnail)
+
+    def _gate(
+        self,
+        image: np.ndarray,
+        face: Face,
+        vector: np.ndarray | None,
+        label: str,
+        digest: str,
+        force: bool,
+        keep_thumbnail: bool,
+    ) -> tuple[NewFace, Face, Quality]:
+        """Measure the face against the quality gate, embed it unless ``vector`` is given, package it."""
+        chips = self.engine.aligner.align(image, [face])
+        quality = assess(face, chips[0], self.quality)
+        if not force:
+            require(quality, label)
+        if vector is None:
+            vector = self.engine.embedder.embed(chips)[0]
+        new = NewFace(
+            embedding=vector,
+            sha256=digest,
+            source=label,
+            box=face.box,
+            quality=quality.to_dict(),
+            thumbnail=_jpeg(chips[0]) if keep_thumbnail else None,
+        )
+        return new, face, quality
+
+    def enroll_dir(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        groups: Iterable[str] = (),
+        force: bool = False,
+        keep_thumbnail: bool = False,
+        workers: int | None = None,
+        progress: Callable[[DirProgress], None] | None = None,
+    ) -> DirSummary:
+        """Enroll a folder holding one sub-folder per person (the folder name is the person's name).
+
+        Photos already enrolled for that person (same file content) are skipped before any work,
+        so an interrupted run can simply be started again. A bad photo is reported in ``failed``
+        and does not stop the run. Detection and embedding run in ``workers`` processes (default:
+        one per core). Faces are committed in batches of up to 64: an interruption loses at most
+        the batch in hand. ``progress`` is called after each photo.
+        """
+        folder = Path(root)
+        if not folder.is_dir():
+            raise NotFound(f"{folder}: no such folder")
+        groups = tuple(groups)
+        failed: list[Rejected] = []
+        plan: list[tuple[str, Path]] = []
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if not entry.is_dir():
+                failed.append(Rejected(str(entry), "NotFound", f"{entry}: not in a person's folder; skipped"))
+                continue
+            for photo in sorted(entry.iterdir()):
+                if photo.is_file() and not photo.name.startswith("."):
+                    plan.append((entry.name, photo))
+        total = len(plan)
+        done = 0
+
+        def report(person: str, source: str, outcome: str) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(DirProgress(done, total, person, source, outcome))
+
+        per_person: dict[str, dict[str, list[Any]]] = {}
+
+        def tally(person: str) -> dict[str, list[Any]]:
+            return per_person.setdefault(person, {"added": [], "skipped": [], "rejected": []})
+
+        # Skip what is already enrolled before any detection: this is what makes reruns cheap.
+        todo: list[tuple[str, Path, str]] = []
+        by_person: dict[str, list[tuple[Path, str]]] = {}
+        for person, photo in plan:
+            try:
+                digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+            except OSError as exc:
+                rejection = Rejected(str(photo), "ImageNotFoundError", f"{photo}: cannot be read ({exc.strerror})")
+                tally(person)["rejected"].append(rejection)
+                failed.append(rejection)
+                report(person, str(photo), "failed")
+                continue
+            by_person.setdefault(person, []).append((photo, digest))
+        for person, photos in by_person.items():
+            known = self.store.known_files(person, [digest for _, digest in photos])
+            seen: set[str] = set()
+            for photo, digest in photos:
+                if digest in known or digest in seen:
+                    tally(person)["skipped"].append(Skipped(str(photo), known.get(digest, -1)))
+                    report(person, str(photo), "skipped")
+                else:
+                    seen.add(digest)
+                    todo.append((person, photo, digest))
+
+        batch: list[tuple[NewFace, Face, Quality]] = []
+        batch_person: str | None = None
+
+        def flush() -> None:
+            nonlocal batch
+            if batch_person is None or not batch:
+                return
+            outcomes = self.store.add_faces(batch_person, [item[0] for item in batch], create=True, groups=groups)
+            for (face, found, quality), outcome in zip(batch, outcomes):
+                if outcome.new:
+                    tally(batch_person)["added"].append(
+                        EnrolledFace(outcome.face_id, face.source or "", face.sha256 or "", found.box, quality)
+                    )
+                else:
+                    tally(batch_person)["skipped"].append(Skipped(face.source or "", outcome.face_id))
+            batch = []
+
+        results = represent_files(
+            [photo for _, photo, _ in todo],
+            detector=self.engine.detector.name,
+            embedder=self.engine.embedder.name,
+            one_face="largest",
+            workers=workers,
+        )
+        for (person, photo, digest), result in zip(todo, results):
+            if person != batch_person:
+                flush()
+                batch_person = person
+            label = str(photo)
+            try:
+                if result.error is not None:
+                    raise result.error
+                found = result.faces[0].face
+                if result.found > 1 and not force:
+                    raise _several_faces(label, result.found)
+                # The quality gate needs the aligned chip, which the workers do not return: cut it
+                # again here (decoding and aligning cost a fraction of detecting and embedding).
+                item = self._gate(self.engine.load(photo), found, result.faces[0].embedding, label, digest,
+                                  force, keep_thumbnail)
+            except FaceshotError as exc:
+                rejection = Rejected(label, type(exc).__name__, str(exc))
+                tally(person)["rejected"].append(rejection)
+                failed.append(rejection)
+                report(person, label, "failed")
+                continue
+            batch.append(item)
+            if len(batch) >= DIR_BATCH:
+                flush()
+            report(person, label, "enrolled")
+        flush()
+
+        people = tuple(
+            EnrollResult(person, False, tuple(t["added"]), tuple(t["skipped"]), tuple(t["rejected"]))
+            for person, t in sorted(per_person.items())
+        )
+        enrolled = sum(len(result.added) for result in people)
+        skipped = sum(len(result.skipped) for result in people)
+        log.info("%s: %d face(s) enrolled, %d skipped, %d failed", folder, enrolled, skipped, len(failed))
+        return DirSummary(enrolled, skipped, tuple(failed), people)
+
+    # -- identification ---------------------------------------------------------------------
+    def identify(
+        self,
+        image: ImageInput,
+        *,
+        top_k: int = 5,
+        threshold: float | None = None,
+        far: float | None = None,
+        group: str | None = None,
+        aggregation: Aggregation | None = None,
+    ) -> list[Identification]:
+        """Who is in this photo? One :class:`Identification` per face, largest face first.
+
+        A face is named after the best-scoring enrolled person if that score reaches the
+        threshold, and is unknown otherwise. ``threshold`` (a score) or ``far`` (a per-comparison
+        false-accept rate, e.g. ``1e-3``) sets how sure that must be; by default the gallery's
+        ``settings.threshold``, else the embedder's calibrated threshold. ``top_k``: how many
+        candidate people to list per face. ``group``: compare only with members of this group.
+        ``aggregation``: see :class:`Gallery`.
+        """
+        if top_k < 1:
+            raise ValueError("top_k must be at least 1")
+        how = check_aggregation(aggregation) if aggregation is not None else self.aggregation
+        point = self.operating_point(threshold, far)
+        faces_in_scope, most = self.store.scope(group)  # an unknown group fails here, before any work
+        loaded = self.engine.load(image)
+        faces = self.engine.detector.detect(loaded)
+        if not faces:
+            return []
+        vectors = self.engine.embed_faces(loaded, faces)
+        if faces_in_scope == 0:
+            return [Identification(face, None, None, point.threshold, ()) for face in faces]
+        # Enough neighbours that top_k people survive even if each has the most faces anyone has.
+        k = min(faces_in_scope, max(top_k, top_k * most), MAX_NEIGHBOURS)
+        hits = self.store.search(vectors, k, group=group)
+        found = []
+        for face, vector, face_hits in zip(faces, vectors, hits):
+            if how == "max":
+                ranking = rank_max(face_hits)
+            else:
+                ranking = rank_mean(vector, face_hits, self.store.embeddings)
+            candidates = tuple((name, score) for name, score in ranking[:top_k])
+            best = candidates[0] if candidates else None
+            identity = best[0] if best is not None and best[1] >= point.threshold else None
+            found.append(
+                Identification(face, identity, None if best is None else best[1], point.threshold, candidates)
+            )
+        return found
+
+    def operating_point(self, threshold: float | None = None, far: float | None = None) -> OperatingPoint:
+        """The identification threshold: the one given, the one for ``far``, the gallery's, or the embedder's."""
+        if threshold is None and far is None:
+            stored = self.settings.threshold
+            if stored is not None:
+                return self.engine.operating_point(stored)
+        return self.engine.operating_point(threshold, far)
+
+    # -- people and groups ------------------------------------------------------------------
+    def people(self) -> list[PersonSummary]:
+        """Everyone enrolled, by name, with their face count and groups."""
+        return self.store.people()
+
+    def person(self, name: str) -> PersonDetails:
+        """One person's metadata, groups and faces (no embeddings); :class:`NotFound` if unknown."""
+        return self.store.person(name)
+
+    def groups(self) -> list[GroupSummary]:
+        """Every group with its members."""
+        return self.store.groups()
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename a person (their faces and groups follow). Refused if ``new`` is taken: use :meth:`merge`."""
+        self.store.rename_person(old, new)
+
+    def remove_face(self, face_id: int) -> str:
+        """Remove one enrolled face (from the database and the index); returns whose it was."""
+        return self.store.remove_face(face_id)
+
+    def merge(self, source: str, target: str) -> int:
+        """Move every face and group of ``source`` to ``target``, then delete ``source``.
+
+        A photo enrolled for both is kept once. Returns how many faces moved.
+        """
+        return self.store.merge_people(source, target)
+
+    def delete(self, name: str) -> int:
+        """Delete a person and every vector of theirs, from the database and the index; returns faces removed."""
+        removed = self.store.delete_person(name)
+        log.info("deleted %r and %d face(s)", name, removed)
+        return removed
+
+    def add_to_group(self, name: str, group: str) -> None:
+        """Put a person in a group (created on first use)."""
+        self.store.add_to_group(name, group)
+
+    def remove_from_group(self, name: str, group: str) -> bool:
+        """Take a person out of a group; False if they were not in it. A group left empty disappears."""
+        return self.store.remove_from_group(name, group)
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        """The JPEG kept for a face enrolled with ``keep_thumbnail=True``, else ``None``."""
+        return self.store.thumbnail(face_id)
+
+    # -- exchange and upkeep ----------------------------------------------------------------
+    def export(self, path: str | os.PathLike[str]) -> ExportSummary:
+        """Write every person, face vector and group to a JSON Lines file (see :mod:`faceshot.gallery.exchange`)."""
+        people, faces = write_export(
+            path, self.store.export_people(), embedder=self.store.embedder, dim=self.store.dim
+        )
+        return ExportSummary(os.fspath(path), people, faces)
+
+    def import_(self, path: str | os.PathLike[str]) -> ImportSummary:
+        """Add the people of an export file; people already here get the faces they lack.
+
+        The whole file is checked first and imported in one transaction: all of it or nothing.
+        """
+        records = read_export(path, embedder=self.store.embedder, dim=self.store.dim)
+        return self.store.import_people(records)
+
+    def check(self) -> CheckReport:
+        """Compare the database with the saved index, changing nothing."""
+        return self.store.check()
+
+    def rebuild(self) -> CheckReport:
+        """Rebuild the search index from the database, and report."""
+        return self.store.rebuild()
+
+
+def _several_faces(label: str, count: int) -> MultipleFacesError:
+    return MultipleFacesError(
+        f"{label}: {count} faces found where one was required; crop the photo, "
+        f"or pass force=True to enroll the largest"
+    )
+
+
+def _as_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    return [images]  # type: ignore[list-item]
+
+
+def _jpeg(chip: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(chip).save(buffer, format="JPEG", quality=THUMBNAIL_QUALITY)
+    return buffer.getvalue()

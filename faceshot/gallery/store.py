@@ -1,0 +1,188 @@
+"""The storage contract of a gallery: people, their faces' vectors, groups, settings, and search.
+
+:class:`Store` is what :class:`~faceshot.gallery.Gallery` is written against; the embedded default
+is :class:`~faceshot.gallery.local.LocalStore` (SQLite + FAISS). Another backend (Milvus, say)
+implements the same methods. Every write method returns only once the change is durable, and
+raises :class:`~faceshot.errors.NotFound` for an unknown person, face or group.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from faceshot.gallery.results import CheckReport, GroupSummary, ImportSummary, PersonDetails, PersonSummary
+from faceshot.results import Box
+
+__all__ = ["Store", "NewFace", "Added", "Hit", "PersonRecord"]
+
+
+@dataclass(frozen=True, eq=False)
+class NewFace:
+    """A face to store: its unit vector and what is known about where it came from.
+
+    ``sha256`` identifies the photo file: a person never gets two faces from the same file.
+    ``created`` keeps the original time when importing; ``None`` means now.
+    """
+
+    embedding: np.ndarray
+    sha256: str | None = None
+    source: str | None = None
+    box: Box | None = None
+    quality: dict[str, Any] = field(default_factory=dict)
+    thumbnail: bytes | None = None
+    created: str | None = None
+
+
+@dataclass(frozen=True)
+class Added:
+    """The outcome of storing one :class:`NewFace`: its id, and ``new=False`` when it was already there."""
+
+    face_id: int
+    new: bool
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One neighbour found by a search: a face, whose person it is, and its score (cosine similarity)."""
+
+    face_id: int
+    person: str
+    score: float
+
+
+@dataclass(frozen=True, eq=False)
+class PersonRecord:
+    """A person with all their faces, as exported and imported."""
+
+    name: str
+    metadata: dict[str, Any]
+    groups: tuple[str, ...]
+    created: str | None
+    faces: tuple[NewFace, ...]
+
+
+class Store(ABC):
+    """People, faces and groups, kept durably, with nearest-neighbour search over the face vectors.
+
+    A store holds vectors of one embedder only (``embedder``, ``dim``).
+    """
+
+    embedder: str
+    dim: int
+
+    # -- settings ---------------------------------------------------------------------------
+    @abstractmethod
+    def get_setting(self, key: str) -> Any:
+        """The stored value (JSON types) or ``None``."""
+
+    @abstractmethod
+    def set_setting(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value; ``None`` deletes the key."""
+
+    # -- writes -----------------------------------------------------------------------------
+    @abstractmethod
+    def add_faces(
+        self,
+        name: str,
+        faces: Sequence[NewFace],
+        *,
+        create: bool = False,
+        metadata: dict[str, Any] | None = None,
+        groups: Iterable[str] = (),
+    ) -> list[Added]:
+        """Add faces to a person in one transaction, creating the person when ``create``.
+
+        ``metadata`` is merged into the person's; the person joins ``groups``. A face whose
+        ``sha256`` that person already has is not added again (``Added.new`` is False).
+        """
+
+    @abstractmethod
+    def remove_face(self, face_id: int) -> str:
+        """Remove one face; returns the name of the person it belonged to."""
+
+    @abstractmethod
+    def delete_person(self, name: str) -> int:
+        """Remove a person and every face of theirs; returns how many faces were removed."""
+
+    @abstractmethod
+    def rename_person(self, old: str, new: str) -> None:
+        """Give a person another name (an error if ``new`` is taken)."""
+
+    @abstractmethod
+    def merge_people(self, source: str, target: str) -> int:
+        """Move every face and group of ``source`` to ``target`` and delete ``source``; returns faces moved."""
+
+    @abstractmethod
+    def add_to_group(self, name: str, group: str) -> None:
+        """Put a person in a group (created on first use)."""
+
+    @abstractmethod
+    def remove_from_group(self, name: str, group: str) -> bool:
+        """Take a person out of a group; False when they were not in it. Empty groups disappear."""
+
+    @abstractmethod
+    def import_people(self, records: Iterable[PersonRecord]) -> ImportSummary:
+        """Add people and faces in one transaction (faces already present are skipped)."""
+
+    # -- reads ------------------------------------------------------------------------------
+    @abstractmethod
+    def has_person(self, name: str) -> bool:
+        """Whether someone of that name is enrolled."""
+
+    @abstractmethod
+    def known_files(self, name: str, sha256s: Iterable[str]) -> dict[str, int]:
+        """Which of these file hashes the person already has a face from: ``{sha256: face_id}``."""
+
+    @abstractmethod
+    def people(self) -> list[PersonSummary]:
+        """Every person, by name."""
+
+    @abstractmethod
+    def person(self, name: str) -> PersonDetails:
+        """One person with their faces (no embeddings)."""
+
+    @abstractmethod
+    def groups(self) -> list[GroupSummary]:
+        """Every group with its members."""
+
+    @abstractmethod
+    def thumbnail(self, face_id: int) -> bytes | None:
+        """The JPEG kept for a face, or ``None`` when none was kept."""
+
+    @abstractmethod
+    def embeddings(self, names: Iterable[str]) -> dict[str, np.ndarray]:
+        """Every face vector of each named person, ``(n, dim)`` float32."""
+
+    @abstractmethod
+    def export_people(self) -> Iterator[PersonRecord]:
+        """Every person with every face, vectors included (thumbnails left out)."""
+
+    # -- search -----------------------------------------------------------------------------
+    @abstractmethod
+    def scope(self, group: str | None = None) -> tuple[int, int]:
+        """``(faces, most faces of one person)`` among everyone, or among one group's members."""
+
+    @abstractmethod
+    def search(self, vectors: np.ndarray, k: int, *, group: str | None = None) -> list[list[Hit]]:
+        """The ``k`` nearest faces to each query vector, best first.
+
+        With ``group``, only faces of that group's members are searched (restricted inside the
+        search, so someone outside the group can never crowd them out).
+        """
+
+    # -- upkeep -----------------------------------------------------------------------------
+    @abstractmethod
+    def check(self) -> CheckReport:
+        """Compare the source of truth with any derived index, changing nothing."""
+
+    @abstractmethod
+    def rebuild(self) -> CheckReport:
+        """Rebuild any derived index from the source of truth."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release files and connections; further calls fail."""
