@@ -379,6 +379,10 @@ class Database:
             return self.conn.execute(query + " ORDER BY faces.id").fetchall()
         return self.conn.execute(query + " WHERE person = ? ORDER BY faces.id", (person,)).fetchall()
 
+    def face_ids(self) -> np.ndarray:
+        """Every face id, ascending."""
+        return np.array([row[0] for row in self.conn.execute("SELECT id FROM faces ORDER BY id")], dtype=np.int64)
+
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, vectors)`` of every face."""
         rows = self.conn.execute("SELECT id, embedding FROM faces ORDER BY id").fetchall()

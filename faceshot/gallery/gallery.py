@@ -189,11 +189,9 @@ class Gallery:
         known = self.store.known_files(name, [digest for _, digest, _ in digests])
         skipped = [Skipped(label, known[digest]) for label, digest, _ in digests if digest in known]
         pending: list[tuple[NewFace, Face, Quality]] = []
-        seen: set[str] = set(known)
         for label, digest, data in digests:
-            if digest in seen:
+            if digest in known:
                 continue
-            seen.add(digest)
             try:
                 pending.append(self._prepare(self.engine.load(data), label, digest, force, keep_thumbnail))
             except FaceshotError as exc:
@@ -208,14 +206,14 @@ class Gallery:
             source = face.source or ""
             if outcome.new:
                 added.append(EnrolledFace(outcome.face_id, source, face.sha256 or "", found.box, quality))
-            else:  # another process enrolled the same file in the meantime
+            else:  # the same file given twice, or enrolled by another process meanwhile
                 skipped.append(Skipped(source, outcome.face_id))
         if added:
             log.info("enrolled %d face(s) of %r", len(added), name)
         return EnrollResult(name, create and not existed, tuple(added), tuple(skipped), tuple(rejected))
 
     def _digest(self, source: ImageInput) -> tuple[str, ImageInput]:
-        """The SHA-256 that identifies a photo, and the input to load it from (read only once)."""
+        """The SHA-256 that identifies a photo, and the input to load it from (a stream is read once)."""
         if isinstance(source, (str, os.PathLike)):
             try:
                 data = Path(source).read_bytes()
@@ -342,13 +340,12 @@ class Gallery:
             by_person.setdefault(person, []).append((photo, digest))
         for person, photos in by_person.items():
             known = self.store.known_files(person, [digest for _, digest in photos])
-            seen: set[str] = set()
             for photo, digest in photos:
-                if digest in known or digest in seen:
-                    tally(person)["skipped"].append(Skipped(str(photo), known.get(digest, -1)))
+                if digest in known:
+                    tally(person)["skipped"].append(Skipped(str(photo), known[digest]))
                     report(person, str(photo), "skipped")
                 else:
-                    seen.add(digest)
+                    # Two copies of one file in a folder are both embedded; the store keeps one.
                     todo.append((person, photo, digest))
 
         batch: list[tuple[NewFace, Face, Quality]] = []

@@ -341,7 +341,7 @@ class LocalStore(Store):
             with self._db.snapshot():
                 generation = self._db.generation()
                 people, faces = self._db.counts()
-                db_ids, _ = self._db.all_vectors()
+                db_ids = self._db.face_ids()
             problems: list[str] = []
             index_generation: int | None = None
             indexed = 0
