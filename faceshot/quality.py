@@ -5,8 +5,8 @@ search for that person. Three figures are measured on each face and compared wit
 
 ``width``
     the face box width in pixels of the original photo. Limit 60: on clean downscaled photos the
-    embedding barely moves down to 63 px (cosine 0.991–0.998 to the full-size one over 14 people),
-    moves further at 53 px (0.988–0.998) and 44 px (0.977–0.996), and the HOG detector's smallest box
+    embedding barely moves down to 63 px (cosine 0.991–0.999 to the full-size one over 14 people),
+    moves further at 53 px (0.988–0.998) and 44 px (0.977–0.996); the HOG detector's smallest box
     is about 37 px. A reference is held to a stricter standard than a photo being searched.
 ``sharpness``
     the variance of the Laplacian of the aligned 150 × 150 chip in gray levels (low = blurred).

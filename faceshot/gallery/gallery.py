@@ -306,7 +306,7 @@ class Gallery:
             if entry.name.startswith("."):
                 continue
             if not entry.is_dir():
-                failed.append(Rejected(str(entry), "NotFound", f"{entry}: not in a person's folder; skipped"))
+                failed.append(Rejected(str(entry), "GalleryError", f"{entry}: not in a person's folder; skipped"))
                 continue
             for photo in sorted(entry.iterdir()):
                 if photo.is_file() and not photo.name.startswith("."):
