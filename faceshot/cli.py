@@ -109,13 +109,15 @@ def verify(
     far: Optional[float] = typer.Option(
         None, "--far", help="Target false-accept rate instead of a threshold, e.g. 0.001 (one stranger in a thousand)."
     ),
-    single: bool = typer.Option(False, "--single", help="Refuse photos with several faces instead of using the largest."),
+    multiple: str = typer.Option(
+        "largest", "--multiple", help="With several faces in a photo: compare the 'largest', the 'central' one, or 'error'."
+    ),
     detector: str = Detector,
     as_json: bool = Json,
 ) -> None:
     """Are the two photos the same person? Exit code 0 = same, 1 = different, 2 = error."""
     result = engine(detector).verify(
-        image_a, image_b, threshold=threshold, far=far, multiple="error" if single else "largest"
+        image_a, image_b, threshold=threshold, far=far, multiple=multiple  # type: ignore[arg-type]
     )
     if as_json:
         print(json.dumps(result.to_dict()))

@@ -92,3 +92,16 @@ def test_detect_csv(images):
 def test_unknown_detector_exits_2(images):
     run = faceshot("detect", images / "obama.jpg", "--detector", "mtcnn")
     assert run.returncode == 2 and "choose one of: cnn, hog" in run.stderr
+
+
+def test_verify_multiple_error_refuses_group_photos(images, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    photos = [Image.open(images / name).convert("RGB") for name in ("obama.jpg", "biden.jpg")]
+    photos = [p.resize((round(p.width * 600 / p.height), 600)) for p in photos]
+    Image.fromarray(np.concatenate([np.asarray(p) for p in photos], axis=1)).save(tmp_path / "two.jpg")
+    run = faceshot("verify", images / "obama2.jpg", tmp_path / "two.jpg", "--multiple", "error")
+    assert run.returncode == 2 and "2 faces found" in run.stderr
+    run = faceshot("verify", images / "obama2.jpg", tmp_path / "two.jpg", "--json")
+    assert run.returncode in (0, 1) and "b: 2 faces found, the largest was compared" in run.stderr
