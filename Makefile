@@ -16,8 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e '.[test]'
 	touch $@
 
-# Photos face_recognition ships in its source distribution (obama*.jpg, biden.jpg), fetched
-# with pip from the package registry: no dataset is committed to this repository.
+# Photos that packages ship, fetched with pip from the package registry (no image is committed):
+# face_recognition 1.3.0's source distribution (obama*.jpg, biden.jpg) and insightface 2.1's
+# wheel (t1.jpg, a group photo of people never enrolled in the demo).
 test-images: $(TEST_IMAGES)/.done
 
 $(TEST_IMAGES)/.done: | $(VENV)/.installed
@@ -25,6 +26,9 @@ $(TEST_IMAGES)/.done: | $(VENV)/.installed
 	$(PIP) download --no-deps --no-binary :all: face_recognition==1.3.0 -d $(CACHE)/sdist
 	tar -xzf $(CACHE)/sdist/face_recognition-1.3.0.tar.gz -C $(TEST_IMAGES) --strip-components 3 \
 		face_recognition-1.3.0/tests/test_images
+	$(PIP) download --no-deps --only-binary :all: insightface==2.1 -d $(CACHE)/sdist
+	$(PY) -c "import sys, zipfile; open(sys.argv[2], 'wb').write(zipfile.ZipFile(sys.argv[1]).read('insightface/data/images/t1.jpg'))" \
+		$(CACHE)/sdist/insightface-2.1-py3-none-any.whl $(TEST_IMAGES)/insightface_t1.jpg
 	touch $@
 
 test: venv test-images

@@ -1,21 +1,27 @@
 """faceshot: one-shot face recognition — enroll from one photo, recognise without retraining."""
 
+from faceshot.annotate import annotate
 from faceshot.api import detect, embed, engine, represent, verify
 from faceshot.engine import Engine
 from faceshot.errors import (
     ConfigError,
     CorruptImageError,
+    EmbedderMismatchError,
     FaceError,
     FaceshotError,
     ImageError,
     ImageNotFoundError,
     ImageTooLargeError,
     ImageTooSmallError,
+    GalleryError,
     ModelError,
     MultipleFacesError,
     NoFaceError,
+    NotFound,
+    QualityError,
     UnsupportedImageError,
 )
+from faceshot.gallery import Gallery, Identification
 from faceshot.io import load_image
 from faceshot.match import Calibration, OperatingPoint, cosine_similarity
 from faceshot.results import Box, Face, FaceEmbedding, Verification
@@ -27,11 +33,15 @@ __all__ = [
     "Calibration",
     "ConfigError",
     "CorruptImageError",
+    "EmbedderMismatchError",
     "Engine",
     "Face",
     "FaceEmbedding",
     "FaceError",
+    "GalleryError",
     "FaceshotError",
+    "Gallery",
+    "Identification",
     "ImageError",
     "ImageNotFoundError",
     "ImageTooLargeError",
@@ -39,9 +49,12 @@ __all__ = [
     "ModelError",
     "MultipleFacesError",
     "NoFaceError",
+    "NotFound",
     "OperatingPoint",
+    "QualityError",
     "UnsupportedImageError",
     "Verification",
+    "annotate",
     "cosine_similarity",
     "detect",
     "embed",

@@ -1,0 +1,72 @@
+"""The Typer application, and the one place where faceshot's errors become exit codes.
+
+Exit codes: 0 success (``verify``: same person), 1 a negative answer (``verify``: different
+people; ``enroll-dir``: finished, but some files failed), 2 an error, with the reason on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Iterable, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from faceshot.errors import FaceshotError
+
+app = typer.Typer(
+    name="faceshot",
+    help="One-shot face recognition, offline: detect, verify, enroll and identify faces.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
+T = TypeVar("T")
+
+DetectorOption = typer.Option("hog", "--detector", "-d", help="hog: fast, frontal faces. cnn: finds turned faces, slow on CPU.")
+JsonOption = typer.Option(False, "--json", help="Print JSON instead of text.")
+DbOption = typer.Option(None, "--db", help="Gallery file. Default: $FACESHOT_DB, else ./faceshot.db.")
+ThresholdOption = typer.Option(
+    None, "--threshold", "-t", help="Score needed for a match. Higher: fewer strangers accepted, more true matches missed."
+)
+FarOption = typer.Option(None, "--far", help="Target false-accept rate instead of a threshold, e.g. 0.001.")
+Threshold = Optional[float]
+
+
+def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """Turn faceshot's errors into a one-line message on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(command)
+    def run(*args: object, **kwargs: object) -> None:
+        try:
+            command(*args, **kwargs)
+        except FaceshotError as exc:
+            error(exc)
+            raise typer.Exit(EXIT_ERROR) from None
+
+    return run
+
+
+def error(message: object) -> None:
+    err.print(f"[red]error:[/red] {message}", markup=True)
+
+
+def progress(items: list[T], label: str) -> Iterable[T]:
+    """Items one by one, with a progress bar on stderr when there are several."""
+    if len(items) < 2:
+        yield from items
+        return
+    with progress_bar() as bar:
+        task = bar.add_task(label, total=len(items))
+        for item in items:
+            yield item
+            bar.advance(task)
+
+
+def progress_bar() -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=err, transient=True)

@@ -1,0 +1,89 @@
+"""``faceshot detect`` and ``faceshot verify``: thin adapters over :mod:`faceshot.api`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from faceshot.api import engine
+from faceshot.cli.app import (
+    EXIT_ERROR,
+    EXIT_NO,
+    EXIT_OK,
+    DetectorOption,
+    FarOption,
+    JsonOption,
+    Threshold,
+    ThresholdOption,
+    app,
+    error,
+    progress,
+    reports_errors,
+)
+from faceshot.errors import FaceshotError
+
+
+@app.command()
+@reports_errors
+def detect(
+    images: list[Path] = typer.Argument(..., help="Image files to search for faces."),
+    detector: str = DetectorOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Find the faces in each image: box, detector score and five landmarks.
+
+    Prints CSV (image,face,left,top,right,bottom,score), or with --json one JSON object per image
+    per line. A bad image is reported on stderr and the others are still processed (exit code 2).
+    """
+    runner = engine(detector)
+    failed = 0
+    if not as_json:
+        print("image,face,left,top,right,bottom,score")
+    for image in progress(images, "detecting"):
+        try:
+            faces = runner.detect(image)
+        except FaceshotError as exc:
+            failed += 1
+            error(exc)
+            if as_json:
+                print(json.dumps({"image": str(image), "error": str(exc), "faces": []}))
+            continue
+        if as_json:
+            print(json.dumps({"image": str(image), "faces": [face.to_dict() for face in faces]}))
+            continue
+        for number, face in enumerate(faces):
+            b = face.box
+            print(f"{image},{number},{b.left},{b.top},{b.right},{b.bottom},{face.score:.3f}")
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
+
+
+@app.command()
+@reports_errors
+def verify(
+    image_a: Path = typer.Argument(..., help="First photo (e.g. the passport photo)."),
+    image_b: Path = typer.Argument(..., help="Second photo (e.g. the camera photo)."),
+    threshold: Threshold = ThresholdOption,
+    far: Threshold = FarOption,
+    multiple: str = typer.Option(
+        "largest", "--multiple", help="With several faces in a photo: compare the 'largest', the 'central' one, or 'error'."
+    ),
+    detector: str = DetectorOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Are the two photos the same person? Exit code 0 = same, 1 = different, 2 = error."""
+    result = engine(detector).verify(
+        image_a, image_b, threshold=threshold, far=far, multiple=multiple  # type: ignore[arg-type]
+    )
+    if as_json:
+        print(json.dumps(result.to_dict()))
+    else:
+        verdict = "same person" if result.same else "different people"
+        relation = ">=" if result.same else "<"
+        far_text = f", FAR {result.far:.2g} on LFW" if result.far is not None else ""
+        print(f"{verdict}: score {result.score:.3f} {relation} threshold {result.threshold:.3f}{far_text}")
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    raise typer.Exit(EXIT_OK if result.same else EXIT_NO)
