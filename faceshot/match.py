@@ -24,7 +24,7 @@ import numpy as np
 
 from faceshot.errors import ConfigError
 
-__all__ = ["cosine_similarity", "Calibration", "OperatingPoint"]
+__all__ = ["cosine_similarity", "Calibration", "IdentifyCalibration", "OperatingPoint"]
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -111,9 +111,49 @@ class Calibration:
         return OperatingPoint(threshold, self.far_at(threshold))
 
 
-@functools.lru_cache(maxsize=None)
+@dataclass(frozen=True)
+class IdentifyCalibration:
+    """An embedder's default 1:N operating point: the threshold at a false-positive identification rate.
+
+    In 1:N search a stranger is compared with everyone enrolled, so the chance that *someone*
+    scores above a threshold grows with the gallery: the 1:1 threshold is too lax. ``threshold``
+    keeps the share of strangers who are named (FPIR) at ``fpir`` in a gallery of ``gallery_size``
+    people; ``by_gallery_size`` rows are ``(size, threshold at FPIR 1e-2, threshold at FPIR 1e-3)``.
+    """
+
+    embedder: str
+    fpir: float
+    threshold: float
+    gallery_size: int
+    reference: str
+    by_gallery_size: tuple[tuple[int, float, float], ...]
+
+    @classmethod
+    def bundled(cls, embedder: str) -> "IdentifyCalibration | None":
+        data = _bundled_json(f"{embedder}-identify")
+        if data is None:
+            return None
+        return cls(
+            embedder=data["embedder"],
+            fpir=float(data["fpir"]),
+            threshold=float(data["threshold"]),
+            gallery_size=int(data["gallery_size"]),
+            reference=data["reference"],
+            by_gallery_size=tuple(
+                (int(row["size"]), float(row["threshold_fpir_1e-2"]), float(row["threshold_fpir_1e-3"]))
+                for row in data.get("by_gallery_size", ())
+            ),
+        )
+
+
 def _bundled(embedder: str) -> Calibration | None:
-    resource = files("faceshot.embed") / "calibration" / f"{embedder}.json"
+    data = _bundled_json(embedder)
+    return None if data is None else Calibration.from_dict(data)
+
+
+@functools.lru_cache(maxsize=None)
+def _bundled_json(name: str) -> dict[str, Any] | None:
+    resource = files("faceshot.embed") / "calibration" / f"{name}.json"
     if not resource.is_file():
         return None
-    return Calibration.from_dict(json.loads(resource.read_text()))
+    return json.loads(resource.read_text())
