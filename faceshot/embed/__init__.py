@@ -29,6 +29,12 @@ class Embedder(ABC):
         """``(N, size, size, 3)`` uint8 chips → ``(N, dim)`` float32 unit vectors."""
 
     @property
+    def space(self) -> str:
+        """The vector space of this embedder's vectors: embedders of one space give interchangeable
+        vectors (the same network run by another engine), so a gallery may mix them. By default, the name."""
+        return self.name
+
+    @property
     def calibration(self) -> Calibration | None:
         """The measured operating points of this embedder, or ``None`` when it has none."""
         return Calibration.bundled(self.name)
@@ -50,3 +56,4 @@ def create_embedder(name: str, **options: object) -> Embedder:
 
 
 from faceshot.embed import dlib_resnet  # noqa: E402,F401  (registers dlib-resnet)
+from faceshot.embed import dlib_onnx  # noqa: E402,F401  (registers dlib-resnet-onnx)

