@@ -408,14 +408,15 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-_sessions: dict[tuple[str, str, int], Any] = {}
+_sessions: dict[tuple[int, str, str, int], Any] = {}
 _sessions_lock = threading.Lock()
 
 
 def _session(source: Path | None, directory: Path | None, threads: int) -> Any:
     # One session per model and thread count per process, shared by every embedder (sessions are
-    # thread-safe to run).
-    key = (str(source), str(directory), threads)
+    # thread-safe to run). The process id is part of the key: a child made by fork() must not use
+    # its parent's session, whose worker threads did not survive the fork.
+    key = (os.getpid(), str(source), str(directory), threads)
     with _sessions_lock:
         session = _sessions.get(key)
         if session is None:
