@@ -165,7 +165,10 @@ class _Reader:
             return -math.inf
         if exponent == _NAN:
             return math.nan
-        return math.ldexp(mantissa, exponent)
+        try:
+            return math.ldexp(mantissa, exponent)
+        except OverflowError:
+            raise _FormatError(f"a number out of range ({mantissa} * 2^{exponent})") from None
 
     def string(self) -> str:
         size = self.uint()
@@ -190,7 +193,9 @@ class _Reader:
             if count * 4 > len(self.data) - self.pos:
                 raise _FormatError("the file ends inside a tensor (truncated?)")
             values = np.frombuffer(self._take(count * 4), dtype="<f4").astype(np.float32)
-        elif version == 1:  # dlib floats, one by one (older files)
+        elif version == 1:  # dlib floats, one by one (older files): at least 4 bytes each
+            if count * 4 > len(self.data) - self.pos:
+                raise _FormatError("the file ends inside a tensor (truncated?)")
             values = np.array([self.float() for _ in range(count)], dtype=np.float32)
         else:
             raise _FormatError(f"unknown tensor version {version}")
@@ -346,7 +351,7 @@ def read_network(path: str | Path) -> DlibNetwork:
         network = _read(r)
         if r.pos != len(data):
             raise _FormatError(f"{len(data) - r.pos} bytes follow the network")
-    except _FormatError as exc:
+    except (_FormatError, ValueError, IndexError) as exc:  # the last two: damage this reader did not foresee
         raise ModelError(f"{path} is not a dlib network file faceshot can read: {exc} (at byte {r.pos})") from None
     return network
 
