@@ -338,6 +338,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temp, 0o644)  # mkstemp makes it private; it is a cache of public weights
         # Readers see the old file or the whole new one, never a half-written one.
         os.replace(temp, path)
     except BaseException:
