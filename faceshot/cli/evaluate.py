@@ -1,0 +1,89 @@
+"""``faceshot eval …``: measure faceshot on labelled data with the standard protocols."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from faceshot.cli.app import DetectorOption, JsonOption, app, err, progress_bar, reports_errors
+from faceshot.errors import ConfigError
+from faceshot.evaluate.lfw import read_pairs
+from faceshot.evaluate.pairs import PEERS, score_pairs
+from faceshot.evaluate.verification import VerificationReport, kfold, roc
+
+eval_app = typer.Typer(help="Measure accuracy on your own labelled photos (LFW protocol, open-set identification).",
+                       no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+out = Console(soft_wrap=True, highlight=False)
+
+
+@eval_app.command("verify")
+@reports_errors
+def eval_verify(
+    pairs_file: Path = typer.Option(..., "--pairs", help="A pairs file in LFW's format (pairs.txt: folds × same + different)."),
+    root: Path = typer.Option(..., "--root", help="Folder of images: ROOT/name/name_0001.jpg."),
+    compare: list[str] = typer.Option([], "--compare", help="Also evaluate a peer library on the same pairs: face_recognition."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
+    multiple: str = typer.Option("central", "--multiple", help="Face used when an image has several: central, largest."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
+    detector: str = DetectorOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The LFW protocol: threshold chosen on 9 folds, accuracy on the 10th; mean ± std, ROC AUC, EER, TAR@FAR."""
+    unknown = sorted(set(compare) - set(PEERS))
+    if unknown:
+        raise ConfigError(f"unknown peer {', '.join(unknown)}; choose one of: {', '.join(PEERS)}")
+    pairs = read_pairs(pairs_file, root)
+    runs = []
+    with progress_bar() as bar:
+        systems = [("faceshot", None)] + [(peer, PEERS[peer]) for peer in compare]
+        for name, peer in systems:
+            task = bar.add_task(f"embedding ({name})", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            if peer is None:
+                scored = score_pairs(pairs, detector=detector, multiple=multiple, workers=workers, progress=advance)  # type: ignore[arg-type]
+            else:
+                scored = peer(pairs, workers=workers, progress=advance)
+            result = VerificationReport(
+                folds=kfold(scored.scores, scored.same, scored.folds),
+                roc=roc(scored.scores, scored.same),
+                pairs=len(pairs),
+                unscored_pairs=scored.unscored,
+                settings={"system": scored.name, "images_without_face": len(scored.no_face)},
+            )
+            runs.append((scored, result))
+    if report is not None:
+        from faceshot.evaluate.report import verification_report
+
+        settings = {"pairs file": str(pairs_file), "root": str(root), "detector": detector, "face choice": multiple,
+                    "policy for images without a face": "their pairs count as rejected (different)"}
+        verification_report(report, pairs, runs, title=f"faceshot eval verify: {pairs_file.name}", settings=settings)
+        err.print(f"report written to {report}")
+    if as_json:
+        print(json.dumps({scored.name: result.to_dict() for scored, result in runs}))
+        return
+    table = Table(
+        title=f"{pairs_file.name}: {len(pairs)} pairs, {len(set(p.fold for p in pairs))} folds",
+        caption="no face: pairs with an image where no face was found (counted as rejected) / such images",
+    )
+    for column in ("system", "accuracy", "AUC", "EER", "TAR@1e-2", "TAR@1e-3", "no face"):
+        table.add_column(column)
+    for scored, result in runs:
+        table.add_row(
+            scored.name,
+            f"{result.accuracy_mean:.2%} ± {result.accuracy_std:.2%}",
+            f"{result.roc.auc:.4f}",
+            f"{result.roc.eer:.2%}",
+            f"{result.roc.tar_at(1e-2):.2%}",
+            f"{result.roc.tar_at(1e-3):.2%}",
+            f"{result.unscored_pairs} / {len(scored.no_face)}",
+        )
+    out.print(table)
