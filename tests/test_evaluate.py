@@ -77,3 +77,62 @@ def test_eval_verify_malformed_pairs_file_names_the_line(datasets, tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 2 and "pairs.txt:2" in run.stderr
+
+
+# -- open-set identification --------------------------------------------------------------------
+
+from faceshot.evaluate.identification import open_set, rank_people  # noqa: E402
+
+
+def test_open_set_figures_on_a_hand_made_gallery():
+    # Two people, one face each, on orthogonal axes; probes near them, and two strangers.
+    enrolled = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    owners = np.array([0, 1])
+    probes = np.array([
+        [0.9, 0.1, 0.0],   # person 0, score 0.9
+        [0.2, 0.6, 0.0],   # person 1, score 0.6
+        [0.7, 0.0, 0.0],   # person 1 really, but person 0 scores higher: a rank-2 hit
+        [0.0, 0.0, 1.0],   # stranger, best score 0.0
+        [0.0, 0.8, 0.0],   # stranger who looks like person 1: 0.8
+    ])
+    truth = np.array([0, 1, 1, -1, -1])
+    result = open_set(rank_people(enrolled, owners, probes), truth)
+    assert result.rank_rate(1) == pytest.approx(2 / 3)
+    assert result.rank_rate(2) == pytest.approx(1.0)
+    assert result.fpir_at(0.5) == pytest.approx(0.5)  # the look-alike is named
+    assert result.fnir_at(0.5) == pytest.approx(1 / 3)  # the rank-2 probe is wrong at rank 1
+    threshold = result.threshold_at_fpir(0.5)  # one of two strangers may be named
+    assert 0.0 < threshold <= 0.8 and result.fpir_at(threshold) == 0.5
+    strict = result.threshold_at_fpir(0.0)
+    assert strict > 0.8 and result.fpir_at(strict) == 0.0
+    assert result.fnir_at(strict) == pytest.approx(2 / 3)  # only the 0.9 probe survives
+
+
+def test_mean_template_aggregation():
+    enrolled = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    owners = np.array([0, 0, 1])
+    probe = np.array([[1.0, 0.0]])
+    by_max = rank_people(enrolled, owners, probe, aggregation="max")
+    by_mean = rank_people(enrolled, owners, probe, aggregation="mean")
+    assert by_max.scores[0, 0] == pytest.approx(1.0)
+    assert by_mean.scores[0, 0] == pytest.approx(np.sqrt(0.5))  # template (1, 1)/sqrt(2)
+
+
+def test_eval_identify_on_att_faces(datasets, tmp_path):
+    root = tmp_path / "att"
+    root.mkdir()
+    for person in sorted((datasets / "att_faces").iterdir())[:8]:
+        (root / person.name).symlink_to(person)
+    run = subprocess.run(
+        [sys.executable, "-m", "faceshot", "eval", "identify", str(root), "--unknown-fraction", "0.25",
+         "--baseline", "classifier", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["people_enrolled"] == 6 and result["strangers"] == 2
+    nearest = result["methods"]["nearest"]
+    assert nearest["mated_probes"] == 54 and nearest["nonmated_probes"] == 20
+    assert nearest["rank1"] >= 0.9
+    assert "classifier" in result["methods"]
+    assert nearest["fnir_at_fpir_0.001"] is None  # 20 strangers cannot measure 1e-3

@@ -13,6 +13,7 @@ from rich.table import Table
 from faceshot.cli.app import DetectorOption, JsonOption, app, err, progress_bar, reports_errors
 from faceshot.errors import ConfigError
 from faceshot.evaluate.lfw import read_pairs
+from faceshot.evaluate.open_set import evaluate_open_set
 from faceshot.evaluate.pairs import PEERS, score_pairs
 from faceshot.evaluate.verification import VerificationReport, kfold, roc
 
@@ -87,3 +88,49 @@ def eval_verify(
             f"{result.unscored_pairs} / {len(scored.no_face)}",
         )
     out.print(table)
+
+
+@eval_app.command("identify")
+@reports_errors
+def eval_identify(
+    folder: Path = typer.Argument(..., help="ROOT/person/photo.jpg: one sub-folder per person."),
+    enroll: int = typer.Option(1, "--enroll", help="Photos enrolled per known person (1 = one-shot)."),
+    unknown_fraction: float = typer.Option(0.3, "--unknown-fraction", help="Share of people held out as strangers."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random split."),
+    baseline: str = typer.Option("", "--baseline", help="'classifier': also train logistic regression on the enrolled faces."),
+    multiple: str = typer.Option("largest", "--multiple", help="Face used when a photo has several: largest, central."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
+    detector: str = DetectorOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """One-shot (or few-shot) open-set identification: rank-1/5, FNIR at FPIR 1e-1, 1e-2, 1e-3."""
+    if baseline not in ("", "classifier"):
+        raise ConfigError(f"unknown baseline {baseline!r}; choose: classifier")
+    with progress_bar() as bar:
+        task = bar.add_task("embedding", total=None)
+        run = evaluate_open_set(
+            folder, enroll=enroll, unknown_fraction=unknown_fraction, seed=seed, baseline=baseline == "classifier",
+            detector=detector, multiple=multiple, workers=workers,  # type: ignore[arg-type]
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if as_json:
+        print(json.dumps(run.to_dict()))
+        return
+    table = Table(
+        title=f"{folder}: {run.people_enrolled} people enrolled ({enroll} photo(s) each), {run.strangers} strangers",
+        caption=f"images where no face was found: {run.images_without_face} (probes: counted as naming nobody)",
+    )
+    for column in ("method", "mated", "non-mated", "rank-1", "rank-5", "FNIR@FPIR=0.1", "FNIR@FPIR=0.01", "FNIR@FPIR=0.001"):
+        table.add_column(column)
+    for name, result in run.results.items():
+        figures = result.summary()
+        table.add_row(
+            name, str(figures["mated_probes"]), str(figures["nonmated_probes"]),
+            f"{figures['rank1']:.2%}", f"{figures['rank5']:.2%}",
+            *(_rate(figures[f"fnir_at_fpir_{fpir:g}"]) for fpir in (1e-1, 1e-2, 1e-3)),
+        )
+    out.print(table)
+
+
+def _rate(value: float | None) -> str:
+    return "n/a (too few strangers)" if value is None else f"{value:.2%}"
