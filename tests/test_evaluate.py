@@ -136,3 +136,41 @@ def test_eval_identify_on_att_faces(datasets, tmp_path):
     assert nearest["rank1"] >= 0.9
     assert "classifier" in result["methods"]
     assert nearest["fnir_at_fpir_0.001"] is None  # 20 strangers cannot measure 1e-3
+
+
+def test_calibrate_on_own_photos_saves_a_threshold_verify_and_identify_use(datasets, images, tmp_path):
+    from faceshot.evaluate.calibrate import wilson_interval
+
+    low, high = wilson_interval(10, 1000)
+    assert low < 0.01 < high and high - low < 0.015
+
+    root = tmp_path / "att"
+    root.mkdir()
+    for person in sorted((datasets / "att_faces").iterdir())[:8]:
+        (root / person.name).symlink_to(person)
+    db = tmp_path / "gallery.db"
+    run = subprocess.run(
+        [sys.executable, "-m", "faceshot", "calibrate", str(root), "--far", "0.05", "--db", str(db), "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["people"] == 8 and result["impostor_pairs"] > 2000
+    assert result["far"] <= 0.05 and result["far_interval_95"][0] <= result["far"] <= result["far_interval_95"][1]
+
+    verify = subprocess.run(
+        [sys.executable, "-m", "faceshot", "verify", str(images / "obama.jpg"), str(images / "obama2.jpg"),
+         "--db", str(db), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert json.loads(verify.stdout)["threshold"] == pytest.approx(result["threshold"], abs=1e-6)
+    from faceshot.gallery import Gallery
+
+    with Gallery(db) as gallery:
+        assert gallery.operating_point().threshold == pytest.approx(result["threshold"])
+
+    too_rare = subprocess.run(
+        [sys.executable, "-m", "faceshot", "calibrate", str(root), "--far", "1e-6"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert too_rare.returncode == 2 and "cannot measure" in too_rare.stderr

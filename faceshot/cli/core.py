@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -70,10 +71,13 @@ def verify(
     multiple: str = typer.Option(
         "largest", "--multiple", help="With several faces in a photo: compare the 'largest', the 'central' one, or 'error'."
     ),
+    db: Optional[Path] = typer.Option(None, "--db", help="Use the threshold `faceshot calibrate --db` saved in this gallery."),
     detector: str = DetectorOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Are the two photos the same person? Exit code 0 = same, 1 = different, 2 = error."""
+    if db is not None and threshold is None and far is None:
+        threshold = calibrated_threshold(db)
     result = engine(detector).verify(
         image_a, image_b, threshold=threshold, far=far, multiple=multiple  # type: ignore[arg-type]
     )
@@ -87,3 +91,12 @@ def verify(
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     raise typer.Exit(EXIT_OK if result.same else EXIT_NO)
+
+
+def calibrated_threshold(db: Path) -> float | None:
+    """The threshold ``faceshot calibrate --db`` measured on the user's photos, if any."""
+    from faceshot.gallery import Gallery
+
+    with Gallery(db) as gallery:
+        saved = gallery.settings.get("calibration")
+    return None if saved is None else float(saved["threshold"])

@@ -134,3 +134,39 @@ def eval_identify(
 
 def _rate(value: float | None) -> str:
     return "n/a (too few strangers)" if value is None else f"{value:.2%}"
+
+
+@app.command()
+@reports_errors
+def calibrate(
+    folder: Path = typer.Argument(..., help="Your labelled photos: ROOT/person/photo.jpg."),
+    far: float = typer.Option(..., "--far", help="The false-accept rate to reach, e.g. 0.001."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Save the threshold in this gallery: identify (and verify --db) use it."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
+    detector: str = DetectorOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The threshold that gives false-accept rate FAR on your own photos, with a confidence interval."""
+    from faceshot.evaluate.calibrate import calibrate as measure
+    from faceshot.gallery import Gallery
+
+    with progress_bar() as bar:
+        task = bar.add_task("embedding", total=None)
+        result = measure(folder, far, detector=detector, workers=workers,
+                         progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if db is not None:
+        with Gallery(db) as gallery:
+            gallery.settings.threshold = result.threshold
+            gallery.settings.set("calibration", result.to_dict() | {"source": str(folder)})
+    if as_json:
+        print(json.dumps(result.to_dict()))
+        return
+    low, high = result.far_interval
+    out.print(
+        f"threshold {result.threshold:.4f}: false-accept rate {result.far:.2g} "
+        f"(95% interval {low:.2g}–{high:.2g}, {result.impostor_pairs:,} impostor pairs), "
+        f"false-reject rate {result.frr:.2%} ({result.genuine_pairs:,} genuine pairs); "
+        f"{result.people} people, {result.images_without_face} images without a face"
+    )
+    if db is not None:
+        out.print(f"saved in {db}: identify uses this threshold from now on")
