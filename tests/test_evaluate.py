@@ -125,10 +125,11 @@ def test_eval_identify_on_att_faces(datasets, tmp_path):
         (root / person.name).symlink_to(person)
     run = subprocess.run(
         [sys.executable, "-m", "faceshot", "eval", "identify", str(root), "--unknown-fraction", "0.25",
-         "--baseline", "classifier", "--json"],
+         "--baseline", "classifier", "--json", "--report", str(tmp_path / "report.html")],
         capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr
+    assert "data:image/png;base64," in (tmp_path / "report.html").read_text()
     result = json.loads(run.stdout)
     assert result["people_enrolled"] == 6 and result["strangers"] == 2
     nearest = result["methods"]["nearest"]

@@ -99,6 +99,7 @@ def eval_identify(
     seed: int = typer.Option(0, "--seed", help="Seed of the random split."),
     baseline: str = typer.Option("", "--baseline", help="'classifier': also train logistic regression on the enrolled faces."),
     multiple: str = typer.Option("largest", "--multiple", help="Face used when a photo has several: largest, central."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report (DET curve) here."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
     detector: str = DetectorOption,
     as_json: bool = JsonOption,
@@ -113,6 +114,11 @@ def eval_identify(
             detector=detector, multiple=multiple, workers=workers,  # type: ignore[arg-type]
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+    if report is not None:
+        from faceshot.evaluate.report import identification_report
+
+        identification_report(report, run, title=f"faceshot eval identify: {folder.name}, {enroll} photo(s) enrolled")
+        err.print(f"report written to {report}")
     if as_json:
         print(json.dumps(run.to_dict()))
         return

@@ -22,7 +22,7 @@ from faceshot.evaluate.lfw import Pair
 from faceshot.evaluate.pairs import ScoredPairs
 from faceshot.evaluate.verification import UNSCORED, VerificationReport
 
-__all__ = ["verification_report", "versions"]
+__all__ = ["verification_report", "identification_report", "versions"]
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
@@ -127,6 +127,47 @@ def _hardest(pairs: Sequence[Pair], scored: ScoredPairs, report: VerificationRep
            f'<div class="pairs">{"".join(cells)}</div>'
 
 
+def _page(title: str, body: list[str], settings: dict[str, Any]) -> str:
+    settings = settings | versions() | {"written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items())
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}"
+        f"<h2>Settings and versions</h2><table>{rows}</table></body></html>"
+    )
+
+
+def identification_report(path: str | Path, run: Any, *, title: str) -> Path:
+    """Write the HTML report of an open-set evaluation (:class:`~faceshot.evaluate.open_set.OpenSetRun`)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    rows = []
+    for name, result in run.results.items():
+        _, fpir, fnir = result.det()
+        axis.plot(np.maximum(fpir, 1e-4), np.maximum(fnir, 1e-4), label=name)
+        figures = result.summary()
+        cells = [figures["mated_probes"], figures["nonmated_probes"], f"{figures['rank1']:.2%}", f"{figures['rank5']:.2%}"]
+        for fpir_point in (1e-1, 1e-2, 1e-3):
+            value = figures[f"fnir_at_fpir_{fpir_point:g}"]
+            cells.append("n/a (too few strangers)" if value is None else f"{value:.2%}")
+        rows.append(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    axis.set(xscale="log", yscale="log", xlabel="FPIR (strangers named)", ylabel="FNIR (enrolled people missed)",
+             title="DET: open-set identification", xlim=(1e-4, 1), ylim=(1e-4, 1))
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    body = [
+        f"<p>{run.people_enrolled} people enrolled ({run.enrolled_faces} faces), {run.strangers} strangers; "
+        f"{run.images_without_face} images without a detected face (as probes they name nobody).</p>",
+        "<table><tr><th>method</th><th>mated probes</th><th>non-mated probes</th><th>rank-1</th><th>rank-5</th>"
+        "<th>FNIR @ FPIR 1e-1</th><th>FNIR @ FPIR 1e-2</th><th>FNIR @ FPIR 1e-3</th></tr>" + "".join(rows) + "</table>",
+        f"<h2>DET curve</h2><img src='{_figure_uri(figure)}' alt='DET curve'>",
+    ]
+    plt.close(figure)
+    path = Path(path)
+    path.write_text(_page(title, body, dict(run.settings)), encoding="utf-8")
+    return path
+
+
 def verification_report(
     path: str | Path,
     pairs: Sequence[Pair],
@@ -144,8 +185,6 @@ def verification_report(
         for scored, r in runs
     )
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
         "<table><tr><th>system</th><th>accuracy (mean ± std over folds)</th><th>ROC AUC</th><th>EER</th>"
         "<th>TAR @ FAR 1e-2</th><th>TAR @ FAR 1e-3</th><th>pairs without a face (rejected)</th></tr>"
         f"{rows}</table>",
@@ -156,10 +195,6 @@ def verification_report(
         parts.append(f"<h2>{html.escape(caption)}</h2><img src='{uri}' alt='{html.escape(caption)}'>")
     for scored, report in runs:
         parts.append(f"<h2>Hardest errors: {html.escape(scored.name)}</h2>{_hardest(pairs, scored, report, hardest)}")
-    settings = settings | versions() | {"written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    parts.append("<h2>Settings and versions</h2><table>")
-    parts += [f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items()]
-    parts.append("</table></body></html>")
     path = Path(path)
-    path.write_text("".join(parts), encoding="utf-8")
+    path.write_text(_page(title, parts, settings), encoding="utf-8")
     return path
