@@ -78,7 +78,7 @@ def _plots(runs: Sequence[tuple[ScoredPairs, VerificationReport]]) -> list[tuple
     for scored, report in runs:
         curve = report.roc
         roc_axis.plot(np.maximum(curve.far, 1e-5), curve.tar, label=scored.name)
-        det_axis.plot(np.maximum(curve.far, 1e-5), np.maximum(1 - curve.tar, 1e-5), label=scored.name)
+        det_axis.plot(np.maximum(curve.far, 1e-4), np.maximum(1 - curve.tar, 1e-4), label=scored.name)
     roc_axis.set(xscale="log", xlabel="false-accept rate", ylabel="true-accept rate", title="ROC", xlim=(1e-4, 1))
     det_axis.set(xscale="log", yscale="log", xlabel="false-accept rate", ylabel="false-reject rate", title="DET",
                  xlim=(1e-4, 1), ylim=(1e-4, 1))
