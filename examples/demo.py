@@ -47,7 +47,9 @@ def main(folder: Path) -> None:
         threshold = gallery.operating_point().threshold
         console.print(
             f"score = cosine similarity of face embeddings; a face is named when its best score is at least "
-            f"{threshold:.3f}, else it is unknown. Annotated photos are in {OUT}/."
+            f"{threshold:.3f} (the threshold at which 1% of strangers would be named in a gallery of "
+            f"{len(gallery.people())} people; it rises as the gallery grows), else it is unknown. "
+            f"Annotated photos are in {OUT}/."
         )
 
     verification = faceshot.verify(folder / "obama.jpg", folder / "obama2.jpg")

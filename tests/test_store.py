@@ -140,7 +140,7 @@ def test_group_search_is_restricted_inside_the_index(db):
     hits = store.search(query[None, :], 1, group="friends-of-alice")[0]
     assert [hit.person for hit in hits] == ["friend"]
     assert hits[0].score < store.search(query[None, :], 1)[0][0].score
-    assert store.scope("friends-of-alice") == (1, 1)
+    assert store.scope("friends-of-alice") == (1, 1, 1)
     with pytest.raises(NotFound, match="no-such-group"):
         store.search(query[None, :], 1, group="no-such-group")
     store.close()
@@ -280,7 +280,7 @@ def test_two_processes_writing_at_once_lose_nothing(db, tmp_path):
     rng = np.random.default_rng(0)
     first = rng.normal(size=DIM).astype(np.float32)
     assert best(watcher, first / np.linalg.norm(first)) == "writer-0"
-    assert watcher.scope() == (240, 120)
+    assert watcher.scope() == (240, 120, 2)
     watcher.close()
     store = open_store(db)
     assert {face.id for face in store.person("writer-0").faces} == ids[0]

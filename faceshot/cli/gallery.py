@@ -119,6 +119,9 @@ def identify(
     top_k: int = typer.Option(3, "--top-k", "-k", min=1, help="Candidates to list per face."),
     threshold: Threshold = ThresholdOption,
     far: Threshold = FarOption,
+    fpir: Threshold = typer.Option(
+        None, "--fpir", help="Share of strangers who may be named as someone (default 0.01); the threshold grows with the people searched."
+    ),
     annotate_to: Optional[Path] = typer.Option(
         None, "--annotate", help="Write a copy of the photo with boxes and names (a folder when several photos)."
     ),
@@ -131,7 +134,7 @@ def identify(
         for image in progress(images, "identifying"):
             try:
                 pixels = gallery.engine.load(image)
-                found = gallery.identify(pixels, top_k=top_k, threshold=threshold, far=far, group=group)
+                found = gallery.identify(pixels, top_k=top_k, threshold=threshold, far=far, fpir=fpir, group=group)
             except FaceshotError as exc:
                 failed += 1
                 error(exc)

@@ -482,19 +482,20 @@ class Database:
         )
         return np.array([row[0] for row in rows], dtype=np.int64)
 
-    def scope(self, group: str | None) -> tuple[int, int]:
+    def scope(self, group: str | None) -> tuple[int, int, int]:
         if group is None:
             row = self.conn.execute(
-                "SELECT COALESCE(SUM(n), 0), COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM faces GROUP BY person)"
+                "SELECT COALESCE(SUM(n), 0), COALESCE(MAX(n), 0), COUNT(*) "
+                "FROM (SELECT COUNT(*) AS n FROM faces GROUP BY person)"
             ).fetchone()
         else:
             grp = self.group_id(group)
             row = self.conn.execute(
-                "SELECT COALESCE(SUM(n), 0), COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM faces "
+                "SELECT COALESCE(SUM(n), 0), COALESCE(MAX(n), 0), COUNT(*) FROM (SELECT COUNT(*) AS n FROM faces "
                 "JOIN memberships ON memberships.person = faces.person WHERE memberships.grp = ? GROUP BY faces.person)",
                 (grp,),
             ).fetchone()
-        return int(row[0]), int(row[1])
+        return int(row[0]), int(row[1]), int(row[2])
 
     # -- people listings --------------------------------------------------------------------
     def people_rows(self) -> list[sqlite3.Row]:

@@ -314,7 +314,7 @@ class LocalStore(Store):
         )
 
     # -- search -----------------------------------------------------------------------------
-    def scope(self, group: str | None = None) -> tuple[int, int]:
+    def scope(self, group: str | None = None) -> tuple[int, int, int]:
         with self._lock:
             return self._db.scope(group)
 

@@ -16,7 +16,7 @@ class GallerySettings:
 
     ``threshold``: the identification threshold used when ``identify`` is given none (``None``:
     the embedder's calibrated default). ``aggregation``: how a person's several faces are scored
-    (``"max"`` or ``"mean"``; ``None``: ``"max"``). Reserved keys (``embedder``, ``dim``,
+    (``"max"`` or ``"mean"``; ``None``: ``"mean"``). Reserved keys (``embedder``, ``dim``,
     ``schema``, ``generation``) can be read but not set.
     """
 

@@ -163,8 +163,8 @@ class Store(ABC):
 
     # -- search -----------------------------------------------------------------------------
     @abstractmethod
-    def scope(self, group: str | None = None) -> tuple[int, int]:
-        """``(faces, most faces of one person)`` among everyone, or among one group's members."""
+    def scope(self, group: str | None = None) -> tuple[int, int, int]:
+        """``(faces, most faces of one person, people)`` among everyone, or among one group's members."""
 
     @abstractmethod
     def search(self, vectors: np.ndarray, k: int, *, group: str | None = None) -> list[list[Hit]]:
