@@ -19,6 +19,7 @@ Figures depend on the load of the machine: the script prints the load average be
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -89,19 +90,24 @@ def _dlib_batch(chips: np.ndarray) -> np.ndarray:
 
 
 def dlib_rate(chips: np.ndarray, batch: int, processes: int) -> float:
-    batches = [chips[i : i + batch] for i in range(0, len(chips), batch)]
     if processes == 1:
         _start_dlib()
         _dlib_batch(chips[:1])
         started = time.perf_counter()
-        for b in batches:
-            _dlib_batch(b)
+        for i in range(0, len(chips), batch):
+            _dlib_batch(chips[i : i + batch])
         return len(chips) / (time.perf_counter() - started)
-    with ProcessPoolExecutor(processes, initializer=_start_dlib) as pool:
-        list(pool.map(_dlib_batch, [chips[:1]] * processes))  # load the model in every process
+    # Every process gets whole batches: at least two each, so none waits while another works.
+    count = max(len(chips), 2 * processes * batch)
+    chips = np.resize(chips, (count, *chips.shape[1:]))
+    batches = [chips[i : i + batch] for i in range(0, count, batch)]
+    # multiprocessing.Pool starts every worker, and runs the initializer (loading the model) in
+    # each, before it takes work: loading stays out of the timing.
+    with multiprocessing.get_context("fork").Pool(processes, initializer=_start_dlib) as pool:
+        pool.map(_dlib_batch, [chips[:1]] * processes, chunksize=1)
         started = time.perf_counter()
-        list(pool.map(_dlib_batch, batches))
-        return len(chips) / (time.perf_counter() - started)
+        pool.map(_dlib_batch, batches, chunksize=1)
+        return count / (time.perf_counter() - started)
 
 
 # --- onnx ----------------------------------------------------------------------------------------

@@ -409,15 +409,15 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-_sessions: dict[tuple[int, str, str, int], Any] = {}
+_sessions: dict[tuple[int, str, str, int, bool], Any] = {}
 _sessions_lock = threading.Lock()
 
 
-def _session(source: Path | None, directory: Path | None, threads: int) -> Any:
+def _session(source: Path | None, directory: Path | None, threads: int, spin: bool = False) -> Any:
     # One session per model and thread count per process, shared by every embedder (sessions are
     # thread-safe to run). The process id is part of the key: a child made by fork() must not use
     # its parent's session, whose worker threads did not survive the fork.
-    key = (os.getpid(), str(source), str(directory), threads)
+    key = (os.getpid(), str(source), str(directory), threads, spin)
     with _sessions_lock:
         session = _sessions.get(key)
         if session is None:
@@ -427,6 +427,9 @@ def _session(source: Path | None, directory: Path | None, threads: int) -> Any:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # Spinning worker threads wait faster but burn their core meanwhile: on a machine busy
+            # with other work, measured, they halved the speed of 2 threads on 2 cores.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
             try:
                 session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime raises its own exception types
@@ -441,7 +444,9 @@ class DlibResnetOnnxEmbedder(Embedder):
     ``mirror``: average each chip's vector with its mirror image's, as ``dlib-resnet`` does (twice
     the work; better accuracy). ``threads``: cores onnxruntime may use (default: all this process
     may run on). ``batch_size``: chips per run; larger batches use more memory, rarely run faster.
-    ``cache_dir``: where the converted model is kept (default ``$XDG_CACHE_HOME/faceshot``).
+    ``spin``: let idle onnxruntime threads spin rather than sleep (it may help on cores with nothing
+    else to do; on a busy machine it halved the speed of 2 threads). ``cache_dir``: where the converted model is kept (default
+    ``$XDG_CACHE_HOME/faceshot``).
     ``model_file``: another copy of dlib's ``dlib_face_recognition_resnet_model_v1.dat``.
     """
 
@@ -455,6 +460,7 @@ class DlibResnetOnnxEmbedder(Embedder):
         mirror: bool = True,
         threads: int | None = None,
         batch_size: int = 32,
+        spin: bool = False,
         cache_dir: str | Path | None = None,
         model_file: str | Path | None = None,
     ) -> None:
@@ -466,6 +472,7 @@ class DlibResnetOnnxEmbedder(Embedder):
         self.name = "dlib-resnet-onnx" if mirror else "dlib-resnet-onnx-single"
         self.threads = threads or available_cores()
         self.batch_size = batch_size
+        self.spin = spin
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.model_file = None if model_file is None else Path(model_file)
 
@@ -479,7 +486,7 @@ class DlibResnetOnnxEmbedder(Embedder):
 
     def load(self) -> None:
         """Convert (or load the cached conversion) and start onnxruntime now rather than on first use."""
-        _session(self.model_file, self.cache_dir, self.threads)
+        _session(self.model_file, self.cache_dir, self.threads, self.spin)
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         chips = np.asarray(chips)
@@ -498,7 +505,7 @@ class DlibResnetOnnxEmbedder(Embedder):
 
     def descriptors(self, chips: np.ndarray) -> np.ndarray:
         """dlib's raw 128-D descriptors (not normalised, no mirror), in batches of ``batch_size``."""
-        session = _session(self.model_file, self.cache_dir, self.threads)
+        session = _session(self.model_file, self.cache_dir, self.threads, self.spin)
         out = [session.run(None, {"chips": batch})[0] for batch in self._batches(chips)]
         return np.concatenate(out).astype(np.float32, copy=False)
 
