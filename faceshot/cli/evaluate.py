@@ -32,6 +32,7 @@ def eval_verify(
     report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
     multiple: str = typer.Option("central", "--multiple", help="Face used when an image has several: central, largest."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
+    embedder: str = typer.Option("dlib-resnet", "--embedder", help="Embedder to evaluate."),
     detector: str = DetectorOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -50,7 +51,8 @@ def eval_verify(
                 bar.update(task, completed=done, total=total)
 
             if peer is None:
-                scored = score_pairs(pairs, detector=detector, multiple=multiple, workers=workers, progress=advance)  # type: ignore[arg-type]
+                scored = score_pairs(pairs, detector=detector, embedder=embedder, multiple=multiple,  # type: ignore[arg-type]
+                                     workers=workers, progress=advance)
             else:
                 scored = peer(pairs, workers=workers, progress=advance)
             result = VerificationReport(
@@ -64,7 +66,8 @@ def eval_verify(
     if report is not None:
         from faceshot.evaluate.report import verification_report
 
-        settings = {"pairs file": str(pairs_file), "root": str(root), "detector": detector, "face choice": multiple,
+        settings = {"pairs file": str(pairs_file), "root": str(root), "detector": detector, "embedder": embedder,
+                    "face choice": multiple,
                     "policy for images without a face": "their pairs count as rejected (different)"}
         verification_report(report, pairs, runs, title=f"faceshot eval verify: {pairs_file.name}", settings=settings)
         err.print(f"report written to {report}")
