@@ -2,8 +2,9 @@
 
 **The score** faceshot reports everywhere is the cosine similarity of two unit-length embeddings:
 1.0 for identical vectors, around 0 for unrelated faces, higher meaning more alike. (For unit
-vectors the Euclidean distance d that dlib and face_recognition print is ``sqrt(2 - 2 * score)``,
-so their 0.6 distance rule is a score of 0.82 on raw dlib vectors.)
+vectors the Euclidean distance is ``sqrt(2 - 2 * score)``. dlib's raw descriptors, which
+face_recognition compares, are not unit length (norms 1.2–1.7 on LFW), so its 0.6 distance rule
+sits near a score of 0.91 here, not the 0.82 the formula would suggest.)
 
 **A threshold** turns a score into a decision: ``same = score >= threshold``. Raising it lets fewer
 strangers through (a lower false-accept rate, FAR) and turns away more genuine pairs (a higher
