@@ -55,7 +55,7 @@ SHOTS = (1, 2, 3, 5)
 SEED = 0
 FR_DISTANCE = 0.6  # face_recognition's compare_faces tolerance
 FIELDS = ("raw", "mirror", "faces", "central_is_largest")  # what the cache keeps per image
-CALIBRATION_OUT = ROOT / "faceshot" / "embed" / "calibration" / "dlib-resnet-identify.json"
+CALIBRATION_OUT = ROOT / "benchmarks" / "results" / "dlib-resnet-identify.json"
 
 _engine: Engine | None = None
 _model: Any = None

@@ -47,8 +47,8 @@ def main(folder: Path) -> None:
         threshold = gallery.operating_point().threshold
         console.print(
             f"score = cosine similarity of face embeddings; a face is named when its best score is at least "
-            f"{threshold:.3f} (the threshold at which 1% of strangers would be named in a gallery of "
-            f"{len(gallery.people())} people; it rises as the gallery grows), else it is unknown. "
+            f"{threshold:.3f} (the threshold at which 1% of strangers would be named by a gallery of "
+            f"{sum(person.faces for person in gallery.people())} faces; it rises as the gallery grows), else it is unknown. "
             f"Annotated photos are in {OUT}/."
         )
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from faceshot.errors import ConfigError
 
-__all__ = ["cosine_similarity", "Calibration", "IdentifyCalibration", "OperatingPoint"]
+__all__ = ["cosine_similarity", "Calibration", "OperatingPoint"]
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -110,41 +110,6 @@ class Calibration:
         if threshold is None:
             threshold = self.threshold
         return OperatingPoint(threshold, self.far_at(threshold))
-
-
-@dataclass(frozen=True)
-class IdentifyCalibration:
-    """An embedder's default 1:N operating point: the threshold at a false-positive identification rate.
-
-    In 1:N search a stranger is compared with everyone enrolled, so the chance that *someone*
-    scores above a threshold grows with the gallery: the 1:1 threshold is too lax. ``threshold``
-    keeps the share of strangers who are named (FPIR) at ``fpir`` in a gallery of ``gallery_size``
-    people; ``by_gallery_size`` rows are ``(size, threshold at FPIR 1e-2, threshold at FPIR 1e-3)``.
-    """
-
-    embedder: str
-    fpir: float
-    threshold: float
-    gallery_size: int
-    reference: str
-    by_gallery_size: tuple[tuple[int, float, float], ...]
-
-    @classmethod
-    def bundled(cls, embedder: str) -> "IdentifyCalibration | None":
-        data = _bundled_json(f"{embedder}-identify")
-        if data is None:
-            return None
-        return cls(
-            embedder=data["embedder"],
-            fpir=float(data["fpir"]),
-            threshold=float(data["threshold"]),
-            gallery_size=int(data["gallery_size"]),
-            reference=data["reference"],
-            by_gallery_size=tuple(
-                (int(row["size"]), float(row["threshold_fpir_1e-2"]), float(row["threshold_fpir_1e-3"]))
-                for row in data.get("by_gallery_size", ())
-            ),
-        )
 
 
 def _bundled(embedder: str) -> Calibration | None:
