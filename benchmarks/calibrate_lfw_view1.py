@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceshot.bulk import represent_files
+from faceshot.bulk import one_vector_per_file
 from faceshot.evaluate.lfw import read_pairs
 from faceshot.evaluate.metrics import accuracy, best_threshold, error_rates, far_table
 
@@ -29,12 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def embed_all(paths: list[Path], detector: str, embedder: str) -> dict[Path, np.ndarray]:
-    vectors = {}
     # LFW photos are centred on the labelled person: with several faces, use the central one.
-    for result in represent_files(paths, detector=detector, embedder=embedder, one_face="central"):
-        if result.ok:
-            vectors[Path(result.path)] = result.faces[0].embedding
-    return vectors
+    found = one_vector_per_file(paths, detector=detector, embedder=embedder, multiple="central")
+    return {Path(path): vector for path, vector in found.items()}
 
 
 def pair_scores(pairs, vectors) -> tuple[np.ndarray, np.ndarray, int]:

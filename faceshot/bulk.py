@@ -9,13 +9,15 @@ import functools
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
 
 from faceshot.engine import Engine, Multiple
 from faceshot.errors import FaceshotError
 from faceshot.results import FaceEmbedding
 
-__all__ = ["FileResult", "represent_files"]
+__all__ = ["FileResult", "represent_files", "one_vector_per_file"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +80,27 @@ def represent_files(
         return
     with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(detector, embedder)) as pool:
         yield from pool.map(task, names, chunksize=4)
+
+
+def one_vector_per_file(
+    paths: Iterable[str | os.PathLike],
+    *,
+    detector: str = "hog",
+    embedder: str = "dlib-resnet",
+    multiple: Multiple = "largest",
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """``{path: embedding}`` of one face per photo (``multiple`` picks it); photos without one are absent.
+
+    ``progress(done, total)`` is called after each photo. This is what the evaluation protocols use.
+    """
+    names = [os.fspath(path) for path in paths]
+    vectors = {}
+    results = represent_files(names, detector=detector, embedder=embedder, one_face=multiple, workers=workers)
+    for done, result in enumerate(results, start=1):
+        if result.ok:
+            vectors[result.path] = result.faces[0].embedding
+        if progress is not None:
+            progress(done, len(names))
+    return vectors

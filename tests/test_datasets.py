@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import faceshot
-from faceshot.bulk import represent_files
+from faceshot.bulk import one_vector_per_file
 from faceshot.evaluate.lfw import read_pairs
 from faceshot.evaluate.metrics import accuracy, error_rates
 from faceshot.results import Box
@@ -73,10 +73,7 @@ def test_lfw_view1_devtest_accuracy_at_the_default_threshold(datasets, engine):
     lfw = datasets / "lfw"
     pairs = read_pairs(lfw / "pairsDevTest.txt", lfw / "images")
     paths = sorted({p for pair in pairs for p in (pair.a, pair.b)})
-    vectors = {}
-    for result in represent_files(paths, one_face="central"):
-        if result.ok:
-            vectors[result.path] = result.faces[0].embedding
+    vectors = one_vector_per_file(paths, multiple="central")
     # A pair with an image where no face is found cannot be verified: it counts as "different".
     scores = np.array(
         [

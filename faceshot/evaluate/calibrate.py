@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from faceshot.bulk import represent_files
+from faceshot.bulk import one_vector_per_file
 from faceshot.engine import Multiple
 from faceshot.errors import ConfigError
 from faceshot.evaluate.open_set import list_people
@@ -83,15 +83,10 @@ def calibrate(
     _check_measurable(far, int((photos.sum() ** 2 - (photos**2).sum()) // 2))  # before any work, at most
     paths = [str(photo) for photos in people.values() for photo in photos]
     owner = {str(photo): index for index, photos in enumerate(people.values()) for photo in photos}
-    vectors, labels = [], []
-    for done, result in enumerate(
-        represent_files(paths, detector=detector, embedder=embedder, one_face=multiple, workers=workers), start=1
-    ):
-        if result.ok:
-            vectors.append(result.faces[0].embedding)
-            labels.append(owner[result.path])
-        if progress is not None:
-            progress(done, len(paths))
+    found = one_vector_per_file(
+        paths, detector=detector, embedder=embedder, multiple=multiple, workers=workers, progress=progress
+    )
+    vectors, labels = list(found.values()), [owner[path] for path in found]
     if len(set(labels)) < 2:
         raise ConfigError(f"{root}: faces of at least two people are needed to measure false accepts")
     matrix, labels_array = np.stack(vectors), np.array(labels)

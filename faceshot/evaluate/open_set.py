@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from faceshot.bulk import represent_files
+from faceshot.bulk import one_vector_per_file
 from faceshot.engine import Multiple
 from faceshot.errors import ConfigError
 from faceshot.evaluate.identification import OpenSetResult, Ranking, classifier_ranking, open_set, rank_people
@@ -118,14 +118,9 @@ def evaluate_open_set(
     """Run the open-set protocol on ROOT/person/photo (see the module docstring)."""
     split = split_open_set(list_people(root), enroll=enroll, unknown_fraction=unknown_fraction, seed=seed)
     paths = sorted({str(path) for path, _ in split.enroll + split.probes})
-    vectors: dict[str, np.ndarray] = {}
-    for done, result in enumerate(
-        represent_files(paths, detector=detector, embedder=embedder, one_face=multiple, workers=workers), start=1
-    ):
-        if result.ok:
-            vectors[result.path] = result.faces[0].embedding
-        if progress is not None:
-            progress(done, len(paths))
+    vectors = one_vector_per_file(
+        paths, detector=detector, embedder=embedder, multiple=multiple, workers=workers, progress=progress
+    )
 
     enrolled = [(vectors[str(path)], person) for path, person in split.enroll if str(path) in vectors]
     # Renumber the people who kept at least one enrolled face; the others become strangers.

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from faceshot.bulk import represent_files
+from faceshot.bulk import one_vector_per_file
 from faceshot.engine import Multiple
 from faceshot.errors import ConfigError
 from faceshot.evaluate.lfw import Pair
@@ -58,14 +58,9 @@ def score_pairs(
 ) -> ScoredPairs:
     """faceshot's pipeline: one face per image (``multiple`` picks it), cosine similarity per pair."""
     paths = sorted({str(path) for p in pairs for path in (p.a, p.b)})
-    vectors = {}
-    for done, result in enumerate(
-        represent_files(paths, detector=detector, embedder=embedder, one_face=multiple, workers=workers), start=1
-    ):
-        if result.ok:
-            vectors[result.path] = result.faces[0].embedding
-        if progress is not None:
-            progress(done, len(paths))
+    vectors = one_vector_per_file(
+        paths, detector=detector, embedder=embedder, multiple=multiple, workers=workers, progress=progress
+    )
     return _assemble(f"faceshot ({detector}, {embedder})", pairs, vectors, lambda a, b: float(a @ b))
 
 
