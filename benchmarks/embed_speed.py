@@ -1,7 +1,7 @@
 """How fast are dlib's face embeddings: dlib itself vs faceshot's ONNX conversion, on the same chips.
 
     python benchmarks/embed_speed.py [--chips 64] [--threads 1 2]
-    python benchmarks/embed_speed.py --lfw-devtest      # same/different decisions on LFW View 1 DevTest
+    python benchmarks/embed_speed.py --lfw-devtest [--pairs N]   # decisions on LFW View 1 DevTest
 
 Speed: faces per second for one face per call and for batches of 16 and 64, with 1 and with N
 threads. dlib's side is ``compute_face_descriptor`` (what face_recognition calls); dlib's wheel runs it
@@ -154,6 +154,8 @@ def lfw_devtest(args: argparse.Namespace) -> None:
 
     lfw = DATASETS / "lfw"
     pairs = read_pairs(lfw / "pairsDevTest.txt", lfw / "images")
+    if args.pairs:  # the first N same and the first N different pairs
+        pairs = [p for p in pairs if p.same][: args.pairs] + [p for p in pairs if not p.same][: args.pairs]
     paths = sorted({p for pair in pairs for p in (pair.a, pair.b)})
     print(f"{len(pairs)} pairs, {len(paths)} images; load average {_load()}")
     started = time.perf_counter()
@@ -210,6 +212,7 @@ def main() -> None:
         help="thread counts (processes for dlib) to measure; default 1 and all cores",
     )
     parser.add_argument("--lfw-devtest", action="store_true", help="compare decisions on LFW View 1 DevTest")
+    parser.add_argument("--pairs", type=int, default=0, help="with --lfw-devtest: only N same + N different pairs")
     args = parser.parse_args()
     if args.lfw_devtest:
         lfw_devtest(args)
