@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 
+from faceshot.embed import DEFAULT_EMBEDDER
 from faceshot.engine import Engine, Multiple
 from faceshot.io import ImageInput
 from faceshot.results import Face, FaceEmbedding, Verification
@@ -19,7 +20,7 @@ __all__ = ["engine", "detect", "embed", "represent", "verify"]
 
 
 @functools.lru_cache(maxsize=8)
-def engine(detector: str = "hog", embedder: str = "dlib-resnet") -> Engine:
+def engine(detector: str = "hog", embedder: str = DEFAULT_EMBEDDER) -> Engine:
     """The shared engine for this configuration (built once per process)."""
     return Engine(detector=detector, embedder=embedder)
 
@@ -29,12 +30,12 @@ def detect(image: ImageInput, *, detector: str = "hog") -> list[Face]:
     return engine(detector).detect(image)
 
 
-def embed(image: ImageInput, *, detector: str = "hog", embedder: str = "dlib-resnet") -> np.ndarray:
+def embed(image: ImageInput, *, detector: str = "hog", embedder: str = DEFAULT_EMBEDDER) -> np.ndarray:
     """One unit-length embedding per face, largest face first, as an ``(N, dim)`` array."""
     return engine(detector, embedder).embed(image)
 
 
-def represent(image: ImageInput, *, detector: str = "hog", embedder: str = "dlib-resnet") -> list[FaceEmbedding]:
+def represent(image: ImageInput, *, detector: str = "hog", embedder: str = DEFAULT_EMBEDDER) -> list[FaceEmbedding]:
     """Every face with its embedding, largest first."""
     return engine(detector, embedder).represent(image)
 
@@ -47,7 +48,7 @@ def verify(
     far: float | None = None,
     multiple: Multiple = "largest",
     detector: str = "hog",
-    embedder: str = "dlib-resnet",
+    embedder: str = DEFAULT_EMBEDDER,
 ) -> Verification:
     """Same person or not; see :meth:`faceshot.engine.Engine.verify` for the options."""
     return engine(detector, embedder).verify(a, b, threshold=threshold, far=far, multiple=multiple)

@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from faceshot.embed import DEFAULT_EMBEDDER, create_embedder
 from faceshot.engine import Engine, Multiple
 from faceshot.errors import FaceshotError
 from faceshot.results import FaceEmbedding
@@ -40,9 +41,9 @@ class FileResult:
 _worker_engine: Engine | None = None
 
 
-def _start_worker(detector: str, embedder: str) -> None:
+def _start_worker(detector: str, embedder: str, threads: int | None = None) -> None:
     global _worker_engine
-    _worker_engine = Engine(detector=detector, embedder=embedder)
+    _worker_engine = Engine(detector=detector, embedder=create_embedder(embedder, threads=threads))
 
 
 def _represent(path: str, one_face: Multiple | None) -> FileResult:
@@ -61,7 +62,7 @@ def represent_files(
     paths: Iterable[str | os.PathLike],
     *,
     detector: str = "hog",
-    embedder: str = "dlib-resnet",
+    embedder: str = DEFAULT_EMBEDDER,
     one_face: Multiple | None = None,
     workers: int | None = None,
 ) -> Iterator[FileResult]:
@@ -78,7 +79,9 @@ def represent_files(
         _start_worker(detector, embedder)
         yield from map(task, names)
         return
-    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(detector, embedder)) as pool:
+    # Each process embeds with its share of the cores, so that the processes do not fight over them.
+    share = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(detector, embedder, share)) as pool:
         yield from pool.map(task, names, chunksize=4)
 
 
@@ -86,7 +89,7 @@ def one_vector_per_file(
     paths: Iterable[str | os.PathLike],
     *,
     detector: str = "hog",
-    embedder: str = "dlib-resnet",
+    embedder: str = DEFAULT_EMBEDDER,
     multiple: Multiple = "largest",
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,

@@ -14,7 +14,7 @@ import numpy as np
 
 from faceshot.align import Aligner, create_aligner
 from faceshot.detect import Detector, create_detector
-from faceshot.embed import Embedder, create_embedder
+from faceshot.embed import DEFAULT_EMBEDDER, Embedder, create_embedder
 from faceshot.errors import ConfigError, MultipleFacesError, NoFaceError
 from faceshot.io import DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
 from faceshot.match import OperatingPoint, cosine_similarity
@@ -32,7 +32,8 @@ class Engine:
 
     ``detector``: ``"hog"`` (fast, frontal faces; default) or ``"cnn"`` (finds turned faces, ~2 s per
     photo on CPU), or a :class:`~faceshot.detect.Detector` instance.
-    ``embedder``: ``"dlib-resnet"`` (default) or an :class:`~faceshot.embed.Embedder` instance.
+    ``embedder``: ``"dlib-resnet-onnx"`` (default: dlib's ResNet converted to ONNX, the same vectors
+    as ``"dlib-resnet"``, which runs dlib itself), or an :class:`~faceshot.embed.Embedder` instance.
     ``aligner``: defaults to the one the embedder was trained with.
     ``max_pixels``: larger images are refused before decoding.
     """
@@ -40,7 +41,7 @@ class Engine:
     def __init__(
         self,
         detector: str | Detector = "hog",
-        embedder: str | Embedder = "dlib-resnet",
+        embedder: str | Embedder = DEFAULT_EMBEDDER,
         aligner: str | Aligner | None = None,
         *,
         max_pixels: int = DEFAULT_MAX_PIXELS,

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from faceshot.cli.app import DetectorOption, JsonOption, app, err, progress_bar, reports_errors
+from faceshot.embed import DEFAULT_EMBEDDER
 from faceshot.errors import ConfigError
 from faceshot.evaluate.lfw import read_pairs
 from faceshot.evaluate.open_set import evaluate_open_set
@@ -32,7 +33,7 @@ def eval_verify(
     report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
     multiple: str = typer.Option("central", "--multiple", help="Face used when an image has several: central, largest."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
-    embedder: str = typer.Option("dlib-resnet", "--embedder", help="Embedder to evaluate."),
+    embedder: str = typer.Option(DEFAULT_EMBEDDER, "--embedder", help="Embedder to evaluate."),
     detector: str = DetectorOption,
     as_json: bool = JsonOption,
 ) -> None:

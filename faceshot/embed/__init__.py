@@ -14,7 +14,10 @@ import numpy as np
 from faceshot.match import Calibration
 from faceshot.registry import Registry
 
-__all__ = ["Embedder", "embedders", "create_embedder", "normalize"]
+__all__ = ["Embedder", "embedders", "create_embedder", "normalize", "DEFAULT_EMBEDDER"]
+
+#: dlib's face ResNet converted to ONNX: dlib's vectors (cosine >= 0.9999), about 12x faster per core.
+DEFAULT_EMBEDDER = "dlib-resnet-onnx"
 
 
 class Embedder(ABC):
@@ -37,7 +40,7 @@ class Embedder(ABC):
     @property
     def calibration(self) -> Calibration | None:
         """The measured operating points of this embedder, or ``None`` when it has none."""
-        return Calibration.bundled(self.name)
+        return Calibration.bundled(self.space)
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:

@@ -35,5 +35,6 @@ class DlibResnetEmbedder(Embedder):
         return normalize(vectors[: len(chips)] + vectors[len(chips) :])
 
 
-embedders.register("dlib-resnet")(lambda: DlibResnetEmbedder(mirror=True))
-embedders.register("dlib-resnet-single")(lambda: DlibResnetEmbedder(mirror=False))
+# ``threads`` is accepted for a common signature; dlib's wheel computes on one core whatever it is.
+embedders.register("dlib-resnet")(lambda threads=None: DlibResnetEmbedder(mirror=True))
+embedders.register("dlib-resnet-single")(lambda threads=None: DlibResnetEmbedder(mirror=False))

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from faceshot.bulk import one_vector_per_file
+from faceshot.embed import DEFAULT_EMBEDDER
 from faceshot.engine import Multiple
 from faceshot.errors import ConfigError
 from faceshot.evaluate.open_set import list_people
@@ -69,7 +70,7 @@ def calibrate(
     far: float,
     *,
     detector: str = "hog",
-    embedder: str = "dlib-resnet",
+    embedder: str = DEFAULT_EMBEDDER,
     multiple: Multiple = "largest",
     workers: int | None = None,
     seed: int = 0,

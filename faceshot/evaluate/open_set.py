@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from faceshot.bulk import one_vector_per_file
+from faceshot.embed import DEFAULT_EMBEDDER
 from faceshot.engine import Multiple
 from faceshot.errors import ConfigError
 from faceshot.evaluate.identification import OpenSetResult, Ranking, classifier_ranking, open_set, rank_people
@@ -110,7 +111,7 @@ def evaluate_open_set(
     seed: int = 0,
     baseline: bool = False,
     detector: str = "hog",
-    embedder: str = "dlib-resnet",
+    embedder: str = DEFAULT_EMBEDDER,
     multiple: Multiple = "largest",
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,

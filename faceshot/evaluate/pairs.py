@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from faceshot.bulk import one_vector_per_file
+from faceshot.embed import DEFAULT_EMBEDDER
 from faceshot.engine import Multiple
 from faceshot.errors import ConfigError
 from faceshot.evaluate.lfw import Pair
@@ -51,7 +52,7 @@ def score_pairs(
     pairs: Sequence[Pair],
     *,
     detector: str = "hog",
-    embedder: str = "dlib-resnet",
+    embedder: str = DEFAULT_EMBEDDER,
     multiple: Multiple = "central",
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,

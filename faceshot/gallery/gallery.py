@@ -102,10 +102,14 @@ class Gallery:
             from faceshot.api import engine as shared_engine
 
             stored = LocalStore.stored_embedder(self.path) if store is None else store.embedder
-            engine = shared_engine(embedder=stored) if stored else shared_engine()
+            engine = shared_engine()
+            if stored and stored != engine.embedder.space:
+                engine = shared_engine(embedder=stored)
         self.engine = engine
         embedder = engine.embedder
-        self.store: Store = store or LocalStore(self.path, embedder=embedder.name, dim=embedder.dim, index=index)
+        # A gallery records the vector space, not the program that computed it: dlib-resnet and
+        # dlib-resnet-onnx give the same vectors and may share a gallery.
+        self.store: Store = store or LocalStore(self.path, embedder=embedder.space, dim=embedder.dim, index=index)
         self.quality = quality
         self.settings = GallerySettings(self.store)
         self._aggregation = None if aggregation is None else check_aggregation(aggregation)
