@@ -115,13 +115,19 @@ def evaluate_open_set(
     multiple: Multiple = "largest",
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    vectors: dict[str, np.ndarray] | None = None,
 ) -> OpenSetRun:
-    """Run the open-set protocol on ROOT/person/photo (see the module docstring)."""
+    """Run the open-set protocol on ROOT/person/photo (see the module docstring).
+
+    ``vectors``: embeddings already computed (``{path: vector}``, a photo without a face absent),
+    to run several splits on one embedding pass; by default the photos are embedded here.
+    """
     split = split_open_set(list_people(root), enroll=enroll, unknown_fraction=unknown_fraction, seed=seed)
     paths = sorted({str(path) for path, _ in split.enroll + split.probes})
-    vectors = one_vector_per_file(
-        paths, detector=detector, embedder=embedder, multiple=multiple, workers=workers, progress=progress
-    )
+    if vectors is None:
+        vectors = one_vector_per_file(
+            paths, detector=detector, embedder=embedder, multiple=multiple, workers=workers, progress=progress
+        )
 
     enrolled = [(vectors[str(path)], person) for path, person in split.enroll if str(path) in vectors]
     # Renumber the people who kept at least one enrolled face; the others become strangers.
@@ -147,7 +153,7 @@ def evaluate_open_set(
         people_enrolled=len(kept),
         enrolled_faces=len(enrolled),
         strangers=len(set(split.strangers)) + len(split.names) - len(kept),
-        images_without_face=len(paths) - len(vectors),
+        images_without_face=sum(1 for path in paths if path not in vectors),
         settings={"root": str(root), "enroll": enroll, "unknown_fraction": unknown_fraction, "seed": seed,
                   "detector": detector, "embedder": embedder, "face choice": multiple},
     )
