@@ -175,3 +175,14 @@ def test_calibrate_on_own_photos_saves_a_threshold_verify_and_identify_use(datas
         capture_output=True, text=True, timeout=600,
     )
     assert too_rare.returncode == 2 and "cannot measure" in too_rare.stderr
+
+
+def test_det_points_trade_fpir_for_fnir():
+    enrolled = np.array([[1.0, 0.0], [0.0, 1.0]])
+    probes = np.array([[0.9, 0.1], [0.2, 0.7], [0.5, 0.0], [0.0, 0.3]])
+    result = open_set(rank_people(enrolled, np.array([0, 1]), probes), np.array([0, 1, -1, -1]))
+    thresholds, fpir, fnir = result.det()
+    assert np.all(np.diff(thresholds) > 0)
+    assert np.all(np.diff(fpir) <= 0) and np.all(np.diff(fnir) >= 0)  # stricter: fewer strangers, more misses
+    assert fpir[0] == 1.0 and fnir[0] == 0.0  # the lowest threshold names everyone
+    assert result.fpir_at(0.6) == 0.0 and result.fnir_at(0.6) == 0.0  # 0.5 / 0.3 strangers, 0.9 / 0.7 mated
