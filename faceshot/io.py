@@ -28,7 +28,7 @@ from faceshot.errors import (
     UnsupportedImageError,
 )
 
-__all__ = ["ImageInput", "load_image", "describe", "DEFAULT_MAX_PIXELS", "MIN_SIDE", "FORMATS"]
+__all__ = ["ImageInput", "load_image", "describe", "DEFAULT_MAX_PIXELS", "MIN_SIDE", "FORMATS", "IMAGE_SUFFIXES"]
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray, Image.Image]
 
@@ -38,6 +38,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 MIN_SIDE = 16
 #: Pillow format names we read. MPO is the multi-picture JPEG many phone cameras write.
 FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF", "PPM")
+#: File name endings of those formats: what folder scans (enroll-dir, eval, calibrate) pick up.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"})
 
 
 def describe(source: ImageInput) -> str:

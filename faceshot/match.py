@@ -112,14 +112,9 @@ class Calibration:
         return OperatingPoint(threshold, self.far_at(threshold))
 
 
-def _bundled(embedder: str) -> Calibration | None:
-    data = _bundled_json(embedder)
-    return None if data is None else Calibration.from_dict(data)
-
-
 @functools.lru_cache(maxsize=None)
-def _bundled_json(name: str) -> dict[str, Any] | None:
-    resource = files("faceshot.embed") / "calibration" / f"{name}.json"
+def _bundled(embedder: str) -> Calibration | None:
+    resource = files("faceshot.embed") / "calibration" / f"{embedder}.json"
     if not resource.is_file():
         return None
-    return json.loads(resource.read_text())
+    return Calibration.from_dict(json.loads(resource.read_text()))

@@ -20,11 +20,10 @@ from faceshot.bulk import one_vector_per_file
 from faceshot.embed import DEFAULT_EMBEDDER
 from faceshot.engine import Multiple
 from faceshot.errors import ConfigError
+from faceshot.io import IMAGE_SUFFIXES
 from faceshot.evaluate.identification import OpenSetResult, Ranking, classifier_ranking, open_set, rank_people
 
-__all__ = ["list_people", "Split", "split_open_set", "OpenSetRun", "evaluate_open_set", "IMAGE_SUFFIXES"]
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"})
+__all__ = ["list_people", "Split", "split_open_set", "OpenSetRun", "evaluate_open_set"]
 
 
 def list_people(root: str | Path) -> dict[str, list[Path]]:

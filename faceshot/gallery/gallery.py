@@ -47,7 +47,7 @@ from faceshot.gallery.results import (
 )
 from faceshot.gallery.settings import GallerySettings
 from faceshot.gallery.store import NewFace, Store
-from faceshot.io import ImageInput, describe
+from faceshot.io import IMAGE_SUFFIXES, ImageInput, describe
 from faceshot.match import OperatingPoint
 from faceshot.quality import DEFAULT_LIMITS, Quality, QualityLimits, assess, require
 from faceshot.results import Face
@@ -60,8 +60,6 @@ DEFAULT_PATH = "faceshot.db"
 #: Identification's default operating point: at most 1% of strangers are named as someone.
 DEFAULT_FPIR = 0.01
 ENVIRONMENT_VARIABLE = "FACESHOT_DB"
-#: Photo files ``enroll_dir`` looks at (other files in a person's folder are reported, not read).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".pgm", ".ppm"})
 #: The most neighbours one search asks for; beyond it, people with many faces may hide others.
 MAX_NEIGHBOURS = 4096
 #: Faces written per transaction by ``enroll_dir``: what a crash can lose and a rerun redoes.
