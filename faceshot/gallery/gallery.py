@@ -47,7 +47,7 @@ from faceshot.gallery.results import (
 )
 from faceshot.gallery.settings import GallerySettings
 from faceshot.gallery.store import NewFace, Store
-from faceshot.io import IMAGE_SUFFIXES, ImageInput, describe
+from faceshot.io import ImageInput, describe
 from faceshot.match import OperatingPoint
 from faceshot.quality import DEFAULT_LIMITS, Quality, QualityLimits, assess, require
 from faceshot.results import Face
