@@ -1,4 +1,9 @@
-"""Many images at once: every file's faces and embeddings, spread over the cores, in input order.
+"""Many images at once: every file's faces and embeddings, using every core, in input order.
+
+The work is a pipeline of two overlapped stages. Worker processes (or threads) decode each image, detect its faces, place the landmarks and cut the face chips; meanwhile this
+thread embeds the chips already cut, batched across images, so the embedder runs large batches
+while the detector keeps every core busy. At most a few images per worker are in flight, so memory
+stays bounded however many files there are, and results come back in the order of the paths.
 
 A bad file does not stop the run: its result carries the error instead of faces.
 """
@@ -7,18 +12,26 @@ from __future__ import annotations
 
 import functools
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Literal, TypeVar
 
 import numpy as np
 
 from faceshot.embed import DEFAULT_EMBEDDER, create_embedder
 from faceshot.engine import Engine, Multiple
-from faceshot.errors import FaceshotError
-from faceshot.results import FaceEmbedding
+from faceshot.errors import ConfigError, FaceshotError
+from faceshot.results import Face, FaceEmbedding
 
-__all__ = ["FileResult", "represent_files", "one_vector_per_file"]
+__all__ = ["FileResult", "represent_files", "one_vector_per_file", "ordered_map", "Backend"]
+
+Backend = Literal["threads", "processes"]
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Images in flight per worker: enough to keep the workers busy while a batch is embedded.
+AHEAD_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -26,36 +39,73 @@ class FileResult:
     """The faces of one file, or why the file could not be used (``error`` is then set).
 
     ``found`` counts the faces detected; with ``one_face`` set, ``faces`` holds only the chosen one.
+    ``chips``: the aligned chip of each face in ``faces`` (``(N, size, size, 3)`` uint8), when asked for.
     """
 
     path: str
     faces: list[FaceEmbedding] = field(default_factory=list)
     found: int = 0
     error: FaceshotError | None = None
+    chips: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
+@dataclass(frozen=True, eq=False)
+class _Cut:
+    """The first stage's output for one file: the faces to embed and their chips."""
+
+    path: str
+    faces: list[Face]
+    chips: np.ndarray
+    found: int
+    error: FaceshotError | None = None
+
+
+def _cut(engine: Engine, path: str, one_face: Multiple | None) -> _Cut:
+    """Decode, detect and align one file (the part of the work that runs on the workers)."""
+    try:
+        if one_face is None:
+            image = engine.load(path)
+            faces = engine.detector.detect(image)
+            found = len(faces)
+        else:
+            image, face, found = engine.choose_face(path, multiple=one_face)
+            faces = [face]
+        return _Cut(path, faces, engine.aligner.align(image, faces), found)
+    except FaceshotError as exc:
+        return _Cut(path, [], np.empty((0, 0, 0, 3), np.uint8), 0, exc)
+
+
+# The engine of a worker process: it detects and aligns; the parent process embeds.
 _worker_engine: Engine | None = None
 
 
-def _start_worker(detector: str, embedder: str, threads: int | None = None) -> None:
+def _start_worker(detector: str, embedder: str) -> None:
     global _worker_engine
-    _worker_engine = Engine(detector=detector, embedder=create_embedder(embedder, threads=threads))
+    _worker_engine = Engine(detector=detector, embedder=embedder)  # the embedder's model is never loaded here
 
 
-def _represent(path: str, one_face: Multiple | None) -> FileResult:
+def _cut_in_worker(path: str, one_face: Multiple | None) -> _Cut:
     assert _worker_engine is not None
-    try:
-        if one_face is None:
-            faces = _worker_engine.represent(path)
-            return FileResult(path, faces, len(faces))
-        face, found = _worker_engine.one_face(path, multiple=one_face)
-        return FileResult(path, [face], found)
-    except FaceshotError as exc:
-        return FileResult(path, error=exc)
+    return _cut(_worker_engine, path, one_face)
+
+
+def ordered_map(executor: Executor, fn: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[Future[R]]:
+    """Submit ``fn(item)`` for each item, at most ``ahead`` at a time; yield the futures in input order.
+
+    Unlike :meth:`Executor.map`, which submits everything at once, this keeps memory bounded and
+    lets the caller see whether the next result is ready (``future.done()``) before waiting on it.
+    """
+    pending: deque[Future[R]] = deque()
+    for item in items:
+        pending.append(executor.submit(fn, item))
+        if len(pending) >= ahead:
+            yield pending.popleft()
+    while pending:
+        yield pending.popleft()
 
 
 def represent_files(
@@ -65,24 +115,67 @@ def represent_files(
     embedder: str = DEFAULT_EMBEDDER,
     one_face: Multiple | None = None,
     workers: int | None = None,
+    backend: Backend = "processes",
+    batch_size: int = 32,
+    keep_chips: bool = False,
 ) -> Iterator[FileResult]:
     """Yield one :class:`FileResult` per path, in the order given.
 
     ``one_face``: embed only one face per photo, chosen as :meth:`Engine.one_face` does
     (``"largest"``, ``"central"`` or ``"error"``); a photo without a face is then an error result.
-    ``workers``: processes to use (default: one per core); 1 runs in this process.
+    ``workers``: how many images are decoded and searched at once (default: one per core); 1 runs
+    everything in this thread. ``backend``: ``"processes"`` (default) or ``"threads"``. dlib's
+    detector holds Python's lock while it searches, so threads overlap decoding and embedding with
+    detection but do not detect on two cores at once; measured in ``benchmarks/end_to_end.py``,
+    processes are faster. Threads keep one copy of the models in memory.
+    ``batch_size``: the most chips embedded in one call (bigger batches: more memory, little speed).
+    ``keep_chips``: also return each face's aligned chip (for quality checks, thumbnails, crops).
     """
+    if backend not in ("threads", "processes"):
+        raise ValueError(f"backend must be 'threads' or 'processes', got {backend!r}")
+    if one_face not in (None, "largest", "central", "error"):
+        raise ConfigError(f"one_face must be 'largest', 'central' or 'error', got {one_face!r}")
     names = [os.fspath(path) for path in paths]
-    task = functools.partial(_represent, one_face=one_face)
+    engine = Engine(detector=detector, embedder=create_embedder(embedder))
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(names) <= 1:
-        _start_worker(detector, embedder)
-        yield from map(task, names)
+        for name in names:
+            yield from _embed([_cut(engine, name, one_face)], engine, keep_chips)
         return
-    # Each process embeds with its share of the cores, so that the processes do not fight over them.
-    share = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(detector, embedder, share)) as pool:
-        yield from pool.map(task, names, chunksize=4)
+    pool: Executor
+    if backend == "processes":
+        pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(detector, embedder))
+        cut: Callable[[str], _Cut] = functools.partial(_cut_in_worker, one_face=one_face)
+    else:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="faceshot-cut")
+        cut = functools.partial(_cut, engine, one_face=one_face)
+    with pool:
+        ready: list[_Cut] = []
+        chips = 0
+        for future in ordered_map(pool, cut, names, workers * AHEAD_PER_WORKER):
+            # Embed what is cut whenever the next image is not ready yet (the workers go on meanwhile),
+            # or once a batch is full.
+            if ready and (chips >= batch_size or not future.done()):
+                yield from _embed(ready, engine, keep_chips)
+                ready, chips = [], 0
+            ready.append(future.result())
+            chips += len(ready[-1].chips)
+        yield from _embed(ready, engine, keep_chips)
+
+
+def _embed(cuts: list[_Cut], engine: Engine, keep_chips: bool) -> Iterator[FileResult]:
+    """Embed the chips of several files in one call and yield each file's result."""
+    chips = [cut.chips for cut in cuts if cut.error is None and len(cut.chips)]
+    vectors = engine.embedder.embed(np.concatenate(chips)) if chips else np.zeros((0, 0), np.float32)
+    start = 0
+    for cut in cuts:
+        if cut.error is not None:
+            yield FileResult(cut.path, error=cut.error)
+            continue
+        mine = vectors[start : start + len(cut.faces)]
+        start += len(cut.faces)
+        faces = [FaceEmbedding(face, vector) for face, vector in zip(cut.faces, mine)]
+        yield FileResult(cut.path, faces, cut.found, chips=cut.chips if keep_chips else None)
 
 
 def one_vector_per_file(

@@ -255,11 +255,12 @@ class Gallery:
         if len(faces) > 1 and not force:
             raise _several_faces(label, len(faces))
         # Detectors return the largest face first.
-        return self._gate(image, faces[0], None, label, digest, force, keep_thumbnail)
+        chips = self.engine.aligner.align(image, faces[:1])
+        return self._gate(chips, faces[0], None, label, digest, force, keep_thumbnail)
 
     def _gate(
         self,
-        image: np.ndarray,
+        chips: np.ndarray,
         face: Face,
         vector: np.ndarray | None,
         label: str,
@@ -267,8 +268,10 @@ class Gallery:
         force: bool,
         keep_thumbnail: bool,
     ) -> tuple[NewFace, Face, Quality]:
-        """Measure the face against the quality gate, embed it unless ``vector`` is given, package it."""
-        chips = self.engine.aligner.align(image, [face])
+        """Measure the face against the quality gate, embed it unless ``vector`` is given, package it.
+
+        ``chips``: the face's aligned chip, shape ``(1, size, size, 3)``.
+        """
         quality = assess(face, chips[0], self.quality)
         if not force:
             require(quality, label)
@@ -377,6 +380,7 @@ class Gallery:
             embedder=self.engine.embedder.name,
             one_face="largest",
             workers=workers,
+            keep_chips=True,
         )
         for (person, photo, digest), result in zip(todo, results):
             if person != batch_person:
@@ -389,9 +393,7 @@ class Gallery:
                 found = result.faces[0].face
                 if result.found > 1 and not force:
                     raise _several_faces(label, result.found)
-                # The quality gate needs the aligned chip, which the workers do not return: cut it
-                # again here (decoding and aligning cost a fraction of detecting and embedding).
-                item = self._gate(self.engine.load(photo), found, result.faces[0].embedding, label, digest,
+                item = self._gate(result.chips, found, result.faces[0].embedding, label, digest,
                                   force, keep_thumbnail)
             except FaceshotError as exc:
                 rejection = Rejected(label, type(exc).__name__, str(exc))
