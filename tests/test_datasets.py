@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
 import numpy as np
 import pytest
 
 import faceshot
 from faceshot.bulk import one_vector_per_file
+from faceshot.evaluate.detection import detection_recall, iou, read_imglab_boxes
 from faceshot.evaluate.lfw import read_pairs
 from faceshot.evaluate.metrics import accuracy, error_rates
 from faceshot.results import Box
@@ -32,20 +31,8 @@ def test_non_face_photos_have_no_face(datasets, engine):
 def annotated_boxes(datasets) -> dict[str, list[Box]]:
     boxes: dict[str, list[Box]] = {}
     for name in ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml"):
-        for image in ET.parse(datasets / "scenes" / name).getroot().iter("image"):
-            for box in image.iter("box"):
-                if box.get("ignore") == "1":
-                    continue
-                left, top = int(box.get("left")), int(box.get("top"))
-                right, bottom = left + int(box.get("width")), top + int(box.get("height"))
-                boxes.setdefault("dlib_" + image.get("file"), []).append(Box(left, top, right, bottom))
+        boxes.update(read_imglab_boxes(datasets / "scenes" / name, prefix="dlib_"))
     return boxes
-
-
-def iou(a: Box, b: Box) -> float:
-    inter = Box(max(a.left, b.left), max(a.top, b.top), min(a.right, b.right), min(a.bottom, b.bottom))
-    overlap = inter.area if inter.width > 0 and inter.height > 0 else 0
-    return overlap / (a.area + b.area - overlap)
 
 
 # Measured with the default hog detector: 43 of 43 annotated faces (IoU >= 0.3), no extra detections.
@@ -55,17 +42,20 @@ RECALL_FLOOR = 0.95
 
 def test_scene_detection_recall_against_dlib_annotations(datasets, engine):
     truth = annotated_boxes(datasets)
-    hits = total = extra = 0
-    for name, boxes in sorted(truth.items()):
-        found = [face.box for face in engine.detect(datasets / "scenes" / name)]
-        matched = sum(any(iou(t, f) >= 0.3 for f in found) for t in boxes)
-        hits, total = hits + matched, total + len(boxes)
-        extra += max(0, len(found) - matched)
-        print(f"{name}: {matched}/{len(boxes)} annotated faces found, {len(found)} detections")
-    recall = hits / total
-    print(f"scene recall {recall:.3f} ({hits}/{total}); detections beyond the annotations: {extra}")
-    assert total == 43
-    assert recall >= RECALL_FLOOR
+    result = detection_recall(truth, lambda name: [face.box for face in engine.detect(datasets / "scenes" / name)])
+    print(f"scene recall {result.recall:.3f} ({result.found}/{result.annotated}); "
+          f"detections beyond the annotations: {result.extra}")
+    assert result.annotated == 43
+    assert result.recall >= RECALL_FLOOR
+
+
+def test_detection_recall_counts_matches_and_extra_boxes():
+    truth = {"a.jpg": [Box(0, 0, 10, 10), Box(20, 20, 30, 30)]}
+    found = {"a.jpg": [Box(1, 1, 11, 11), Box(50, 50, 60, 60)]}
+    result = detection_recall(truth, found.__getitem__)
+    assert (result.found, result.annotated, result.extra, result.recall) == (1, 2, 1, 0.5)
+    assert iou(Box(0, 0, 10, 10), Box(5, 0, 15, 10)) == 50 / 150
+    assert iou(Box(0, 0, 10, 10), Box(10, 10, 20, 20)) == 0.0
 
 
 @pytest.mark.slow
