@@ -1,0 +1,116 @@
+"""How fast can the HOG detector go without missing faces: recall against time for several settings.
+
+    python benchmarks/detect_speed.py [--lfw 300] [--cnn] [--json OUT]
+
+Settings compared (dlib's HOG detector as faceshot wraps it; see ``faceshot.detect.dlib_detectors``):
+colour or grayscale search, when to upsample (double) the photo (never, photos of at most 640 px,
+at most 1,000 px (the default), always, as face_recognition does), and the size large photos are
+downscaled to before the search (``max_side``).
+
+Measured for each setting, one thread, the settings taking turns on every photo so that a change
+in the machine's load touches all of them alike:
+
+- recall on the 43 faces annotated by dlib in the ``scenes`` PASCAL VOC photos (IoU ≥ 0.3) and the
+  detections that match no annotation;
+- faces found in the 36 photos of ``scenes`` + ``face_recognition_examples``, and ms per photo;
+- LFW: photos of a fixed random sample in which a face is found, and ms per photo;
+- ``nonfaces``: photos with a detection (false alarms).
+
+``--cnn`` adds dlib's CNN detector (about 2 s per photo here: minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from faceshot.detect import Detector, create_detector
+from faceshot.evaluate.detection import detection_recall, read_imglab_boxes
+from faceshot.io import IMAGE_SUFFIXES, load_image
+from faceshot.results import Box
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("FACESHOT_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "default (colour, upsample ≤1000 px, max 2000)": {},
+    "grayscale": {"gray": True},
+    "never upsample": {"upsample": 0},
+    "upsample ≤640 px": {"upsample_below": 640},
+    "grayscale, upsample ≤640 px": {"gray": True, "upsample_below": 640},
+    "always upsample (face_recognition)": {"upsample": 1, "max_side": 100_000},
+    "max_side 1280": {"max_side": 1280},
+    "grayscale, max_side 1280": {"gray": True, "max_side": 1280},
+}
+
+
+def photos(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lfw", type=int, default=300, help="LFW photos in the sample")
+    parser.add_argument("--cnn", action="store_true", help="also time dlib's CNN detector (slow)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    detectors: dict[str, Detector] = {label: create_detector("hog", **opts) for label, opts in SETTINGS.items()}
+    if args.cnn:
+        detectors["cnn (default scaling)"] = create_detector("cnn")
+    truth: dict[str, list[Box]] = {}
+    for name in ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml"):
+        truth.update(read_imglab_boxes(DATASETS / "scenes" / name, prefix="dlib_"))
+    scenes = photos(DATASETS / "scenes") + photos(DATASETS / "face_recognition_examples")
+    lfw = sorted(random.Random(0).sample(sorted((DATASETS / "lfw" / "images").glob("*/*.jpg")), args.lfw))
+    nonfaces = photos(DATASETS / "nonfaces")
+    print(f"load average at the start: {os.getloadavg()[0]:.2f}")
+
+    # Every setting on every photo, in turns; boxes kept per setting and photo.
+    boxes: dict[str, dict[str, list[Box]]] = {label: {} for label in detectors}
+    seconds: dict[str, dict[str, float]] = {label: {"scenes": 0.0, "lfw": 0.0, "nonfaces": 0.0} for label in detectors}
+    for group, paths in (("scenes", scenes), ("lfw", lfw), ("nonfaces", nonfaces)):
+        for path in paths:
+            image = load_image(path)
+            for label, detector in detectors.items():
+                start = time.perf_counter()
+                found = detector.locate(image)  # type: ignore[attr-defined]
+                seconds[label][group] += time.perf_counter() - start
+                boxes[label][str(path)] = [box for box, _ in found]
+
+    rows = []
+    for label in detectors:
+        found = boxes[label]
+        recall = detection_recall(truth, lambda name: found[str(DATASETS / "scenes" / name)])
+        rows.append({
+            "setting": label,
+            "recall": round(recall.recall, 3),
+            "annotated_found": recall.found,
+            "extra": recall.extra,
+            "scene_faces": sum(len(found[str(p)]) for p in scenes),
+            "scene_ms": round(seconds[label]["scenes"] / len(scenes) * 1000, 1),
+            "lfw_with_face": sum(bool(found[str(p)]) for p in lfw),
+            "lfw_ms": round(seconds[label]["lfw"] / len(lfw) * 1000, 1),
+            "nonface_alarms": sum(bool(found[str(p)]) for p in nonfaces),
+        })
+    print(f"\nannotated faces: {sum(map(len, truth.values()))}; scene photos: {len(scenes)}; "
+          f"LFW sample: {len(lfw)}; non-face photos: {len(nonfaces)}")
+    header = f"{'setting':<40}{'recall':>8}{'extra':>6}{'faces':>7}{'ms/scene':>10}{'LFW found':>11}{'ms/LFW':>8}{'alarms':>8}"
+    print(header)
+    for row in rows:
+        print(
+            f"{row['setting']:<40}{row['recall']:>8.3f}{row['extra']:>6}{row['scene_faces']:>7}"
+            f"{row['scene_ms']:>10.1f}{row['lfw_with_face']:>11}{row['lfw_ms']:>8.1f}{row['nonface_alarms']:>8}"
+        )
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
