@@ -2,6 +2,7 @@
 
     python benchmarks/embed_speed.py [--chips 64] [--threads 1 2]
     python benchmarks/embed_speed.py --lfw-devtest [--pairs N]   # decisions on LFW View 1 DevTest
+    python benchmarks/embed_speed.py --int8                      # int8 quantisation: speed, vectors
 
 Speed: faces per second for one face per call and for batches of 16 and 64, with 1 and with N
 threads. dlib's side is ``compute_face_descriptor`` (what face_recognition calls); dlib's wheel runs it
@@ -141,6 +142,40 @@ def speed(args: argparse.Namespace) -> None:
     print(f"load average after: {_load()}")
 
 
+# --- int8 ---------------------------------------------------------------------------------------
+
+
+def int8(args: argparse.Namespace) -> None:
+    """onnxruntime's dynamic int8 quantisation of the converted network: speed and vectors."""
+    import tempfile
+
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from faceshot.embed.dlib_onnx import onnx_model
+
+    chips = sample_chips(args.chips, workers=max(args.threads))
+    print(f"{len(chips)} chips; load average {_load()}")
+    with tempfile.TemporaryDirectory() as folder:
+        float_file, int8_file = Path(folder, "float.onnx"), Path(folder, "int8.onnx")
+        float_file.write_bytes(onnx_model())
+        quantize_dynamic(float_file, int8_file, weight_type=QuantType.QInt8)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        vectors = {}
+        for label, path in (("float32", float_file), ("int8 (dynamic)", int8_file)):
+            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session.run(None, {"chips": chips[:16]})
+            started = time.perf_counter()
+            out = np.concatenate([session.run(None, {"chips": chips[i : i + 16]})[0] for i in range(0, len(chips), 16)])
+            rate = len(chips) / (time.perf_counter() - started)
+            vectors[label] = out / np.linalg.norm(out, axis=1, keepdims=True)
+            print(f"{label:16} 1 thread, batches of 16: {rate:.1f} faces/s")
+    cosines = (vectors["float32"] * vectors["int8 (dynamic)"]).sum(1)
+    print(f"int8 against float32: min cosine {cosines.min():.5f}, mean {cosines.mean():.5f}")
+    print(f"load average after: {_load()}")
+
+
 # --- LFW View 1 DevTest --------------------------------------------------------------------------
 
 
@@ -213,9 +248,12 @@ def main() -> None:
     )
     parser.add_argument("--lfw-devtest", action="store_true", help="compare decisions on LFW View 1 DevTest")
     parser.add_argument("--pairs", type=int, default=0, help="with --lfw-devtest: only N same + N different pairs")
+    parser.add_argument("--int8", action="store_true", help="time onnxruntime's dynamic int8 quantisation")
     args = parser.parse_args()
     if args.lfw_devtest:
         lfw_devtest(args)
+    elif args.int8:
+        int8(args)
     else:
         speed(args)
 
