@@ -8,9 +8,10 @@ several faces, 360 px to 2,280 px). For each set and system, in a fresh process:
 
 - ``face_recognition``: ``face_recognition.face_encodings(face_recognition.load_image_file(path))``
   in a ``multiprocessing.Pool`` of ``--workers`` processes (how its own CLI uses several cores);
-- ``faceshot``: :func:`faceshot.bulk.represent_files` with its defaults (threads; the default,
-  mirror-averaged ``dlib-resnet-onnx`` embedder: twice the network work of face_recognition);
-- ``faceshot-processes``: the same with ``backend="processes"``;
+- ``faceshot``: :func:`faceshot.bulk.represent_files` with its defaults (worker processes detect,
+  this process embeds; the default, mirror-averaged ``dlib-resnet-onnx`` embedder: twice the
+  network work of face_recognition);
+- ``faceshot-threads``: the same with ``backend="threads"``;
 - ``faceshot-single``: the default pipeline with ``dlib-resnet-onnx-single`` (one pass per face,
   the same work as face_recognition).
 
@@ -42,7 +43,7 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("FACESHOT_DATASETS", ROOT.parent / "shared" / "datasets"))
-SYSTEMS = ("face_recognition", "faceshot", "faceshot-processes", "faceshot-single")
+SYSTEMS = ("face_recognition", "faceshot", "faceshot-threads", "faceshot-single")
 PEER = "face_recognition"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -100,7 +101,7 @@ def child(system: str, list_file: str, workers: int) -> None:
     if system == PEER:
         seconds, faces = run_face_recognition(paths, workers)
     else:
-        backend = "processes" if system == "faceshot-processes" else "threads"
+        backend = "threads" if system == "faceshot-threads" else "processes"
         embedder = "dlib-resnet-onnx-single" if system == "faceshot-single" else "dlib-resnet-onnx"
         seconds, faces = run_faceshot(paths, workers, backend, embedder)
     print(json.dumps({"seconds": seconds, "faces": faces}))
