@@ -135,12 +135,6 @@ class ClusterStore:
             for row in rows
         ]
 
-    def face(self, face_id: int) -> StoredFace:
-        for stored in self.faces():
-            if stored.id == face_id:
-                return stored
-        raise NotFound(f"no face with id {face_id} in the collection")
-
     def cluster_names(self) -> dict[int, str | None]:
         """Every cluster id with its name (``None`` until named)."""
         return {int(row[0]): row[1] for row in self._conn.execute("SELECT id, name FROM clusters ORDER BY id")}
