@@ -139,7 +139,7 @@ def run(
 @reports_errors
 def list_clusters(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> None:
     """The saved clusters, largest first (with --json, every face with its id, photo and box)."""
-    with _open(db) as collection:
+    with Collection.saved(db) as collection:
         result = collection.clustering()
     if as_json:
         show_json(result.to_dict())
@@ -157,7 +157,7 @@ def name(
     as_json: bool = JsonOption,
 ) -> None:
     """Enroll every face of a cluster in the gallery as PERSON (through the quality gate)."""
-    with _open(db) as collection, Gallery(collection.db, collection.engine) as gallery:
+    with Collection.saved(db) as collection, Gallery(collection.db, collection.engine) as gallery:
         naming = collection.name(cluster, person, gallery, force=force)
     result = naming.enrollment
     if as_json:
@@ -177,7 +177,7 @@ def merge(
     db: Optional[Path] = DbOption,
 ) -> None:
     """Merge cluster SOURCE into TARGET (two groups of one person)."""
-    with _open(db) as collection:
+    with Collection.saved(db) as collection:
         merged = collection.merge(target, source)
     out.print(f"cluster {source} merged into {target}: {merged.size} faces")
 
@@ -190,13 +190,6 @@ def split(
     db: Optional[Path] = DbOption,
 ) -> None:
     """Move a face that does not belong out of its cluster, into a new cluster of its own."""
-    with _open(db) as collection:
+    with Collection.saved(db) as collection:
         new = collection.split(cluster, face)
     out.print(f"face {face} moved from cluster {cluster} to new cluster {new.id}")
-
-
-def _open(db: Optional[Path]) -> Collection:
-    from faceshot.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
-    import os
-
-    return Collection(db or os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH)

@@ -135,6 +135,13 @@ class Collection:
         self.keep_thumbnails = keep_thumbnails
         self.workers = workers
 
+    @classmethod
+    def saved(cls, db: str | os.PathLike[str] | None = None, **options: Any) -> "Collection":
+        """The collection kept in a gallery file: ``db``, else ``$FACESHOT_DB``, else ``./faceshot.db`` (as :class:`Gallery`)."""
+        from faceshot.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
+
+        return cls(db or os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH, **options)
+
     def __repr__(self) -> str:
         where = "memory" if self.db is None else str(self.db)
         return f"Collection({where!r}, algorithm={self.algorithm!r}, threshold={self.threshold:.4f})"
