@@ -20,9 +20,11 @@ from typer.core import TyperGroup
 
 from faceshot.api import engine
 from faceshot.cli.app import (
+    EXIT_ERROR,
     EXIT_NO,
     DbOption,
     DetectorOption,
+    FarOption,
     JsonOption,
     Threshold,
     app,
@@ -92,6 +94,7 @@ def run(
         help="Score two faces need to be linked (cosine, as verify). Higher: purer clusters, more faces left alone. "
         "Default: the embedder's score at FAR 7.4e-5 (0.945 for dlib-resnet), measured best on LFW.",
     ),
+    far: Threshold = FarOption,
     algorithm: Optional[str] = typer.Option(
         None, "--algorithm", "-a", help=f"One of: {', '.join(clusterers.names())} (default chinese-whispers)."
     ),
@@ -111,7 +114,7 @@ def run(
     With --db, photos seen before are skipped and new faces join the saved clusters. Files that
     cannot be read are listed on stderr and the rest are clustered (exit code 1 when any failed).
     """
-    with Collection(db, engine(detector), algorithm=algorithm, threshold=threshold, min_size=min_size,
+    with Collection(db, engine(detector), algorithm=algorithm, threshold=threshold, far=far, min_size=min_size,
                     keep_thumbnails=keep_thumbnails, workers=workers) as collection, progress_bar() as bar:
         task = bar.add_task("finding faces", total=None)
         result = collection.add(folders, progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -156,7 +159,11 @@ def name(
     db: Optional[Path] = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Enroll every face of a cluster in the gallery as PERSON (through the quality gate)."""
+    """Enroll every face of a cluster in the gallery as PERSON, through the quality gate.
+
+    Refused faces are listed; exit code 2 when none could be enrolled. Naming again enrolls the
+    faces that joined the cluster since.
+    """
     with Collection.saved(db) as collection, Gallery(collection.db, collection.engine) as gallery:
         naming = collection.name(cluster, person, gallery, force=force)
     result = naming.enrollment
@@ -167,6 +174,9 @@ def name(
                   f"{len(result.skipped)} already enrolled, {len(result.rejected)} refused")
     for rejected in result.rejected:
         err.print(f"refused: {rejected.reason}")
+    if not result.added and not result.skipped:
+        error("nothing enrolled; --force accepts faces the quality gate refuses")
+        raise typer.Exit(EXIT_ERROR)
 
 
 @cluster_app.command("merge")

@@ -26,7 +26,8 @@ import numpy as np
 from PIL import Image
 
 from faceshot.bulk import represent_files
-from faceshot.cluster.algorithms import DEFAULT_ALGORITHM, create_clusterer, drop_small
+from faceshot.cluster.algorithms import DEFAULT_ALGORITHM, create_clusterer
+from faceshot.cluster.assign import grow
 from faceshot.cluster.crops import face_crop, jpeg
 from faceshot.cluster.results import Cluster, ClusteredFace, Clustering, Naming
 from faceshot.cluster.store import ClusterStore, StoredFace
@@ -95,7 +96,7 @@ class Collection:
     collection was made with). ``algorithm``: see :mod:`faceshot.cluster.algorithms`.
     ``threshold``: the score two faces need to be linked (cosine, as ``verify``); by default the
     one a saved collection used last, else :func:`default_threshold`. Higher: purer clusters, more
-    of them, more faces left alone. ``min_size``: groups with fewer faces stay unclustered.
+    of them, more faces left alone. ``far``: the threshold at this false-accept rate instead. ``min_size``: groups with fewer faces stay unclustered.
     ``keep_thumbnails``: store a small JPEG of each face (off: no image is stored).
     ``workers``: processes for detection and embedding (default: one per core).
     """
@@ -107,6 +108,7 @@ class Collection:
         *,
         algorithm: str | None = None,
         threshold: float | None = None,
+        far: float | None = None,
         min_size: int | None = None,
         options: dict[str, Any] | None = None,
         keep_thumbnails: bool = False,
@@ -126,6 +128,10 @@ class Collection:
         self.algorithm = algorithm or saved.get("algorithm") or DEFAULT_ALGORITHM
         self.options = dict(options if options is not None else saved.get("options", {}))
         self.clusterer = create_clusterer(self.algorithm, **self.options)  # an unknown name fails here
+        if threshold is not None and far is not None:
+            raise ConfigError("give a threshold or a false-accept rate, not both")
+        if far is not None:
+            threshold = engine.operating_point(far=far).threshold
         self.threshold = float(threshold if threshold is not None else saved.get("threshold") or default_threshold(engine))
         if not -1.0 <= self.threshold <= 1.0:
             raise ConfigError(f"a threshold is a cosine score between -1 and 1, got {self.threshold}")
@@ -211,8 +217,7 @@ class Collection:
                 for item, thumbnail in zip(faces, thumbnails):
                     new_ids.append(self.store.add_face(photo, item.face, item.embedding, thumbnail))
                     new_vectors.append(item.embedding)
-            joined = self._join_existing(new_ids, new_vectors)
-            self._cluster_rest()
+            joined = self._grow(new_ids, new_vectors)
             self.store.db.set_setting(_SETTING, {"algorithm": self.algorithm, "options": self.options,
                                                  "threshold": self.threshold, "min_size": self.min_size})
         log.info("%d new photo(s), %d face(s) added, %d joined existing clusters, %d failed",
@@ -220,40 +225,23 @@ class Collection:
         return self._state(photos=len(files), skipped=skipped, no_face=tuple(no_face),
                            failed=tuple(failed), added=len(new_ids), joined=joined)
 
-    def _join_existing(self, ids: list[int], vectors: list[np.ndarray]) -> int:
-        """Put each new face in the existing cluster with the most faces scoring at least the threshold."""
-        clustered = self.store.faces(clustered=True)
-        if not ids or not clustered:
-            return 0
-        members = np.stack([face.embedding for face in clustered])
-        labels = np.array([face.cluster for face in clustered], dtype=np.int64)
-        moves: dict[int, list[int]] = {}
-        new = np.stack(vectors)
-        for start in range(0, len(new), 1024):  # bounded memory: 1,024 rows of scores at a time
-            scores = new[start : start + 1024] @ members.T
-            for offset, row in enumerate(scores):
-                close = row >= self.threshold
-                if not close.any():
-                    continue
-                candidates, votes = np.unique(labels[close], return_counts=True)
-                # Most neighbours first; a tie goes to the cluster holding the single best match.
-                best = max(range(len(candidates)),
-                           key=lambda k: (votes[k], row[close][labels[close] == candidates[k]].max()))
-                moves.setdefault(int(candidates[best]), []).append(ids[start + offset])
-        for cluster_id, face_ids in moves.items():
-            self.store.assign(face_ids, cluster_id)
-        return sum(len(face_ids) for face_ids in moves.values())
-
-    def _cluster_rest(self) -> None:
-        """Cluster the unclustered faces among themselves; groups of ``min_size`` become clusters."""
-        loose = self.store.faces(clustered=False)
-        if len(loose) < self.min_size or not loose:
-            return
-        labels = drop_small(self.clusterer.fit(np.stack([face.embedding for face in loose]), self.threshold),
-                            self.min_size)
-        for label in range(int(labels.max(initial=-1)) + 1):
-            cluster_id = self.store.new_cluster()
-            self.store.assign([face.id for face, mine in zip(loose, labels == label) if mine], cluster_id)
+    def _grow(self, ids: list[int], vectors: list[np.ndarray]) -> int:
+        """Join new faces to existing clusters, cluster the rest; returns how many joined."""
+        fresh = set(ids)
+        old = [face for face in self.store.faces() if face.id not in fresh]
+        dim = self.engine.embedder.dim
+        joined, groups = grow(
+            np.stack([face.embedding for face in old]) if old else np.zeros((0, dim), np.float32),
+            np.array([-1 if face.cluster is None else face.cluster for face in old], dtype=np.int64),
+            np.stack(vectors) if vectors else np.zeros((0, dim), np.float32),
+            self.clusterer, self.threshold, self.min_size,
+        )
+        for cluster_id in np.unique(joined[joined >= 0]).tolist():
+            self.store.assign([face_id for face_id, label in zip(ids, joined) if label == cluster_id], cluster_id)
+        every_id = [face.id for face in old] + ids
+        for group in groups:
+            self.store.assign([every_id[k] for k in group], self.store.new_cluster())
+        return int((joined >= 0).sum())
 
     def _thumbnails(self, path: Path, faces: Sequence[Any]) -> list[bytes | None]:
         try:
@@ -368,6 +356,7 @@ def cluster(
     *,
     algorithm: str | None = None,
     threshold: float | None = None,
+    far: float | None = None,
     min_size: int | None = None,
     detector: str = "hog",
     workers: int | None = None,
@@ -375,6 +364,6 @@ def cluster(
     """Group the faces in these photos and folders by person, keeping nothing (see :class:`Collection`)."""
     from faceshot.api import engine
 
-    with Collection(None, engine(detector), algorithm=algorithm, threshold=threshold, min_size=min_size,
+    with Collection(None, engine(detector), algorithm=algorithm, threshold=threshold, far=far, min_size=min_size,
                     workers=workers) as collection:
         return collection.add(inputs)
