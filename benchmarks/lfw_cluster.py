@@ -164,7 +164,7 @@ def build_sets(people: dict[str, list[str]], vectors: dict[str, np.ndarray]) -> 
 def run(data: dict[str, Any], algorithm: str, options: dict[str, Any], threshold: float, min_size: int) -> dict[str, Any]:
     clusterer = create_clusterer(algorithm, **options)
     start = time.perf_counter()
-    labels = drop_small(clusterer.fit(data["vectors"], threshold), min_size)
+    labels = drop_small(clusterer.fit(data["vectors"], threshold, min_size), min_size)
     seconds = time.perf_counter() - start
     scores = score_clustering(data["labels"], labels).to_dict()
     biggest = Counter(labels[labels >= 0].tolist()).most_common(1)

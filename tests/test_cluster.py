@@ -118,3 +118,12 @@ def test_bad_inputs_are_reported_and_the_rest_clustered(images, tmp_path):
     result = cluster([mixed, tmp_path / "missing.jpg"], workers=1)
     assert sorted(Path(f.source).name for f in result.failed) == ["broken.jpg", "missing.jpg"]
     assert result.faces == 1 and result.skipped == 1  # the copy has the same bytes: one face, not two
+
+
+def test_no_image_is_kept_unless_thumbnails_are_asked_for(images, tmp_path):
+    with Collection(tmp_path / "plain.db", workers=1) as photos:
+        face = photos.add([images / "obama.jpg"]).unclustered[0]
+        assert photos.thumbnail(face.id) is None
+    with Collection(tmp_path / "thumbs.db", keep_thumbnails=True, workers=1) as photos:
+        face = photos.add([images / "obama.jpg"]).unclustered[0]
+        assert photos.thumbnail(face.id)[:2] == b"\xff\xd8"  # a JPEG

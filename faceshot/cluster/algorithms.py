@@ -100,8 +100,12 @@ class Clusterer(ABC):
     name: str
 
     @abstractmethod
-    def fit(self, vectors: np.ndarray, threshold: float) -> np.ndarray:
-        """``(N, D)`` unit vectors → ``(N,)`` int64 labels (below 0: no cluster)."""
+    def fit(self, vectors: np.ndarray, threshold: float, min_size: int = 2) -> np.ndarray:
+        """``(N, D)`` unit vectors → ``(N,)`` int64 labels (below 0: no cluster).
+
+        ``min_size``: the smallest cluster the caller keeps; algorithms that form clusters by size
+        (HDBSCAN) use it, the others leave the dropping of small groups to the caller.
+        """
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -124,7 +128,7 @@ class ChineseWhispers(Clusterer):
     def __init__(self, iterations: int = 100) -> None:
         self.iterations = iterations
 
-    def fit(self, vectors: np.ndarray, threshold: float) -> np.ndarray:
+    def fit(self, vectors: np.ndarray, threshold: float, min_size: int = 2) -> np.ndarray:
         import dlib
 
         count = len(vectors)
@@ -144,7 +148,7 @@ class ConnectedComponents(Clusterer):
 
     name = "components"
 
-    def fit(self, vectors: np.ndarray, threshold: float) -> np.ndarray:
+    def fit(self, vectors: np.ndarray, threshold: float, min_size: int = 2) -> np.ndarray:
         count = len(vectors)
         parent = list(range(count))
 
@@ -182,7 +186,7 @@ class DBSCAN(Clusterer):
     def __init__(self, min_samples: int = 3) -> None:
         self.min_samples = min_samples
 
-    def fit(self, vectors: np.ndarray, threshold: float) -> np.ndarray:
+    def fit(self, vectors: np.ndarray, threshold: float, min_size: int = 2) -> np.ndarray:
         cluster = _sklearn_cluster()
         if len(vectors) == 0:
             return np.zeros(0, np.int64)
@@ -194,7 +198,7 @@ class DBSCAN(Clusterer):
 
 @clusterers.register("hdbscan")
 class HDBSCAN(Clusterer):
-    """scikit-learn's HDBSCAN with ``min_cluster_size`` faces at least.
+    """scikit-learn's HDBSCAN with ``min_cluster_size`` faces at least (default: the caller's ``min_size``).
 
     HDBSCAN picks each cluster's own density cut-off, so the threshold cannot be its cut; it is
     applied afterwards as a floor: a face stays in its cluster only if it scores at least the
@@ -204,16 +208,17 @@ class HDBSCAN(Clusterer):
 
     name = "hdbscan"
 
-    def __init__(self, min_cluster_size: int = 2, min_samples: int | None = None) -> None:
+    def __init__(self, min_cluster_size: int | None = None, min_samples: int | None = None) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
 
-    def fit(self, vectors: np.ndarray, threshold: float) -> np.ndarray:
+    def fit(self, vectors: np.ndarray, threshold: float, min_size: int = 2) -> np.ndarray:
         cluster = _sklearn_cluster()
         if len(vectors) < 2:
             return np.full(len(vectors), -1, np.int64)
         model = cluster.HDBSCAN(
-            min_cluster_size=max(2, self.min_cluster_size), min_samples=self.min_samples, metric="euclidean", copy=True
+            min_cluster_size=max(2, self.min_cluster_size or min_size), min_samples=self.min_samples,
+            metric="euclidean", copy=True,
         )
         labels = model.fit_predict(np.asarray(vectors, dtype=np.float64)).astype(np.int64)
         first, second, _ = similar_pairs(vectors, threshold)

@@ -65,5 +65,5 @@ def grow(
     loose = np.concatenate([np.flatnonzero(~clustered), len(labels) + np.flatnonzero(joined < 0)])
     if len(loose) < max(min_size, 1):
         return joined, []
-    found = drop_small(clusterer.fit(everything[loose], threshold), min_size)
+    found = drop_small(clusterer.fit(everything[loose], threshold, min_size), min_size)
     return joined, [loose[found == label] for label in range(int(found.max(initial=-1)) + 1)]
