@@ -69,3 +69,6 @@ def test_empty_folders_and_unreadable_files_give_clear_messages(tmp_path):
     assert "broken.jpg" in run.stderr and "no face found in 1 photo(s); nothing to cluster" in run.stderr
     assert "Traceback" not in run.stderr
     assert faceshot("cluster", folder, "--algorithm", "kmeans").returncode == 2
+    absent = faceshot("cluster", "list", "--db", tmp_path / "absent.db")
+    assert absent.returncode == 2 and "no such gallery file" in absent.stderr
+    assert not (tmp_path / "absent.db").exists()

@@ -32,7 +32,7 @@ from faceshot.cluster.crops import face_crop, jpeg
 from faceshot.cluster.results import Cluster, ClusteredFace, Clustering, Naming
 from faceshot.cluster.store import ClusterStore, StoredFace
 from faceshot.engine import Engine
-from faceshot.errors import ConfigError, FaceshotError, GalleryError, ImageNotFoundError
+from faceshot.errors import ConfigError, FaceshotError, GalleryError, ImageNotFoundError, NotFound
 from faceshot.gallery import FoundFace, Gallery, Rejected
 from faceshot.io import IMAGE_SUFFIXES
 
@@ -96,7 +96,9 @@ class Collection:
     collection was made with). ``algorithm``: see :mod:`faceshot.cluster.algorithms`.
     ``threshold``: the score two faces need to be linked (cosine, as ``verify``); by default the
     one a saved collection used last, else :func:`default_threshold`. Higher: purer clusters, more
-    of them, more faces left alone. ``far``: the threshold at this false-accept rate instead. ``min_size``: groups with fewer faces stay unclustered.
+    of them, more faces left alone. ``far``: the threshold at this false-accept rate instead.
+    ``min_size``: groups with fewer faces stay unclustered. ``options``: the algorithm's own
+    settings (e.g. ``{"min_samples": 3}`` for DBSCAN).
     ``keep_thumbnails``: store a small JPEG of each face (off: no image is stored).
     ``workers``: processes for detection and embedding (default: one per core).
     """
@@ -124,9 +126,29 @@ class Collection:
         self.db = None if db is None else Path(db)
         self.store = ClusterStore(":memory:" if db is None else Path(db),
                                   embedder=engine.embedder.space, dim=engine.embedder.dim)
+        try:
+            self._configure(engine, algorithm, threshold, far, min_size, options)
+        except BaseException:
+            self.store.close()
+            raise
+        self.keep_thumbnails = keep_thumbnails
+        self.workers = workers
+
+    def _configure(
+        self,
+        engine: Engine,
+        algorithm: str | None,
+        threshold: float | None,
+        far: float | None,
+        min_size: int | None,
+        options: dict[str, Any] | None,
+    ) -> None:
+        """Settings given, else those a saved collection used last, else the defaults; checked."""
         saved = self.store.db.get_setting(_SETTING) or {}
         self.algorithm = algorithm or saved.get("algorithm") or DEFAULT_ALGORITHM
-        self.options = dict(options if options is not None else saved.get("options", {}))
+        if options is None:
+            options = saved.get("options", {}) if self.algorithm == saved.get("algorithm") else {}
+        self.options = dict(options)
         self.clusterer = create_clusterer(self.algorithm, **self.options)  # an unknown name fails here
         if threshold is not None and far is not None:
             raise ConfigError("give a threshold or a false-accept rate, not both")
@@ -138,15 +160,17 @@ class Collection:
         self.min_size = int(min_size if min_size is not None else saved.get("min_size") or DEFAULT_MIN_SIZE)
         if self.min_size < 1:
             raise ConfigError(f"min_size must be at least 1, got {self.min_size}")
-        self.keep_thumbnails = keep_thumbnails
-        self.workers = workers
 
     @classmethod
     def saved(cls, db: str | os.PathLike[str] | None = None, **options: Any) -> "Collection":
         """The collection kept in a gallery file: ``db``, else ``$FACESHOT_DB``, else ``./faceshot.db`` (as :class:`Gallery`)."""
         from faceshot.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
 
-        return cls(db or os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH, **options)
+        path = Path(db or os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH)
+        if not path.is_file():
+            # Opening would create an empty gallery; the user most likely named the wrong file.
+            raise NotFound(f"{path}: no such gallery file; cluster photos into it first: faceshot cluster DIR --db {path}")
+        return cls(path, **options)
 
     def __repr__(self) -> str:
         where = "memory" if self.db is None else str(self.db)
