@@ -15,7 +15,8 @@ both sets). The setting with the best BCubed F on the development set is then ru
 set. The test-set sweep is printed too, marked as such, to show how much that choice left behind.
 For reference, dlib's own example (``chinese_whispers_clustering`` on raw descriptors at Euclidean
 distance 0.5) runs on the same faces; and the default algorithm is run as a saved collection grows:
-the test set added in 1, 2, 4 and 16 random parts, each part joining the clusters already there
+the test set added in 1, 2, 4 and 16 random parts: each time, the unclustered faces join the
+clusters already there and the rest are clustered among themselves
 (:func:`faceshot.cluster.assign.grow`, what ``Collection.add`` does).
 
 Scores: faceshot's default vectors (mirror-averaged dlib descriptors, unit length; cosine score),
@@ -102,15 +103,12 @@ def incremental(data: dict[str, Any], algorithm: str, options: dict[str, Any], t
     """The test set added in ``batches`` random parts, as ``Collection.add`` does on a saved collection."""
     order = np.random.default_rng(seed).permutation(len(data["paths"]))
     clusterer = create_clusterer(algorithm, **options)
-    vectors = np.zeros((0, data["vectors"].shape[1]), np.float32)
     labels = np.zeros(0, np.int64)
     next_label = 0
     start = time.perf_counter()
     for part in np.array_split(order, batches):
-        new = data["vectors"][part]
-        joined, groups = grow(vectors, labels, new, clusterer, threshold, min_size)
-        labels = np.concatenate([labels, joined])
-        vectors = np.concatenate([vectors, new])
+        labels = np.concatenate([labels, np.full(len(part), -1, np.int64)])
+        labels, groups = grow(data["vectors"][order[: len(labels)]], labels, clusterer, threshold, min_size)
         for group in groups:
             labels[group] = next_label
             next_label += 1

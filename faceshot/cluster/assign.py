@@ -1,9 +1,11 @@
 """Adding faces to clusters that already exist, without clustering everything again.
 
-A new face joins the cluster with which it has the most faces scoring at least the threshold (a
-tie goes to the cluster holding its single best match); with none, it joins nothing and is left to
-be clustered with the other faces that joined nothing. This is one round of Chinese whispers with
-the old labels frozen, so the same threshold means the same thing in both steps.
+Each unclustered face (a new one, or one left alone by an earlier run) joins the cluster with
+which it has the most faces scoring at least the threshold (a tie goes to the cluster holding its
+single best match). The faces that join none are clustered among themselves, and each group of at
+least the minimum size becomes a new cluster. Joining is one round of Chinese whispers with the
+existing labels frozen, so the threshold means the same thing in both steps; clusters already
+made, and the user's corrections to them, are never undone.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from faceshot.cluster.algorithms import Clusterer, drop_small
 
 __all__ = ["join_clusters", "grow"]
 
-#: New faces scored per block: memory is this many rows times the faces already clustered.
+#: Faces scored per block: memory is this many rows times the faces already clustered.
 BLOCK = 1024
 
 
@@ -45,25 +47,23 @@ def join_clusters(members: np.ndarray, labels: np.ndarray, new: np.ndarray, thre
 def grow(
     vectors: np.ndarray,
     labels: np.ndarray,
-    new: np.ndarray,
     clusterer: Clusterer,
     threshold: float,
     min_size: int,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """One incremental step: which existing cluster each new face joins, and which new clusters form.
+    """One incremental step over a collection's faces (``labels`` -1: unclustered).
 
-    ``vectors``/``labels``: the faces already in the collection (label -1: unclustered). The new
-    faces that join no cluster are clustered together with the unclustered old ones; each group of
-    at least ``min_size`` becomes a new cluster. Returns the label each new face joins (-1: none),
-    and the new clusters as arrays of indices into old and new faces together (old ones first).
+    Returns the labels after joining (unclustered faces that joined an existing cluster now carry
+    its label), and the new clusters to form from the rest, as arrays of row indices.
     """
-    labels = np.asarray(labels, dtype=np.int64)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64).copy()
     clustered = labels >= 0
-    joined = join_clusters(np.asarray(vectors)[clustered], labels[clustered], new, threshold)
-    everything = np.concatenate([np.asarray(vectors, np.float32).reshape(-1, np.asarray(new).shape[1]),
-                                 np.asarray(new, np.float32)])
-    loose = np.concatenate([np.flatnonzero(~clustered), len(labels) + np.flatnonzero(joined < 0)])
-    if len(loose) < max(min_size, 1):
-        return joined, []
-    found = drop_small(clusterer.fit(everything[loose], threshold, min_size), min_size)
-    return joined, [loose[found == label] for label in range(int(found.max(initial=-1)) + 1)]
+    loose = np.flatnonzero(~clustered)
+    joined = join_clusters(vectors[clustered], labels[clustered], vectors[loose], threshold)
+    labels[loose] = joined
+    rest = loose[joined < 0]
+    if len(rest) < max(min_size, 1):
+        return labels, []
+    found = drop_small(clusterer.fit(vectors[rest], threshold, min_size), min_size)
+    return labels, [rest[found == label] for label in range(int(found.max(initial=-1)) + 1)]

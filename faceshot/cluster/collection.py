@@ -9,9 +9,10 @@
         photos.name(result.clusters[0].id, "Ada", gallery=Gallery("photos.db"))
 
 Adding photos to a saved collection does not redo the work: files seen before (same bytes) are
-skipped, a new face joins the existing cluster with which it has the most faces scoring at least
-the threshold, and the new faces that join none are clustered among themselves, together with the
-faces left unclustered by earlier runs, to form new clusters.
+skipped; an unclustered face (new, or left alone before) joins the existing cluster with which it
+has the most faces scoring at least the threshold; the faces that join none are clustered among
+themselves to form new clusters (:mod:`faceshot.cluster.assign`). Faces are committed every 64
+photos, so an interrupted run loses little: run it again and it picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 DEFAULT_FAR = 7.4e-5
 #: Groups with fewer faces are left unclustered.
 DEFAULT_MIN_SIZE = 2
+#: Photos whose faces are committed together: what an interruption can lose, and a rerun redoes.
+BATCH = 64
 _SETTING = "clustering"  # the settings row a saved collection keeps its algorithm and threshold in
 
 
@@ -216,56 +219,63 @@ class Collection:
         fresh = [(path, digest) for path, digest in todo if digest not in known]
         skipped = len(files) - unreadable - len(fresh)  # seen by an earlier run, or a copy of a file in this one
 
-        found: list[tuple[Path, str, list[Any]]] = []
         no_face: list[str] = []
+        added = 0
+        batch: list[tuple[Path, str, list[Any]]] = []
         results = represent_files([path for path, _ in fresh], detector=self.engine.detector.name,
                                   embedder=self.engine.embedder.name, workers=self.workers)
         for done, ((path, digest), result) in enumerate(zip(fresh, results), start=1):
             if result.error is not None:
                 failed.append(Rejected(str(path), type(result.error).__name__, str(result.error)))
-            elif not result.faces:
-                no_face.append(str(path))
-                found.append((path, digest, []))
             else:
-                found.append((path, digest, result.faces))
+                if not result.faces:
+                    no_face.append(str(path))
+                batch.append((path, digest, result.faces))
+            if len(batch) >= BATCH:
+                added += self._store_faces(batch)
+                batch = []
             if progress is not None:
                 progress(done, len(fresh))
+        added += self._store_faces(batch)
 
         with self.store.transaction():
-            new_ids: list[int] = []
-            new_vectors: list[np.ndarray] = []
-            for path, digest, faces in found:
+            joined = self._grow()
+            self.store.db.set_setting(_SETTING, {"algorithm": self.algorithm, "options": self.options,
+                                                 "threshold": self.threshold, "min_size": self.min_size})
+        log.info("%d new photo(s), %d face(s) added, %d joined existing clusters, %d failed",
+                 len(fresh), added, joined, len(failed))
+        return self._state(photos=len(files), skipped=skipped, no_face=tuple(no_face),
+                           failed=tuple(failed), added=added, joined=joined)
+
+    def _store_faces(self, batch: list[tuple[Path, str, list[Any]]]) -> int:
+        """Keep a batch of photos and their faces (unclustered for now); returns the faces stored."""
+        if not batch:
+            return 0
+        stored = 0
+        with self.store.transaction():
+            for path, digest, faces in batch:
                 # Absolute, so that naming the cluster later finds the photo from any working folder.
                 photo = self.store.add_photo(digest, os.path.abspath(path), len(faces))
                 thumbnails = self._thumbnails(path, faces) if self.keep_thumbnails and faces else [None] * len(faces)
                 for item, thumbnail in zip(faces, thumbnails):
-                    new_ids.append(self.store.add_face(photo, item.face, item.embedding, thumbnail))
-                    new_vectors.append(item.embedding)
-            joined = self._grow(new_ids, new_vectors)
-            self.store.db.set_setting(_SETTING, {"algorithm": self.algorithm, "options": self.options,
-                                                 "threshold": self.threshold, "min_size": self.min_size})
-        log.info("%d new photo(s), %d face(s) added, %d joined existing clusters, %d failed",
-                 len(fresh), len(new_ids), joined, len(failed))
-        return self._state(photos=len(files), skipped=skipped, no_face=tuple(no_face),
-                           failed=tuple(failed), added=len(new_ids), joined=joined)
+                    self.store.add_face(photo, item.face, item.embedding, thumbnail)
+                    stored += 1
+        return stored
 
-    def _grow(self, ids: list[int], vectors: list[np.ndarray]) -> int:
-        """Join new faces to existing clusters, cluster the rest; returns how many joined."""
-        fresh = set(ids)
-        old = [face for face in self.store.faces() if face.id not in fresh]
-        dim = self.engine.embedder.dim
-        joined, groups = grow(
-            np.stack([face.embedding for face in old]) if old else np.zeros((0, dim), np.float32),
-            np.array([-1 if face.cluster is None else face.cluster for face in old], dtype=np.int64),
-            np.stack(vectors) if vectors else np.zeros((0, dim), np.float32),
-            self.clusterer, self.threshold, self.min_size,
-        )
-        for cluster_id in np.unique(joined[joined >= 0]).tolist():
-            self.store.assign([face_id for face_id, label in zip(ids, joined) if label == cluster_id], cluster_id)
-        every_id = [face.id for face in old] + ids
+    def _grow(self) -> int:
+        """Unclustered faces join the clusters they resemble, the rest are clustered; returns how many joined."""
+        faces = self.store.faces()
+        if not faces:
+            return 0
+        before = np.array([-1 if face.cluster is None else face.cluster for face in faces], dtype=np.int64)
+        after, groups = grow(np.stack([face.embedding for face in faces]), before, self.clusterer,
+                             self.threshold, self.min_size)
+        moved = np.flatnonzero(after != before)
+        for cluster_id in np.unique(after[moved]).tolist():
+            self.store.assign([faces[k].id for k in moved if after[k] == cluster_id], cluster_id)
         for group in groups:
-            self.store.assign([every_id[k] for k in group], self.store.new_cluster())
-        return int((joined >= 0).sum())
+            self.store.assign([faces[k].id for k in group], self.store.new_cluster())
+        return len(moved)
 
     def _thumbnails(self, path: Path, faces: Sequence[Any]) -> list[bytes | None]:
         try:
