@@ -65,11 +65,13 @@ def show_json(data: Any) -> None:
     print(json.dumps(data))
 
 
-def print_clustering(result: Clustering, *, samples: int = 3) -> None:
+def print_clustering(result: Clustering, *, samples: int = 3, rows: int = 50) -> None:
     table = Table()
     for column in ("cluster", "name", "faces", "photos (first few)"):
         table.add_column(column)
-    for cluster in result.clusters:
+    if len(result.clusters) > rows:
+        table.caption = f"the {rows} largest of {len(result.clusters)} clusters; --json lists them all"
+    for cluster in result.clusters[:rows]:
         photos = list(dict.fromkeys(face.source for face in cluster.faces))
         shown = ", ".join(Path(p).name for p in photos[:samples]) + (" …" if len(photos) > samples else "")
         table.add_row(str(cluster.id), cluster.name or "", str(cluster.size), shown)
