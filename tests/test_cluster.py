@@ -127,3 +127,22 @@ def test_no_image_is_kept_unless_thumbnails_are_asked_for(images, tmp_path):
     with Collection(tmp_path / "thumbs.db", keep_thumbnails=True, workers=1) as photos:
         face = photos.add([images / "obama.jpg"]).unclustered[0]
         assert photos.thumbnail(face.id)[:2] == b"\xff\xd8"  # a JPEG
+
+
+def test_an_interrupted_run_goes_on_where_it_stopped(images, tmp_path, monkeypatch):
+    import faceshot.cluster.collection as collection
+
+    monkeypatch.setattr(collection, "BATCH", 1)  # commit after every photo
+    photos = [images / name for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")]
+
+    def stop_after_two(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    db = tmp_path / "photos.db"
+    with Collection(db, workers=1) as saved, pytest.raises(KeyboardInterrupt):
+        saved.add(photos, progress=stop_after_two)
+    with Collection(db, workers=1) as saved:
+        result = saved.add(photos)
+    assert result.skipped == 2 and result.added == 2  # the first two photos were kept, not redone
+    assert [c.size for c in result.clusters] == [3] and len(result.unclustered) == 1
