@@ -4,7 +4,7 @@
 :class:`LocalStore`: SQLite as the source of truth plus a FAISS index derived from it).
 """
 
-from faceshot.gallery.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE, Gallery
+from faceshot.gallery.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE, FoundFace, Gallery
 from faceshot.gallery.index import VectorIndex, create_index, indexes
 from faceshot.gallery.local import LocalStore
 from faceshot.gallery.ranking import Aggregation
@@ -39,6 +39,7 @@ __all__ = [
     "EnrolledFace",
     "ExportSummary",
     "FaceInfo",
+    "FoundFace",
     "Gallery",
     "GallerySettings",
     "GroupSummary",

@@ -18,6 +18,7 @@ import io
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -52,7 +53,7 @@ from faceshot.match import OperatingPoint
 from faceshot.quality import DEFAULT_LIMITS, Quality, QualityLimits, assess, require
 from faceshot.results import Face
 
-__all__ = ["Gallery", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE"]
+__all__ = ["Gallery", "FoundFace", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,22 @@ MAX_NEIGHBOURS = 4096
 #: Faces written per transaction by ``enroll_dir``: what a crash can lose and a rerun redoes.
 DIR_BATCH = 64
 THUMBNAIL_QUALITY = 85
+
+
+@dataclass(frozen=True, eq=False)
+class FoundFace:
+    """A face found earlier (by clustering, say), to enroll without detecting it again.
+
+    ``image``: the loaded photo (RGB array); ``face``: its box and landmarks in that photo;
+    ``embedding``: its vector from this gallery's embedder, or ``None`` to compute it;
+    ``source``/``sha256``: the photo's name and the hash of its bytes, as :meth:`Gallery.enroll` records them.
+    """
+
+    image: np.ndarray
+    face: Face
+    embedding: np.ndarray | None
+    source: str
+    sha256: str
 
 
 class Gallery:
@@ -217,6 +234,36 @@ class Gallery:
         if added:
             log.info("enrolled %d face(s) of %r", len(added), name)
         return EnrollResult(name, create and not existed, tuple(added), tuple(skipped), tuple(rejected))
+
+    def enroll_found(
+        self, name: str, found: Sequence[FoundFace], *, force: bool = False, keep_thumbnail: bool = False
+    ) -> EnrollResult:
+        """Enroll ``name`` (created if new) from faces already found, such as a named cluster's.
+
+        Each face passes the quality gate as in :meth:`enroll` (``force=True`` skips it); refused
+        faces are listed in ``rejected``, a photo already enrolled for this person in ``skipped``.
+        One transaction: when this returns the faces are durable.
+        """
+        existed = self.store.has_person(name)
+        rejected: list[Rejected] = []
+        pending: list[tuple[NewFace, Face, Quality]] = []
+        for item in found:
+            try:
+                pending.append(self._gate(item.image, item.face, item.embedding, item.source, item.sha256,
+                                          force, keep_thumbnail))
+            except FaceshotError as exc:
+                rejected.append(Rejected(item.source, type(exc).__name__, str(exc)))
+        if not pending:
+            return EnrollResult(name, False, (), (), tuple(rejected))
+        outcomes = self.store.add_faces(name, [face for face, _, _ in pending], create=True)
+        added, skipped = [], []
+        for (face, detected, quality), outcome in zip(pending, outcomes):
+            if outcome.new:
+                added.append(EnrolledFace(outcome.face_id, face.source or "", face.sha256 or "", detected.box, quality))
+            else:  # a second face of one photo, or a photo enrolled for this person before
+                skipped.append(Skipped(face.source or "", outcome.face_id))
+        log.info("enrolled %d found face(s) of %r", len(added), name)
+        return EnrollResult(name, not existed, tuple(added), tuple(skipped), tuple(rejected))
 
     def _digest(self, source: ImageInput) -> tuple[str, ImageInput]:
         """The SHA-256 that identifies a photo, and the input to load it from (a stream is read once)."""
