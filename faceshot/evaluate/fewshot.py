@@ -30,6 +30,8 @@ __all__ = [
     "read_omniglot_runs",
     "is_omniglot_runs",
     "score_omniglot_runs",
+    "file_vectors",
+    "evaluate_folder",
 ]
 
 
@@ -175,3 +177,59 @@ def score_omniglot_runs(runs: Sequence[OmniglotRun], embed: Callable[[list[Path]
         trials += len(run.test)
     ways = len(runs[0].training) if runs else 0
     return _result(per_run, ways, 1, trials)
+
+
+# --- a model on a folder -----------------------------------------------------------------------------
+
+
+def file_vectors(
+    paths: Sequence[Path], model: str, *, detector: str = "hog", workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The unit vectors of ``paths`` under ``model`` and the index of each path that has one.
+
+    ``model``: a registered embedder name or a ``.onnx`` file. Models of whole images see every
+    file; face models see the largest face of each photo, and photos without a face are left out.
+    """
+    from faceshot.embed import create_embedder
+    from faceshot.embed.onnx_model import WHOLE_IMAGE
+
+    embedder = create_embedder(model)
+    if embedder.aligner == WHOLE_IMAGE:
+        vectors = embedder.embed_files(list(paths))  # type: ignore[attr-defined]
+        return vectors, np.arange(len(paths))
+    from faceshot.bulk import one_vector_per_file
+
+    found = one_vector_per_file(paths, detector=detector, embedder=model, workers=workers, progress=progress)
+    kept = np.array([i for i, path in enumerate(paths) if str(path) in found], dtype=np.int64)
+    vectors = np.stack([found[str(paths[i])] for i in kept]) if len(kept) else np.zeros((0, embedder.dim), np.float32)
+    return vectors, kept
+
+
+def evaluate_folder(
+    folder: str | Path, model: str, *, ways: int = 5, shots: int = 1, count: int = 600, queries: int = 5,
+    seed: int = 0, detector: str = "hog", workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FewShotResult:
+    """N-way K-shot accuracy of ``model`` on ``folder``: labelled sub-folders, or Lake's Omniglot runs.
+
+    On Omniglot runs (``runNN/class_labels.txt``), ``ways``, ``shots`` and ``count`` are the runs'
+    own (20-way 1-shot, one group per run) and each test image is scored as Lake et al. do.
+    """
+    if is_omniglot_runs(folder):
+        runs = read_omniglot_runs(folder)
+
+        def embed(paths: list[Path]) -> np.ndarray:
+            vectors, kept = file_vectors(paths, model, detector=detector, workers=workers)
+            if len(kept) != len(paths):
+                raise ConfigError(f"{model} found no face in {len(paths) - len(kept)} images of the run: use a model of whole images")
+            return vectors
+
+        return score_omniglot_runs(runs, embed)
+    from faceshot.train.folders import find_classes
+
+    images = find_classes([folder], min_images=shots + 1)
+    vectors, kept = file_vectors(images.paths, model, detector=detector, workers=workers, progress=progress)
+    labels = images.labels[kept]
+    drawn = episodes(labels, ways=ways, shots=shots, queries=queries, count=count, seed=seed)
+    return evaluate_episodes(vectors, drawn, ways=ways, shots=shots)

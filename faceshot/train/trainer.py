@@ -154,6 +154,7 @@ def train(
     backbone_options: dict[str, Any] | None = None,
     checkpoint: str | Path | None = None,
     resume: bool = False,
+    split: IdentitySplit | None = None,
     progress: Callable[[int, int, EpochLog | None], None] | None = None,
 ) -> TrainResult:
     """Train ``config.backbone`` on ``data`` and compare it with the untrained network on held-out classes.
@@ -161,13 +162,18 @@ def train(
     ``backbone_options``: keyword arguments of the network (``size``/``channels`` for ``small-cnn``,
     ``dim_in``/``base`` for ``face-adapter``). ``checkpoint``: a file rewritten after every epoch;
     with ``resume`` an existing one is continued (same data and configuration, more epochs allowed).
-    ``progress(step, total_steps, epoch_log_or_None)`` is called after every batch.
+    ``split``: which classes train, validate and test (default: :func:`split_identities` with the
+    configuration's holdout and seed). ``progress(step, total_steps, epoch_log_or_None)`` is called
+    after every batch.
     """
     if config.threads:
         torch.set_num_threads(config.threads)
     _seed(config.seed)
     start = time.monotonic()
-    split = split_identities(len(data.classes), holdout=config.holdout, minimum=max(2, config.ways), seed=config.seed)
+    if split is None:
+        split = split_identities(len(data.classes), holdout=config.holdout, minimum=max(2, config.ways), seed=config.seed)
+    elif set(split.train) & set(split.validation + split.test) or set(split.validation) & set(split.test):
+        raise ConfigError("a class is on two sides of the split: the figures would measure memory, not one-shot")
     ways = config.ways
 
     train_at = classes_of(data.labels, split.train)
