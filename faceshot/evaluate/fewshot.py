@@ -24,6 +24,7 @@ from faceshot.errors import ConfigError
 
 __all__ = [
     "FewShotResult",
+    "Episode",
     "episodes",
     "evaluate_episodes",
     "OmniglotRun",
@@ -52,6 +53,8 @@ class FewShotResult:
 
 @dataclass(frozen=True)
 class Episode:
+    """One episode: support images (``shots`` per way, way by way), queries, and each query's way."""
+
     support: np.ndarray  # (ways * shots,) image indices, class-major
     queries: np.ndarray  # (q,) image indices
     answers: np.ndarray  # (q,) the right way (0..ways-1) of each query
