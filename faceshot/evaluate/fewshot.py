@@ -187,19 +187,20 @@ def score_omniglot_runs(runs: Sequence[OmniglotRun], embed: Callable[[list[Path]
 
 def file_vectors(
     paths: Sequence[Path], model: str, *, detector: str = "hog", workers: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, embedder: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The unit vectors of ``paths`` under ``model`` and the index of each path that has one.
 
-    ``model``: a registered embedder name or a ``.onnx`` file. Models of whole images see every
-    file; face models see the largest face of each photo, and photos without a face are left out.
+    ``model``: a registered embedder name or a ``.onnx`` file (``embedder``: that model, if already
+    loaded). Models of whole images see every file; face models see the largest face of each photo,
+    and photos without a face are left out.
     """
     from faceshot.embed import create_embedder
     from faceshot.embed.onnx_model import WHOLE_IMAGE
 
-    embedder = create_embedder(model)
+    embedder = embedder or create_embedder(model)
     if embedder.aligner == WHOLE_IMAGE:
-        vectors = embedder.embed_files(list(paths))  # type: ignore[attr-defined]
+        vectors = embedder.embed_files(list(paths))
         return vectors, np.arange(len(paths))
     from faceshot.bulk import one_vector_per_file
 
@@ -219,11 +220,14 @@ def evaluate_folder(
     On Omniglot runs (``runNN/class_labels.txt``), ``ways``, ``shots`` and ``count`` are the runs'
     own (20-way 1-shot, one group per run) and each test image is scored as Lake et al. do.
     """
+    from faceshot.embed import create_embedder
+
+    embedder = create_embedder(model)  # a bad model file fails before any image is read
     if is_omniglot_runs(folder):
         runs = read_omniglot_runs(folder)
 
         def embed(paths: list[Path]) -> np.ndarray:
-            vectors, kept = file_vectors(paths, model, detector=detector, workers=workers)
+            vectors, kept = file_vectors(paths, model, detector=detector, workers=workers, embedder=embedder)
             if len(kept) != len(paths):
                 raise ConfigError(f"{model} found no face in {len(paths) - len(kept)} images of the run: use a model of whole images")
             return vectors
@@ -232,7 +236,8 @@ def evaluate_folder(
     from faceshot.train.folders import find_classes
 
     images = find_classes([folder], min_images=shots + 1)
-    vectors, kept = file_vectors(images.paths, model, detector=detector, workers=workers, progress=progress)
+    vectors, kept = file_vectors(images.paths, model, detector=detector, workers=workers, progress=progress,
+                                 embedder=embedder)
     labels = images.labels[kept]
     drawn = episodes(labels, ways=ways, shots=shots, queries=queries, count=count, seed=seed)
     return evaluate_episodes(vectors, drawn, ways=ways, shots=shots)
