@@ -123,3 +123,20 @@ def test_metadata_that_contradicts_the_graph_is_refused(tmp_path):
 def test_importing_faceshot_does_not_import_torch():
     code = "import sys, faceshot, faceshot.train, faceshot.evaluate.fewshot, faceshot.cli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_a_gallery_built_with_a_trained_model_records_it_and_refuses_others(tmp_path, images):
+    from faceshot.engine import Engine
+    from faceshot.errors import EmbedderMismatchError
+    from faceshot.gallery import Gallery
+
+    torch.manual_seed(1)
+    adapter = create_backbone("face-adapter", dim_in=128)
+    embedder = create_embedder(str(export_model(adapter, tmp_path / "office.onnx")), threads=1)
+    with Gallery(tmp_path / "g.db", engine=Engine(embedder=embedder)) as gallery:
+        gallery.enroll("obama", images / "obama.jpg")
+        assert gallery.store.embedder == embedder.space == f"office@{embedder.sha256[:12]}"
+        found = gallery.identify(images / "obama2.jpg", threshold=0.9)
+        assert found[0].identity == "obama"
+    with pytest.raises(EmbedderMismatchError):
+        Gallery(tmp_path / "g.db", engine=Engine())
