@@ -6,7 +6,7 @@ Uses faceshot's dlib vectors of every LFW image (``.cache/lfw_embeddings.npz``: 
 mirror image's descriptors; faceshot's vector is their normalised sum), so LFW is not embedded
 again. People with at least two photos where a face was found are split by identity (seed 0):
 20% held out, half for validation (early stopping), half for the test on which the baseline
-(dlib alone) and the adapted vectors are compared, 20-way and 5-way 1-shot, 600 episodes each.
+(dlib alone) and the adapted vectors are compared, 100-way, 20-way and 5-way 1-shot, 600 episodes each.
 Two training sets: every remaining person (the domain-adaptation case), and 20 people with
 4-5 photos each (the case where a fine-tuned head scored 0% once deployed).
 
@@ -101,7 +101,7 @@ def main() -> None:
         photos = int(np.isin(data.labels, split.train).sum())
         adapted = embed_inputs(result.model, data.inputs[test_at])
         baseline = data.inputs[test_at]
-        for ways in (20, 5):
+        for ways in (100, 20, 5):
             drawn = episodes(data.labels[test_at], ways=ways, shots=1, count=600, seed=1)
             before = evaluate_episodes(baseline, drawn, ways=ways, shots=1)
             after = evaluate_episodes(adapted, drawn, ways=ways, shots=1)

@@ -90,3 +90,19 @@ def test_without_the_extra_the_error_names_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "pip install 'faceshot[train]'" in out
     assert issubclass(MissingExtraError, ImportError)
+
+
+def test_cli_enroll_and_identify_with_a_trained_model(tmp_path, images):
+    from faceshot.train.backbones import create_backbone
+    from faceshot.train.export import export_model
+
+    model = export_model(create_backbone("face-adapter", dim_in=128), tmp_path / "office.onnx")
+    db = tmp_path / "people.db"
+    run = faceshot("enroll", "obama", images / "obama.jpg", "--db", db, "--embedder", model)
+    assert run.returncode == 0, run.stderr
+    run = faceshot("identify", images / "obama2.jpg", "--db", db, "--embedder", model, "--threshold", "0.9", "--json")
+    assert run.returncode == 0, run.stderr
+    assert '"identity": "obama"' in run.stdout
+    # The default embedder's vectors are another space: the gallery refuses to mix them.
+    run = faceshot("identify", images / "obama2.jpg", "--db", db, "--embedder", "dlib-resnet-onnx")
+    assert run.returncode == 2 and "office@" in run.stderr
