@@ -67,6 +67,13 @@ class SiameseLoss(MetricLoss):
         self.head = nn.Linear(dim, 1)
         self.generator = torch.Generator().manual_seed(seed)
 
+    def get_extra_state(self) -> torch.Tensor:
+        # The negative pairs' generator travels in checkpoints, so that a resumed run draws the same pairs.
+        return self.generator.get_state()
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)
+
     def probability(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """The head's probability that ``a[i]`` and ``b[i]`` show the same class."""
         return torch.sigmoid(self.head((a - b).abs()).squeeze(1))
