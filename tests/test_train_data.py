@@ -49,7 +49,7 @@ def test_the_split_keeps_every_identity_on_one_side():
 
 
 def test_sampler_yields_p_classes_times_k_images_of_training_classes_only():
-    torch = pytest.importorskip("torch")  # noqa: F841  (the train package's data module needs the extra)
+    pytest.importorskip("torch")  # the train package's data module needs the extra
     from faceshot.train.data import PKSampler, classes_of
 
     labels = np.repeat(np.arange(20), [2 if c % 2 else 7 for c in range(20)])
