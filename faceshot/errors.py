@@ -12,6 +12,7 @@
     │   ├── MultipleFacesError     several faces where exactly one was required
     │   └── QualityError           the face is too small, blurred or turned to enroll
     ├── ConfigError                an unknown backend name, an impossible option
+    │   └── MissingExtraError      an optional dependency is not installed (also an ImportError)
     ├── ModelError                 a model file is missing or cannot be loaded
     └── GalleryError               a gallery (enrolled people) cannot do what was asked
         ├── NotFound               no such person, face or group in the gallery
@@ -34,6 +35,7 @@ __all__ = [
     "NoFaceError",
     "MultipleFacesError",
     "ConfigError",
+    "MissingExtraError",
     "ModelError",
     "QualityError",
     "GalleryError",
@@ -84,6 +86,10 @@ class MultipleFacesError(FaceError):
 
 class ConfigError(FaceshotError):
     """An unknown backend name or an impossible combination of options."""
+
+
+class MissingExtraError(ConfigError, ImportError):
+    """An optional dependency is missing; the message names the extra to install (``faceshot[train]``)."""
 
 
 class ModelError(FaceshotError):

@@ -23,6 +23,7 @@ from faceshot.cli.app import (
     progress,
     reports_errors,
 )
+from faceshot.embed import DEFAULT_EMBEDDER
 from faceshot.errors import FaceshotError
 
 
@@ -72,13 +73,16 @@ def verify(
         "largest", "--multiple", help="With several faces in a photo: compare the 'largest', the 'central' one, or 'error'."
     ),
     db: Optional[Path] = typer.Option(None, "--db", help="Use the threshold `faceshot calibrate --db` saved in this gallery."),
+    embedder: str = typer.Option(
+        DEFAULT_EMBEDDER, "--embedder", help="Embedder name, or a model from `faceshot train` (.onnx; needs --threshold)."
+    ),
     detector: str = DetectorOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Are the two photos the same person? Exit code 0 = same, 1 = different, 2 = error."""
     if db is not None and threshold is None and far is None:
         threshold = calibrated_threshold(db)
-    result = engine(detector).verify(
+    result = engine(detector, embedder).verify(
         image_a, image_b, threshold=threshold, far=far, multiple=multiple  # type: ignore[arg-type]
     )
     if as_json:

@@ -18,7 +18,7 @@ from faceshot.evaluate.open_set import evaluate_open_set
 from faceshot.evaluate.pairs import PEERS, score_pairs
 from faceshot.evaluate.verification import VerificationReport, kfold, roc
 
-eval_app = typer.Typer(help="Measure accuracy on your own labelled photos (LFW protocol, open-set identification).",
+eval_app = typer.Typer(help="Measure accuracy on your own labelled photos (LFW protocol, open-set identification, few-shot).",
                        no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 out = Console(soft_wrap=True, highlight=False)
@@ -140,6 +140,38 @@ def eval_identify(
             *(_rate(figures[f"fnir_at_fpir_{fpir:g}"]) for fpir in (1e-1, 1e-2, 1e-3)),
         )
     out.print(table)
+
+
+@eval_app.command("fewshot")
+@reports_errors
+def eval_fewshot(
+    folder: Path = typer.Argument(..., help="ROOT/class/image (any depth), or Omniglot's runs (runNN/class_labels.txt)."),
+    model: str = typer.Option(DEFAULT_EMBEDDER, "--model", help="A model file from `faceshot train` (.onnx) or an embedder name."),
+    ways: int = typer.Option(5, "--ways", help="Classes per episode (N-way)."),
+    shots: int = typer.Option(1, "--shots", help="Labelled examples per class (K-shot)."),
+    episodes: int = typer.Option(600, "--episodes", help="Episodes to average."),
+    queries: int = typer.Option(5, "--queries", help="Query images per class and episode."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the episodes."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes embedding face photos (default: one per core)."),
+    detector: str = DetectorOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """N-way K-shot accuracy: each query takes the class of the nearest mean of K examples (cosine).
+
+    On Lake et al.'s Omniglot runs the runs themselves are the episodes (20-way 1-shot, 400 trials).
+    """
+    from faceshot.evaluate.fewshot import evaluate_folder
+
+    with progress_bar() as bar:
+        task = bar.add_task("embedding", total=None)
+        result = evaluate_folder(folder, model, ways=ways, shots=shots, count=episodes, queries=queries, seed=seed,
+                                 detector=detector, workers=workers,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        print(json.dumps(result.to_dict() | {"model": model}))
+        return
+    out.print(f"{result.ways}-way {result.shots}-shot: accuracy {result.accuracy:.2%} ± {result.ci95:.2%} "
+              f"(95% interval; {result.episodes} episodes, {result.queries} queries)")
 
 
 def _rate(value: float | None) -> str:

@@ -41,6 +41,18 @@ app.add_typer(gallery_app, name="gallery")
 GroupOption = typer.Option([], "--group", "-g", help="Group (tag) the person joins; repeat for several.")
 ForceOption = typer.Option(False, "--force", help="Skip the quality gate; with several faces, take the largest.")
 ThumbnailOption = typer.Option(False, "--keep-thumbnail", help="Also keep a small JPEG of each face (off: no image is stored).")
+EmbedderOption = typer.Option(
+    None, "--embedder", help="A model from `faceshot train` (.onnx) or an embedder name; default: the gallery's own."
+)
+
+
+def open_gallery(db: Optional[Path], embedder: Optional[str]) -> Gallery:
+    """The gallery, with the embedder asked for (it refuses one of another space) or its own."""
+    if embedder is None:
+        return Gallery(db)
+    from faceshot.api import engine
+
+    return Gallery(db, engine=engine(embedder=embedder))
 
 
 def show_json(data: Any) -> None:
@@ -56,10 +68,11 @@ def enroll(
     force: bool = ForceOption,
     keep_thumbnail: bool = ThumbnailOption,
     db: Optional[Path] = DbOption,
+    embedder: Optional[str] = EmbedderOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Enroll a person from one photo or a few. Rejected photos are listed with the reason (exit 2)."""
-    with Gallery(db) as gallery:
+    with open_gallery(db, embedder) as gallery:
         result = gallery.enroll(name, images, groups=group, force=force, keep_thumbnail=keep_thumbnail)
     if as_json:
         show_json(result.to_dict())
@@ -126,11 +139,12 @@ def identify(
         None, "--annotate", help="Write a copy of the photo with boxes and names (a folder when several photos)."
     ),
     db: Optional[Path] = DbOption,
+    embedder: Optional[str] = EmbedderOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Who is in each photo? Every face gets a name, or 'unknown' when nobody enrolled matches."""
     failed = 0
-    with Gallery(db) as gallery:
+    with open_gallery(db, embedder) as gallery:
         for image in progress(images, "identifying"):
             try:
                 pixels = gallery.engine.load(image)

@@ -54,7 +54,11 @@ embedders: Registry[Embedder] = Registry("embedder")
 
 
 def create_embedder(name: str, **options: object) -> Embedder:
-    """Build the embedder registered as ``name``."""
+    """Build the embedder registered as ``name``, or load a trained model from a path ending in ``.onnx``."""
+    if name.lower().endswith(".onnx"):
+        from faceshot.embed.onnx_model import OnnxModelEmbedder
+
+        return OnnxModelEmbedder(name, **options)  # type: ignore[arg-type]
     return embedders.create(name, **options)
 
 

@@ -1,0 +1,91 @@
+"""``faceshot train``: learn or adapt an embedder on labelled folders, and install it only if it helps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from faceshot.cli.app import EXIT_NO, DetectorOption, JsonOption, app, error, progress_bar, reports_errors
+from faceshot.errors import ConfigError
+
+out = Console(soft_wrap=True, highlight=False)
+
+
+@app.command("train")
+@reports_errors
+def train_command(
+    folders: list[Path] = typer.Argument(..., help="Labelled folders: one sub-folder per person or character, at any depth."),
+    model_out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the trained model here (.onnx), if it beats the baseline."),
+    loss: str = typer.Option("triplet", "--loss", help="triplet (FaceNet, mined online), contrastive, siamese (sigmoid head, BCE), arcface."),
+    mining: str = typer.Option("semihard", "--mining", help="Triplets to learn from: semihard (FaceNet), batch-hard, all."),
+    backbone: str = typer.Option("small-cnn", "--backbone", help="small-cnn: learn from pixels (handwriting, symbols). face-adapter: adapt the face embedder to your people."),
+    epochs: int = typer.Option(40, "--epochs", help="At most this many epochs (of --steps batches)."),
+    steps: int = typer.Option(100, "--steps", help="Batches per epoch, between two validations."),
+    minutes: float = typer.Option(25.0, "--minutes", help="Stop after the epoch that passes this much time."),
+    patience: int = typer.Option(8, "--patience", help="Stop after this many epochs without a better validation figure."),
+    ways: int = typer.Option(5, "--ways", help="Classes per validation episode (N-way)."),
+    shots: int = typer.Option(1, "--shots", help="Examples per class in validation episodes (K-shot)."),
+    size: int = typer.Option(28, "--size", help="small-cnn: images are resized to SIZE×SIZE pixels."),
+    channels: int = typer.Option(1, "--channels", help="small-cnn: 1 (grayscale) or 3 (colour)."),
+    rotations: bool = typer.Option(False, "--rotations/--no-rotations", help="small-cnn: add each class turned by 90°, 180°, 270° as new classes (handwriting; not faces)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, the batches and the initial weights: a run repeats."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Save the training state here after each epoch."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from --checkpoint if it exists."),
+    force: bool = typer.Option(False, "--force", help="Write --out even if the trained model is worse than the baseline."),
+    name: Optional[str] = typer.Option(None, "--name", help="The model's name (default: the file's stem)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="face-adapter: processes embedding the photos."),
+    detector: str = DetectorOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Train on your labelled folders, then compare with the baseline on held-out classes.
+
+    The baseline is the untrained network (face-adapter: the pretrained face embedder alone), measured
+    on the same N-way K-shot episodes of classes never seen in training. --out is written only when
+    the trained model is at least as good (exit code 1 otherwise), unless --force.
+    """
+    from faceshot.train._torch import require
+
+    require()
+    from faceshot.train.export import export_model
+    from faceshot.train.sources import load_folders
+    from faceshot.train.trainer import TrainConfig, train
+
+    if model_out is not None and model_out.suffix.lower() != ".onnx":
+        raise ConfigError(f"--out must end in .onnx: {model_out}")
+    config = TrainConfig(loss=loss, mining=mining, backbone=backbone, epochs=epochs, steps_per_epoch=steps,
+                         patience=patience, ways=ways, shots=shots, seed=seed, rotations=rotations,
+                         time_limit=minutes * 60, threads=threads)
+    with progress_bar() as bar:
+        task = bar.add_task("reading images" if backbone != "face-adapter" else "embedding faces", total=None)
+        data = load_folders(folders, backbone=backbone, size=size, channels=channels, detector=detector, workers=workers,
+                            progress=lambda done, total: bar.update(task, completed=done, total=total))
+        options = {"size": size, "channels": channels} if backbone == "small-cnn" else {"dim_in": int(data.inputs.shape[1])}
+        bar.update(task, description=f"training ({loss})", completed=0, total=None)
+        result = train(data, config, backbone_options=options, checkpoint=checkpoint, resume=resume,
+                       progress=lambda step, total, epoch: bar.update(task, completed=step, total=total))
+    summary = result.summary()
+    install = model_out is not None and (result.improved or force)
+    if install:
+        assert model_out is not None
+        export_model(result.model, model_out, name=name, properties=summary)
+    summary["written"] = str(model_out) if install else None
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        b, t = result.baseline, result.trained
+        base = "the pretrained embedder alone" if backbone == "face-adapter" else "the untrained network"
+        out.print(f"{len(result.split.test)} held-out classes, {b.episodes} episodes of {b.ways}-way {b.shots}-shot:")
+        out.print(f"  baseline ({base}): {b.accuracy:.2%} ± {b.ci95:.2%}")
+        out.print(f"  trained ({loss}, best epoch {result.best_epoch} of {len(result.history)}, "
+                  f"stopped by {result.stopped}, {result.seconds / 60:.1f} min): {t.accuracy:.2%} ± {t.ci95:.2%}")
+        if install:
+            out.print(f"wrote {model_out}: use it with --embedder {model_out}")
+    if model_out is not None and not install:
+        error(f"the trained model is worse than the baseline on held-out classes; {model_out} not written "
+              "(--force writes it anyway)")
+        raise typer.Exit(EXIT_NO)
