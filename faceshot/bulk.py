@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator, Literal, TypeVar
 
 import numpy as np
 
-from faceshot.embed import DEFAULT_EMBEDDER, create_embedder
+from faceshot.embed import DEFAULT_EMBEDDER, Embedder, create_embedder
 from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError, FaceshotError
 from faceshot.results import Face, FaceEmbedding
@@ -83,9 +83,10 @@ def _cut(engine: Engine, path: str, one_face: Multiple | None) -> _Cut:
 _worker_engine: Engine | None = None
 
 
-def _start_worker(detector: str, embedder: str) -> None:
+def _start_worker(detector: str, aligner: str) -> None:
     global _worker_engine
-    _worker_engine = Engine(detector=detector, embedder=embedder)  # the embedder's model is never loaded here
+    # Workers never embed: the default embedder stands in (its model is never loaded here).
+    _worker_engine = Engine(detector=detector, aligner=aligner)
 
 
 def _cut_in_worker(path: str, one_face: Multiple | None) -> _Cut:
@@ -112,7 +113,7 @@ def represent_files(
     paths: Iterable[str | os.PathLike],
     *,
     detector: str = "hog",
-    embedder: str = DEFAULT_EMBEDDER,
+    embedder: str | Embedder = DEFAULT_EMBEDDER,
     one_face: Multiple | None = None,
     workers: int | None = None,
     backend: Backend = "processes",
@@ -136,7 +137,7 @@ def represent_files(
     if one_face not in (None, "largest", "central", "error"):
         raise ConfigError(f"one_face must be 'largest', 'central' or 'error', got {one_face!r}")
     names = [os.fspath(path) for path in paths]
-    engine = Engine(detector=detector, embedder=create_embedder(embedder))
+    engine = Engine(detector=detector, embedder=create_embedder(embedder) if isinstance(embedder, str) else embedder)
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(names) <= 1:
         for name in names:
@@ -144,7 +145,7 @@ def represent_files(
         return
     pool: Executor
     if backend == "processes":
-        pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(detector, embedder))
+        pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(detector, engine.aligner.name))
         cut: Callable[[str], _Cut] = functools.partial(_cut_in_worker, one_face=one_face)
     else:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="faceshot-cut")

@@ -424,7 +424,7 @@ class Gallery:
         results = represent_files(
             [photo for _, photo, _ in todo],
             detector=self.engine.detector.name,
-            embedder=self.engine.embedder.name,
+            embedder=self.engine.embedder,
             one_face="largest",
             workers=workers,
             keep_chips=True,
