@@ -188,6 +188,16 @@ def describe(result: dict[str, Any]) -> str:
     )
 
 
+def sweep(data: dict[str, Any], min_size: int) -> list[dict[str, Any]]:
+    """Every algorithm at every threshold of ``SETTINGS`` on one set, printed as it goes."""
+    results = []
+    for algorithm, options, thresholds in SETTINGS:
+        for threshold in thresholds:
+            results.append(run(data, algorithm, options, threshold, min_size))
+            print(describe(results[-1]))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
@@ -209,11 +219,7 @@ def main() -> None:
 
     results: dict[str, list[dict[str, Any]]] = {"dev": [], "test_sweep": [], "test_chosen": []}
     print("\n== development set: sweep ==")
-    for algorithm, options, thresholds in SETTINGS:
-        for threshold in thresholds:
-            result = run(sets["dev"], algorithm, options, threshold, args.min_size)
-            results["dev"].append(result)
-            print(describe(result))
+    results["dev"] = sweep(sets["dev"], args.min_size)
 
     print("\n== test set: each algorithm at the setting with the best BCubed F on the development set ==")
     for algorithm in dict.fromkeys(name for name, _, _ in SETTINGS):
@@ -236,11 +242,7 @@ def main() -> None:
         print(describe(result))
 
     print("\n== test set: the whole sweep (for reference only; parameters were chosen on the dev set) ==")
-    for algorithm, options, thresholds in SETTINGS:
-        for threshold in thresholds:
-            result = run(sets["test"], algorithm, options, threshold, args.min_size)
-            results["test_sweep"].append(result)
-            print(describe(result))
+    results["test_sweep"] = sweep(sets["test"], args.min_size)
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 from faceshot.cluster.crops import face_crops, jpeg
 from faceshot.cluster.results import ClusteredFace, Clustering
 # The reports' shared page frame (style, settings and versions table).
-from faceshot.evaluate.report import _page
+from faceshot.evaluate.report import html_page
 
 __all__ = ["contact_sheet", "MAX_PER_ROW"]
 
@@ -75,5 +75,5 @@ def contact_sheet(
                 "minimum cluster size": clustering.min_size}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_page(title, body, settings), encoding="utf-8")
+    path.write_text(html_page(title, body, settings), encoding="utf-8")
     return path

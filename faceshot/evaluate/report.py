@@ -22,7 +22,7 @@ from faceshot.evaluate.lfw import Pair
 from faceshot.evaluate.pairs import ScoredPairs
 from faceshot.evaluate.verification import UNSCORED, VerificationReport
 
-__all__ = ["verification_report", "identification_report", "versions"]
+__all__ = ["verification_report", "identification_report", "versions", "html_page"]
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
@@ -127,7 +127,7 @@ def _hardest(pairs: Sequence[Pair], scored: ScoredPairs, report: VerificationRep
            f'<div class="pairs">{"".join(cells)}</div>'
 
 
-def _page(title: str, body: list[str], settings: dict[str, Any]) -> str:
+def html_page(title: str, body: list[str], settings: dict[str, Any]) -> str:
     settings = settings | versions() | {"written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items())
     return (
@@ -164,7 +164,7 @@ def identification_report(path: str | Path, run: Any, *, title: str) -> Path:
     ]
     plt.close(figure)
     path = Path(path)
-    path.write_text(_page(title, body, dict(run.settings)), encoding="utf-8")
+    path.write_text(html_page(title, body, dict(run.settings)), encoding="utf-8")
     return path
 
 
@@ -196,5 +196,5 @@ def verification_report(
     for scored, report in runs:
         parts.append(f"<h2>Hardest errors: {html.escape(scored.name)}</h2>{_hardest(pairs, scored, report, hardest)}")
     path = Path(path)
-    path.write_text(_page(title, parts, settings), encoding="utf-8")
+    path.write_text(html_page(title, parts, settings), encoding="utf-8")
     return path
