@@ -19,12 +19,13 @@ from typing import Callable, Iterable, Iterator, Literal, TypeVar
 
 import numpy as np
 
+from faceshot.detect import Detector
 from faceshot.embed import DEFAULT_EMBEDDER, Embedder, create_embedder
 from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError, FaceshotError
 from faceshot.results import Face, FaceEmbedding
 
-__all__ = ["FileResult", "represent_files", "one_vector_per_file", "ordered_map", "Backend"]
+__all__ = ["FileResult", "FileFaces", "represent_files", "detect_files", "one_vector_per_file", "ordered_map", "Backend"]
 
 Backend = Literal["threads", "processes"]
 T = TypeVar("T")
@@ -47,6 +48,19 @@ class FileResult:
     found: int = 0
     error: FaceshotError | None = None
     chips: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class FileFaces:
+    """The faces found in one file (no embeddings), or why the file could not be used."""
+
+    path: str
+    faces: list[Face] = field(default_factory=list)
+    error: FaceshotError | None = None
 
     @property
     def ok(self) -> bool:
@@ -83,15 +97,34 @@ def _cut(engine: Engine, path: str, one_face: Multiple | None) -> _Cut:
 _worker_engine: Engine | None = None
 
 
-def _start_worker(detector: str, aligner: str) -> None:
+def _start_worker(detector: str | Detector, aligner: str) -> None:
     global _worker_engine
     # Workers never embed: the default embedder stands in (its model is never loaded here).
     _worker_engine = Engine(detector=detector, aligner=aligner)
 
 
-def _cut_in_worker(path: str, one_face: Multiple | None) -> _Cut:
+def _in_worker(task: Callable[[Engine, str], R], path: str) -> R:
     assert _worker_engine is not None
-    return _cut(_worker_engine, path, one_face)
+    return task(_worker_engine, path)
+
+
+def _on_workers(
+    task: Callable[[Engine, str], R], names: list[str], engine: Engine, workers: int, backend: Backend
+) -> Iterator[Future[R]]:
+    """``task(engine, name)`` for every name on a pool of ``workers``, as futures in input order.
+
+    ``task`` must be a module-level function: worker processes receive it, and a copy of ``engine``'s
+    detector (its settings; dlib models are loaded where they run), pickled.
+    """
+    pool: Executor
+    if backend == "processes":
+        pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(engine.detector, engine.aligner.name))
+        call: Callable[[str], R] = functools.partial(_in_worker, task)
+    else:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="faceshot-cut")
+        call = functools.partial(task, engine)
+    with pool:
+        yield from ordered_map(pool, call, names, workers * AHEAD_PER_WORKER)
 
 
 def ordered_map(executor: Executor, fn: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[Future[R]]:
@@ -112,7 +145,7 @@ def ordered_map(executor: Executor, fn: Callable[[T], R], items: Iterable[T], ah
 def represent_files(
     paths: Iterable[str | os.PathLike],
     *,
-    detector: str = "hog",
+    detector: str | Detector = "hog",
     embedder: str | Embedder = DEFAULT_EMBEDDER,
     one_face: Multiple | None = None,
     workers: int | None = None,
@@ -132,8 +165,7 @@ def represent_files(
     ``batch_size``: the most chips embedded in one call (bigger batches: more memory, little speed).
     ``keep_chips``: also return each face's aligned chip (for quality checks, thumbnails, crops).
     """
-    if backend not in ("threads", "processes"):
-        raise ValueError(f"backend must be 'threads' or 'processes', got {backend!r}")
+    _check_backend(backend)
     if one_face not in (None, "largest", "central", "error"):
         raise ConfigError(f"one_face must be 'largest', 'central' or 'error', got {one_face!r}")
     names = [os.fspath(path) for path in paths]
@@ -143,25 +175,52 @@ def represent_files(
         for name in names:
             yield from _embed([_cut(engine, name, one_face)], engine, keep_chips)
         return
-    pool: Executor
-    if backend == "processes":
-        pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(detector, engine.aligner.name))
-        cut: Callable[[str], _Cut] = functools.partial(_cut_in_worker, one_face=one_face)
-    else:
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="faceshot-cut")
-        cut = functools.partial(_cut, engine, one_face=one_face)
-    with pool:
-        ready: list[_Cut] = []
-        chips = 0
-        for future in ordered_map(pool, cut, names, workers * AHEAD_PER_WORKER):
-            # Embed what is cut whenever the next image is not ready yet (the workers go on meanwhile),
-            # or once a batch is full.
-            if ready and (chips >= batch_size or not future.done()):
-                yield from _embed(ready, engine, keep_chips)
-                ready, chips = [], 0
-            ready.append(future.result())
-            chips += len(ready[-1].chips)
-        yield from _embed(ready, engine, keep_chips)
+    ready: list[_Cut] = []
+    chips = 0
+    cut = functools.partial(_cut, one_face=one_face)
+    for future in _on_workers(cut, names, engine, workers, backend):
+        # Embed what is cut whenever the next image is not ready yet (the workers go on meanwhile),
+        # or once a batch is full.
+        if ready and (chips >= batch_size or not future.done()):
+            yield from _embed(ready, engine, keep_chips)
+            ready, chips = [], 0
+        ready.append(future.result())
+        chips += len(ready[-1].chips)
+    yield from _embed(ready, engine, keep_chips)
+
+
+def detect_files(
+    paths: Iterable[str | os.PathLike],
+    *,
+    detector: str | Detector = "hog",
+    workers: int | None = None,
+    backend: Backend = "processes",
+) -> Iterator[FileFaces]:
+    """Yield the faces found in each file (boxes, scores, landmarks), in the order given.
+
+    The same worker pool as :func:`represent_files`, without the embedding stage.
+    """
+    _check_backend(backend)
+    names = [os.fspath(path) for path in paths]
+    engine = Engine(detector=detector)
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(names) <= 1:
+        yield from (_locate(engine, name) for name in names)
+        return
+    for future in _on_workers(_locate, names, engine, workers, backend):
+        yield future.result()
+
+
+def _locate(engine: Engine, path: str) -> FileFaces:
+    try:
+        return FileFaces(path, engine.detect(path))
+    except FaceshotError as exc:
+        return FileFaces(path, error=exc)
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in ("threads", "processes"):
+        raise ValueError(f"backend must be 'threads' or 'processes', got {backend!r}")
 
 
 def _embed(cuts: list[_Cut], engine: Engine, keep_chips: bool) -> Iterator[FileResult]:

@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 DetectorOption = typer.Option("hog", "--detector", "-d", help="hog: fast, frontal faces. cnn: finds turned faces, slow on CPU.")
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of text.")
+WorkersOption = typer.Option(None, "--workers", help="Processes to use (default: one per core).")
 DbOption = typer.Option(None, "--db", help="Gallery file. Default: $FACESHOT_DB, else ./faceshot.db.")
 ThresholdOption = typer.Option(
     None, "--threshold", "-t", help="Score needed for a match. Higher: fewer strangers accepted, more true matches missed."
@@ -55,13 +56,15 @@ def error(message: object) -> None:
     err.print(f"[red]error:[/red] {message}", markup=True)
 
 
-def progress(items: list[T], label: str) -> Iterable[T]:
-    """Items one by one, with a progress bar on stderr when there are several."""
-    if len(items) < 2:
+def progress(items: Iterable[T], label: str, total: int | None = None) -> Iterable[T]:
+    """Items one by one, with a progress bar on stderr when there are several (``total``: their
+    number, needed when ``items`` has no length)."""
+    total = len(items) if total is None else total  # type: ignore[arg-type]
+    if total < 2:
         yield from items
         return
     with progress_bar() as bar:
-        task = bar.add_task(label, total=len(items))
+        task = bar.add_task(label, total=total)
         for item in items:
             yield item
             bar.advance(task)

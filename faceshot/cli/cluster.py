@@ -27,6 +27,7 @@ from faceshot.cli.app import (
     FarOption,
     JsonOption,
     Threshold,
+    WorkersOption,
     app,
     err,
     error,
@@ -107,7 +108,7 @@ def run(
     keep_thumbnails: bool = typer.Option(
         False, "--keep-thumbnails", help="With --db: also keep a small JPEG of each face (off: no image is stored)."
     ),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
+    workers: Optional[int] = WorkersOption,
     detector: str = DetectorOption,
     db: Optional[Path] = ClusterDbOption,
     as_json: bool = JsonOption,

@@ -22,6 +22,7 @@ from faceshot.cli.app import (
     JsonOption,
     Threshold,
     ThresholdOption,
+    WorkersOption,
     app,
     err,
     error,
@@ -95,7 +96,7 @@ def enroll_dir(
     group: list[str] = GroupOption,
     force: bool = ForceOption,
     keep_thumbnail: bool = ThumbnailOption,
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
+    workers: Optional[int] = WorkersOption,
     db: Optional[Path] = DbOption,
     as_json: bool = JsonOption,
 ) -> None:
