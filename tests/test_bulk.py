@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceshot.bulk import ordered_map, represent_files
+from faceshot.bulk import detect_files, ordered_map, represent_files
+from faceshot.detect import create_detector
 from faceshot.errors import CorruptImageError, ImageNotFoundError, MultipleFacesError, NoFaceError
 
 
@@ -45,6 +46,21 @@ def test_results_match_one_image_at_a_time_in_input_order(mixed, engine, backend
             want = np.stack([f.embedding for f in expected])
             assert np.abs(got - want).max() < 1e-5
     assert sum(len(r.faces) for r in results if r.path.endswith("insightface_t1.jpg")) == 12  # 6 faces, twice
+
+
+def test_detect_files_keeps_order_reports_bad_files_and_sends_the_settings_to_the_workers(mixed, engine):
+    gray = create_detector("hog", gray=True)  # other boxes than the default: the workers must use it
+    results = list(detect_files(mixed, detector=gray, workers=2))
+    assert [r.path for r in results] == mixed
+    errors = {r.path.rsplit("/", 1)[-1]: type(r.error) for r in results if not r.ok}
+    assert errors == {"corrupt.jpg": CorruptImageError, "missing.jpg": ImageNotFoundError}
+    differ = 0
+    for result in results:
+        if result.ok:
+            image = engine.load(result.path)
+            assert result.faces == gray.detect(image)
+            differ += result.faces != engine.detector.detect(image)
+    assert differ > 0
 
 
 def test_one_face_per_file_reports_photos_without_exactly_one(mixed):
