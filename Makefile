@@ -43,5 +43,11 @@ demo: venv test-images
 bench-deps: venv
 	$(PIP) install --no-deps face_recognition==1.3.0
 
+# One command per benchmark from a fresh clone: `make bench-end_to_end`, `make bench-detect_speed
+# ARGS="--cnn"`... runs benchmarks/<name>.py with everything it needs installed (the data it reads
+# is in ../shared/datasets; see BENCHMARKS.md for each one's figures and wall time).
+bench-%: bench-deps test-images
+	$(PY) benchmarks/$*.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) $(CACHE)

@@ -4,8 +4,10 @@
 
 Settings compared (dlib's HOG detector as faceshot wraps it; see ``faceshot.detect.dlib_detectors``):
 colour or grayscale search, when to upsample (double) the photo (never, photos of at most 640 px,
-at most 1,000 px (the default), always, as face_recognition does), and the size large photos are
-downscaled to before the search (``max_side``).
+at most 1,000 px (the default), always, as face_recognition does), the size large photos are
+downscaled to before the search (``max_side``), and the portrait shortcut (``large_face``, default
+0.2: search the photo as it is first, and double it only when no face at least that fraction of
+its shorter side was found).
 
 Measured for each setting, one thread, the settings taking turns on every photo so that a change
 in the machine's load touches all of them alike:
@@ -38,14 +40,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("FACESHOT_DATASETS", ROOT.parent / "shared" / "datasets"))
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "default (colour, upsample ≤1000 px, max 2000)": {},
+    "default (colour, ≤1000 px, shortcut 0.2)": {},
+    "no portrait shortcut": {"large_face": None},
+    "portrait shortcut 0.3": {"large_face": 0.3},
     "grayscale": {"gray": True},
+    "grayscale, no shortcut": {"gray": True, "large_face": None},
     "never upsample": {"upsample": 0},
-    "upsample ≤640 px": {"upsample_below": 640},
-    "grayscale, upsample ≤640 px": {"gray": True, "upsample_below": 640},
+    "upsample ≤640 px, no shortcut": {"upsample_below": 640, "large_face": None},
     "always upsample (face_recognition)": {"upsample": 1, "max_side": 100_000},
     "max_side 1280": {"max_side": 1280},
-    "grayscale, max_side 1280": {"gray": True, "max_side": 1280},
+    "max_side 1280, no shortcut": {"max_side": 1280, "large_face": None},
 }
 
 

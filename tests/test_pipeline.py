@@ -101,3 +101,59 @@ def test_large_photos_are_searched_downscaled_and_boxes_mapped_back(images):
     box = faceshot.detect(big)[0].box
     for ours, theirs in zip(box.to_dict().values(), small.to_dict().values()):
         assert abs(ours - theirs * factor) <= 0.08 * small.width * factor
+
+
+class _Rect:
+    """A stand-in for a dlib rectangle: only its width matters to the upsampling decision."""
+
+    def __init__(self, width: int) -> None:
+        self._width = width
+
+    def width(self) -> int:
+        return self._width
+
+
+def _searches(face_width: int, image_side: int, **options) -> list[int]:
+    """The upsampling of each search a detector makes when the photo-as-is search finds one face."""
+    from faceshot.detect.dlib_detectors import DlibDetector
+
+    class Recording(DlibDetector):
+        name = "recording"
+        calls: list[int] = []
+
+        def _find(self, image, upsample):
+            self.calls.append(upsample)
+            return [(_Rect(face_width), 1.0)] if face_width else []
+
+    detector = Recording(**options)
+    detector._search(np.zeros((image_side, image_side, 3), np.uint8))
+    return detector.calls
+
+
+def test_a_large_face_found_as_is_skips_the_doubled_search():
+    assert _searches(100, 250) == [0]  # a portrait: 100 px ≥ 0.2 × 250
+    assert _searches(45, 250) == [0, 1]  # a small face: look for smaller ones too
+    assert _searches(0, 250) == [0, 1]  # nothing found as is
+    assert _searches(100, 250, large_face=None) == [1]
+    assert _searches(100, 1500) == [0]  # large photos are never doubled
+    assert _searches(100, 250, upsample=2) == [2]
+    with pytest.raises(ValueError, match="large_face"):
+        _searches(100, 250, large_face=1.5)
+
+
+def test_the_portrait_shortcut_finds_the_same_faces_on_real_photos(images):
+    from faceshot.detect import create_detector
+    from faceshot.evaluate.detection import iou
+
+    shortcut, always = create_detector("hog"), create_detector("hog", large_face=None)
+    def photo(name: str, side: int) -> np.ndarray:  # small enough to be doubled without the shortcut
+        image = Image.open(images / name).convert("RGB")
+        image.thumbnail((side, side))
+        return np.asarray(image)
+
+    portrait = photo("obama.jpg", 400)
+    (fast,), (slow,) = shortcut.locate(portrait), always.locate(portrait)
+    assert iou(fast[0], slow[0]) > 0.6
+    group = photo("insightface_t1.jpg", 900)  # small faces: the doubled search runs
+    found = shortcut.locate(group)
+    assert found == always.locate(group) and len(found) >= 5  # the same boxes: the doubled search ran
