@@ -1,6 +1,6 @@
 """Choose an embedder's default threshold on LFW View 1 and measure it; write its calibration file.
 
-    python benchmarks/calibrate_lfw_view1.py [--embedder dlib-resnet] [--lfw ../shared/datasets/lfw]
+    python benchmarks/calibrate_lfw_view1.py [--embedder dlib-resnet-onnx] [--lfw ../shared/datasets/lfw]
 
 - threshold: best accuracy on ``pairsDevTrain.txt`` (1,100 same + 1,100 different pairs);
 - FAR table: every different-identity pair among the DevTrain images (millions of impostor pairs),
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from faceshot.bulk import one_vector_per_file
+from faceshot.embed import create_embedder
 from faceshot.evaluate.lfw import read_pairs
 from faceshot.evaluate.metrics import accuracy, best_threshold, error_rates, far_table
 
@@ -49,7 +50,7 @@ def pair_scores(pairs, vectors) -> tuple[np.ndarray, np.ndarray, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
-    parser.add_argument("--embedder", default="dlib-resnet")
+    parser.add_argument("--embedder", default="dlib-resnet-onnx")
     parser.add_argument("--detector", default="hog")
     parser.add_argument("--out", type=Path, default=None, help="calibration file to write")
     args = parser.parse_args()
@@ -88,18 +89,20 @@ def main() -> None:
         "impostor_pairs": int(len(impostor)),
         "far_at_threshold_on_impostor_set": round(float(np.mean(impostor >= threshold)), 5),
     }
+    space = create_embedder(args.embedder).space  # dlib-resnet-onnx computes dlib-resnet's vectors
     calibration = {
-        "embedder": args.embedder,
+        "embedder": space,
         "threshold": round(threshold, 6),
         "reference": (
-            f"LFW View 1: threshold of best accuracy on pairsDevTrain.txt ({args.detector} detector); "
+            f"LFW View 1: threshold of best accuracy on pairsDevTrain.txt ({args.detector} detector, "
+            f"{args.embedder}); "
             f"FAR table from {len(impostor):,} different-identity pairs among the DevTrain images; "
             "figures on pairsDevTest.txt"
         ),
         "figures": figures,
         "far_table": table,
     }
-    out = args.out or ROOT / "faceshot" / "embed" / "calibration" / f"{args.embedder}.json"
+    out = args.out or ROOT / "faceshot" / "embed" / "calibration" / f"{space}.json"
     out.write_text(json.dumps(calibration, indent=1) + "\n")
     print(json.dumps({k: v for k, v in calibration.items() if k != "far_table"}, indent=1))
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
