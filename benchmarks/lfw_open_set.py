@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from faceshot import models
+from faceshot.detect import create_detector
+from faceshot.embed.dlib_onnx import DlibResnetOnnxEmbedder
 from faceshot.engine import Engine, central
 from faceshot.errors import ConfigError
 from faceshot.match import Calibration
@@ -58,18 +59,22 @@ FIELDS = ("raw", "mirror", "faces", "central_is_largest")  # what the cache keep
 CALIBRATION_OUT = ROOT / "benchmarks" / "results" / "dlib-resnet-identify.json"
 
 _engine: Engine | None = None
-_model: Any = None
 
 
 # -- embedding ----------------------------------------------------------------------------------
 def _start() -> None:
-    global _engine, _model
-    _engine = Engine(embedder="dlib-resnet-single")
-    _model = models.load("face_recognition_model_v1", "dlib_face_recognition_resnet_model_v1.dat")
+    global _engine
+    _engine = Engine(embedder=DlibResnetOnnxEmbedder(mirror=False, threads=1))
+
+
+def pipeline() -> str:
+    """What the cached vectors depend on: a cache written with other detector settings is not reused."""
+    return json.dumps({"detector": vars(create_detector("hog")), "descriptors": "dlib-resnet (onnx)"}, sort_keys=True)
 
 
 def _describe(path: str) -> tuple[np.ndarray, np.ndarray, int, bool]:
-    """Raw dlib descriptors of the central face's chip and of its mirror image, faces found, central is largest."""
+    """dlib's raw descriptors (run by the ONNX conversion) of the central face's chip and of its
+    mirror image, the faces found, and whether the central face is the largest."""
     assert _engine is not None
     image = _engine.load(path)
     faces = _engine.detector.detect(image)
@@ -77,16 +82,21 @@ def _describe(path: str) -> tuple[np.ndarray, np.ndarray, int, bool]:
         return np.full(128, np.nan, np.float32), np.full(128, np.nan, np.float32), 0, False
     face = central(faces, image.shape)
     chip = _engine.aligner.align(image, [face])[0]
-    raw, mirrored = _model.compute_face_descriptor([np.ascontiguousarray(chip), np.ascontiguousarray(chip[:, ::-1])])
-    return np.array(raw, np.float32), np.array(mirrored, np.float32), len(faces), face is faces[0]
+    raw, mirrored = _engine.embedder.descriptors(np.stack([chip, chip[:, ::-1]]))  # type: ignore[attr-defined]
+    return raw, mirrored, len(faces), face is faces[0]
 
 
 def describe_all(images: Path, paths: list[str]) -> tuple[dict[str, np.ndarray], float | None]:
     """Descriptors of every image, from the cache where present; the embedding time of this run (None if cached)."""
     cached: dict[str, dict[str, Any]] = {}
+    stored: dict[str, np.ndarray] = {}
     if CACHE.is_file():
         with np.load(CACHE) as data:
-            stored = {key: data[key] for key in ("paths",) + FIELDS}
+            if "pipeline" in data and str(data["pipeline"]) == pipeline():
+                stored = {key: data[key] for key in ("paths",) + FIELDS}
+            else:
+                print(f"{CACHE} was written with other detector settings: embedding again", flush=True)
+    if stored:
         for i, name in enumerate(stored.pop("paths")):
             cached[str(name)] = {key: values[i] for key, values in stored.items()}
     missing = [p for p in paths if p not in cached]
@@ -105,6 +115,7 @@ def describe_all(images: Path, paths: list[str]) -> tuple[dict[str, np.ndarray],
         np.savez(
             CACHE,
             paths=np.array(names),
+            pipeline=np.array(pipeline()),
             **{key: np.stack([cached[n][key] for n in names]) for key in FIELDS},
         )
     arrays = {key: np.stack([cached[p][key] for p in paths]) for key in FIELDS}
