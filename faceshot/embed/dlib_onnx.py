@@ -137,7 +137,7 @@ class _Graph:
         self.helper, self.numpy_helper = helper, numpy_helper
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
-        self.shapes: dict[str, tuple[int, int, int]] = {}
+        self.shapes: dict[str, tuple[int, int | None, int | None]] = {}
         self._count = 0
 
     def constant(self, name: str, array: np.ndarray) -> str:
@@ -145,7 +145,7 @@ class _Graph:
         self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
-    def node(self, op: str, inputs: list[str], shape: tuple[int, int, int] | None = None, **attrs: Any) -> str:
+    def node(self, op: str, inputs: list[str], shape: tuple[int, int | None, int | None] | None = None, **attrs: Any) -> str:
         self._count += 1
         output = f"{op.lower()}_{self._count}"
         self.nodes.append(self.helper.make_node(op, inputs, [output], name=output, **attrs))
@@ -154,9 +154,10 @@ class _Graph:
         return output
 
 
-def _pooled(size: int, window: int, stride: int, padding: int) -> int:
+def _pooled(size: int | None, window: int, stride: int, padding: int) -> int | None:
     # dlib and ONNX (floor mode) agree: 1 + (size + 2·padding − window) / stride, rounded down.
-    return 1 + (size + 2 * padding - window) // stride
+    # None: a size known only when the graph runs (an image of any size).
+    return None if size is None else 1 + (size + 2 * padding - window) // stride
 
 
 def _conv(g: _Graph, x: str, conv: Conv, affine: Affine | None) -> str:
