@@ -31,7 +31,7 @@ class Engine:
     """A detector, an aligner and an embedder, configured once and reused.
 
     ``detector``: ``"hog"`` (fast, frontal faces; default), ``"cnn"`` (finds turned faces, ~2 s per
-    photo on CPU), ``"cnn-onnx"`` (``cnn``'s faces, its network run by onnxruntime: about ten times
+    photo on CPU), ``"cnn-onnx"`` (``cnn``'s faces, its network run by onnxruntime: about 15 times
     faster), or a :class:`~faceshot.detect.Detector` instance.
     ``embedder``: ``"dlib-resnet-onnx"`` (default: dlib's ResNet converted to ONNX, the same vectors
     as ``"dlib-resnet"``, which runs dlib itself), or an :class:`~faceshot.embed.Embedder` instance.

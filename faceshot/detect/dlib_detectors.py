@@ -125,7 +125,7 @@ class CnnDetector(DlibDetector):
 @detectors.register("cnn-onnx")
 class CnnOnnxDetector(DlibDetector):
     """dlib's MMOD CNN detector with its network run by onnxruntime: ``cnn``'s faces, boxes and
-    confidences (tested equal on real photos), about ten times faster on one core.
+    confidences (tested equal on real photos), about fifteen times faster on one core.
 
     The network is converted from ``mmod_human_face_detector.dat`` on first use and cached (see
     :mod:`faceshot.detect.mmod_onnx`); the image pyramid, windows and suppression around it are

@@ -13,7 +13,8 @@ the helpers of :mod:`faceshot.embed.dlib_onnx`; it is cached the same way, as
 
 The graph takes ``pyramid``: ``float32 [N, 3, H, W]``, dlib's input tensor (RGB planes of
 ``(pixel − mean) / 256``, the tiled image pyramid), and returns ``scores``: ``float32 [N, windows,
-H', W']`` with ``H' = ((H − 5) // 2 + 1`` three times over``)``, dlib's raw detector output.
+h, w]``, dlib's raw detector output, where ``h`` is ``H`` after ``n → (n − 5) // 2 + 1`` three times
+(the same for ``w``).
 
 Needs ``pip install onnxruntime onnx`` (not torch).
 """
