@@ -125,6 +125,12 @@ def test_the_conversion_is_cached_and_checked(cache, monkeypatch):
         mmod_onnx.read_detector(models.model_path("dlib_face_recognition_resnet_model_v1.dat"))
 
 
+def test_images_too_small_for_the_network_have_no_faces(cache):
+    detector = create_detector("cnn-onnx", cache_dir=cache)
+    for size in ((1, 1), (2, 2), (5, 7)):
+        assert detector.locate(np.zeros((*size, 3), dtype=np.uint8)) == []
+
+
 def test_registered_beside_cnn_and_hog():
     assert {"hog", "cnn", "cnn-onnx"} <= set(detectors.names())
     with pytest.raises(ValueError, match="threads"):

@@ -252,8 +252,8 @@ def detect(
     for _ in range(upsample_times):
         searched = upsample(searched)
     tensor, rects = tiled_pyramid(searched, network)
-    if not rects:
-        return []
+    if not rects or min(tensor.shape[1:]) < network.min_input:
+        return []  # too small for the network to score anything (dlib itself fails on these)
     found = suppress(detections(run(tensor[None])[0], rects, network, threshold), network)
     if not upsample_times:
         return found

@@ -62,6 +62,7 @@ class MmodNetwork:
     options: MmodOptions
     stride: int
     offset: int
+    min_input: int  # the fewest rows (and columns) for which the network has any output
     pyramid_step: int = PYRAMID_STEP
 
 
@@ -107,11 +108,14 @@ def read_detector(source: str | Path | None = None) -> MmodNetwork:
     network = read_network(source)
     convolutions = _check_topology(network, source)
     # dlib maps an output position back through each layer, last first: p → p·stride − padding + size // 2.
-    stride, offset = 1, 0
+    stride, offset, needed = 1, 0, 1
     for conv, _ in reversed(convolutions):
         (sy, _), (py, _), size = conv.stride, conv.padding, conv.filters.shape[2]
         stride, offset = stride * sy, offset * sy - py + size // 2
-    return MmodNetwork(input=network.input, options=network.mmod, stride=stride, offset=offset)  # type: ignore[arg-type]
+        needed = (needed - 1) * sy + size - 2 * py
+    return MmodNetwork(
+        input=network.input, options=network.mmod, stride=stride, offset=offset, min_input=needed  # type: ignore[arg-type]
+    )
 
 
 def convert(source: str | Path | None = None) -> Any:
