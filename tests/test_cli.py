@@ -91,7 +91,7 @@ def test_detect_csv(images):
 
 def test_unknown_detector_exits_2(images):
     run = faceshot("detect", images / "obama.jpg", "--detector", "mtcnn")
-    assert run.returncode == 2 and "choose one of: cnn, hog" in run.stderr
+    assert run.returncode == 2 and "choose one of: cnn, cnn-onnx, hog" in run.stderr
 
 
 def test_verify_multiple_error_refuses_group_photos(images, tmp_path):

@@ -27,7 +27,7 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
 T = TypeVar("T")
 
-DetectorOption = typer.Option("hog", "--detector", "-d", help="hog: fast, frontal faces. cnn: finds turned faces, slow on CPU.")
+DetectorOption = typer.Option("hog", "--detector", "-d", help="hog: fast, frontal faces. cnn: finds turned faces, slow on CPU. cnn-onnx: cnn's faces, about 15 times faster.")
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of text.")
 WorkersOption = typer.Option(None, "--workers", help="Processes to use (default: one per core).")
 DbOption = typer.Option(None, "--db", help="Gallery file. Default: $FACESHOT_DB, else ./faceshot.db.")

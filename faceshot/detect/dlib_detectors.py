@@ -1,6 +1,7 @@
-"""dlib's two face detectors: ``hog`` (fast, frontal faces) and ``cnn`` (MMOD, robust to pose, slow on CPU).
+"""dlib's face detectors: ``hog`` (fast, frontal faces) and ``cnn`` (MMOD, robust to pose, slow on CPU),
+and ``cnn-onnx``, dlib's MMOD network converted to ONNX: ``cnn``'s boxes, several times faster.
 
-Both share the same surroundings: large photos are searched on a downscaled copy and the boxes
+All share the same surroundings: large photos are searched on a downscaled copy and the boxes
 mapped back; small ones are upsampled so that small faces are found (dlib's detectors see faces
 down to about 80 pixels at their native scale), unless a search of the photo as it is already
 found a face large for the photo (a portrait: the doubled search, four times the work, would only
@@ -11,6 +12,7 @@ predictor, which is what the aligner needs.
 from __future__ import annotations
 
 from abc import abstractmethod
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,9 +20,10 @@ from PIL import Image
 
 from faceshot import models
 from faceshot.detect import Detector, detectors
+from faceshot.detect import mmod, mmod_onnx
 from faceshot.results import Box, Face
 
-__all__ = ["DlibDetector", "HogDetector", "CnnDetector"]
+__all__ = ["DlibDetector", "HogDetector", "CnnDetector", "CnnOnnxDetector"]
 
 LANDMARKS_5 = "shape_predictor_5_face_landmarks.dat"
 
@@ -142,3 +145,49 @@ class CnnDetector(DlibDetector):
     def _find(self, image: np.ndarray, upsample: int) -> list[tuple[Any, float]]:
         detector = models.load("cnn_face_detection_model_v1", "mmod_human_face_detector.dat")
         return [(found.rect, found.confidence) for found in detector(image, upsample)]
+
+
+@detectors.register("cnn-onnx")
+class CnnOnnxDetector(DlibDetector):
+    """dlib's MMOD CNN detector with its network run by onnxruntime: ``cnn``'s faces, boxes and
+    confidences (tested equal on real photos), about fifteen times faster on one core.
+
+    The network is converted from ``mmod_human_face_detector.dat`` on first use and cached (see
+    :mod:`faceshot.detect.mmod_onnx`); the image pyramid, windows and suppression around it are
+    dlib's, in numpy (:mod:`faceshot.detect.mmod`). Needs ``pip install onnxruntime onnx``.
+    """
+
+    name = "cnn-onnx"
+
+    def __init__(
+        self,
+        *,
+        threads: int = 1,
+        threshold: float = 0.0,
+        cache_dir: str | Path | None = None,
+        model_file: str | Path | None = None,
+        **options: Any,
+    ) -> None:
+        """``threads``: cores onnxruntime may use for one image (default 1: the bulk workers run one
+        detector per core). ``threshold``: dlib's ``adjust_threshold``; lower finds more faces and
+        more false ones. ``cache_dir``: where the converted network is kept (default
+        ``$XDG_CACHE_HOME/faceshot``). ``model_file``: another copy of ``mmod_human_face_detector.dat``.
+        See ``max_side`` and ``upsample`` in :class:`DlibDetector`."""
+        super().__init__(**options)
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        self.threads = threads
+        self.threshold = threshold
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.model_file = None if model_file is None else Path(model_file)
+        self._network: mmod_onnx.MmodNetwork | None = None
+
+    def _scores(self, tensor: np.ndarray) -> np.ndarray:
+        return mmod_onnx.scores(tensor, threads=self.threads, source=self.model_file, directory=self.cache_dir)
+
+    def _find(self, image: np.ndarray, upsample: int) -> list[tuple[Any, float]]:
+        if self._network is None:
+            self._network = mmod_onnx.read_detector(self.model_file)
+        rectangle = models.dlib().rectangle
+        found = mmod.detect(image, self._network, self._scores, upsample, self.threshold)
+        return [(rectangle(*box), score) for box, score in found]

@@ -10,6 +10,10 @@ with their shapes and weights as numpy arrays. The format, from dlib's sources:
 - **strings**: a length, then the bytes; **bools**: the character ``'1'`` or ``'0'``;
 - **tensors**: a version, the four dimensions (samples, k, rows, columns), then the values:
   version 1 as dlib floats, version 2 as raw little-endian float32 (``dlib/dnn/tensor.h``);
+- **batch normalisation** (``bn_con2``) is stored with its running statistics where an ``affine_`` layer
+  belongs in files saved straight from training (dlib's MMOD face detector is one); dlib folds it into
+  an affine layer on loading, ``gamma / sqrt(running variance + eps)`` and ``beta − gamma · running mean``
+  in float32, and so does this reader;
 - **a network** ``add_loss_layer<LOSS, add_layer<L1, add_layer<L2, ... INPUT>>>`` is written from the
   outside in: the loss layer's version and details, then one version number per wrapper (``add_layer``
   2, or 3 for the one that holds the input layer; ``add_tag_layer`` and ``add_skip_layer`` 1), then the
@@ -35,6 +39,9 @@ from faceshot.errors import ModelError
 __all__ = [
     "DlibNetwork",
     "InputRGB",
+    "InputPyramid",
+    "MmodOptions",
+    "DetectorWindow",
     "Conv",
     "Affine",
     "Relu",
@@ -57,6 +64,21 @@ class InputRGB:
     mean: tuple[float, float, float]
     rows: int
     columns: int
+
+
+@dataclass(frozen=True, eq=False)
+class InputPyramid:
+    """``input_rgb_image_pyramid<PYR>``: the image and its downscaled copies tiled into one image.
+
+    Values are ``(pixel - mean) / 256`` per channel, RGB order; ``padding`` pixels of zeros separate
+    the tiles and ``outer_padding`` surround them. The pyramid's scale step (``pyramid_down<N>``) is a
+    C++ template argument, not in the file. Files written before dlib 19.7 hold no padding; dlib
+    then uses 10 and 11, and so does this reader.
+    """
+
+    mean: tuple[float, float, float]
+    padding: int
+    outer_padding: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +132,37 @@ class Wrapper:
     """An ``add_tag_layer`` or ``add_skip_layer`` (the file cannot tell which, nor its id)."""
 
 
+@dataclass(frozen=True)
+class DetectorWindow:
+    """One sliding window of an MMOD detector, in pixels of the pyramid level it fires on."""
+
+    width: int
+    height: int
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class MmodOptions:
+    """``loss_mmod_``'s options (``mmod_options``): the detector windows and the overlap tests.
+
+    Two boxes overlap for non-max suppression when their intersection over the area of the box that
+    bounds both exceeds ``nms_iou``, or covers more than ``nms_percent_covered`` of either one.
+    The loss and ``ignore`` settings are used only in training.
+    """
+
+    windows: tuple[DetectorWindow, ...]
+    loss_per_false_alarm: float
+    loss_per_missed_target: float
+    truth_match_iou: float
+    nms_iou: float
+    nms_percent_covered: float
+    ignore_iou: float
+    ignore_percent_covered: float
+    assume_image_pyramid: bool = True
+    bounding_box_regression: bool = False
+    bbr_lambda: float = 100.0
+
+
 Layer = Conv | Affine | Relu | Pool | AddPrev | FullyConnected | Wrapper
 
 
@@ -118,8 +171,9 @@ class DlibNetwork:
     """A dlib network read from a file: ``layers`` in the order dlib computes them (input side first)."""
 
     loss: str
-    input: InputRGB
+    input: InputRGB | InputPyramid
     layers: tuple[Layer, ...] = field(repr=False)
+    mmod: MmodOptions | None = None  # the detector's options, for a loss_mmod network
 
 
 # --- the primitives ----------------------------------------------------------------------------
@@ -221,11 +275,16 @@ class _Reader:
 # --- the layers' details -----------------------------------------------------------------------
 
 
-def _input(r: _Reader, name: str) -> InputRGB:
-    if name != "input_rgb_image_sized":
-        raise _FormatError(f"input layer {name!r} is not supported (only input_rgb_image_sized)")
-    mean = (r.float(), r.float(), r.float())
-    return InputRGB(mean=mean, rows=r.uint(), columns=r.uint())
+def _input(r: _Reader, name: str) -> InputRGB | InputPyramid:
+    if name == "input_rgb_image_sized":
+        mean = (r.float(), r.float(), r.float())
+        return InputRGB(mean=mean, rows=r.uint(), columns=r.uint())
+    if name in ("input_rgb_image_pyramid", "input_rgb_image_pyramid2"):
+        mean = (r.float(), r.float(), r.float())
+        if name == "input_rgb_image_pyramid":  # dlib's defaults for files that hold none
+            return InputPyramid(mean=mean, padding=10, outer_padding=11)
+        return InputPyramid(mean=mean, padding=r.uint(), outer_padding=r.uint())
+    raise _FormatError(f"input layer {name!r} is not supported (only input_rgb_image_sized and _pyramid)")
 
 
 def _conv(r: _Reader, name: str) -> Conv:
@@ -262,6 +321,25 @@ def _affine(r: _Reader, name: str) -> Affine:
     return Affine(gamma=params[:n].copy(), beta=params[n:].copy())
 
 
+def _batch_norm(r: _Reader, name: str) -> Affine:
+    params = r.tensor().ravel()
+    gamma_shape, beta_shape = r.alias_tensor(), r.alias_tensor()
+    for _ in range(2):  # the last batch's means and inverse deviations: training only
+        r.tensor()
+    running_means, running_variances = r.tensor().ravel(), r.tensor().ravel()
+    r.uint(), r.uint()  # updates so far, window of the running statistics
+    for _ in range(4):
+        r.float()
+    eps = np.float32(r.float())
+    n = math.prod(gamma_shape)
+    if gamma_shape != beta_shape or 2 * n != params.size or running_means.size != n or running_variances.size != n:
+        raise _FormatError(f"{name} shapes disagree: gamma {gamma_shape}, {params.size} parameters")
+    # dlib's conversion to affine_, in float32 as dlib computes it.
+    gamma = params[:n] / np.sqrt(running_variances + eps)
+    beta = params[n:] - gamma * running_means
+    return Affine(gamma=gamma.astype(np.float32), beta=beta.astype(np.float32))
+
+
 def _pool(r: _Reader, name: str) -> Pool:
     window = (r.uint(), r.uint())
     stride = (r.uint(), r.uint())
@@ -291,6 +369,7 @@ _DETAILS = {
     "con_6": _conv,
     "affine_": _affine,
     "affine_2": _affine,
+    "bn_con2": _batch_norm,
     "relu_": lambda r, name: Relu(),
     "max_pool_2": _pool,
     "avg_pool_2": _pool,
@@ -319,7 +398,37 @@ def _bookkeeping(r: _Reader, version: int, holds_input: bool) -> None:
         r.uint()  # sample_expansion_factor
 
 
-def _loss(r: _Reader) -> str:
+def _mmod_options(r: _Reader) -> MmodOptions:
+    version = r.int()
+    if not 1 <= version <= 4:
+        raise _FormatError(f"unknown mmod_options version {version}")
+    if version == 1:  # one window, no label
+        windows: list[DetectorWindow] = [DetectorWindow(r.uint(), r.uint())]
+    else:
+        windows = []
+        for _ in range(r.uint()):
+            window_version = r.int()
+            if window_version not in (1, 2):
+                raise _FormatError(f"unknown detector window version {window_version}")
+            width, height = r.uint(), r.uint()
+            windows.append(DetectorWindow(width, height, r.string() if window_version == 2 else ""))
+    numbers = [r.float() for _ in range(7)]
+    options = dict(zip(
+        ["loss_per_false_alarm", "loss_per_missed_target", "truth_match_iou",
+         "nms_iou", "nms_percent_covered", "ignore_iou", "ignore_percent_covered"],
+        numbers,
+    ))
+    if version >= 3:
+        options["assume_image_pyramid"] = r.uint() == 1  # use_image_pyramid::yes
+    if version >= 4:
+        options["bounding_box_regression"] = r.bool()
+        options["bbr_lambda"] = r.float()
+    if not windows:
+        raise _FormatError("an MMOD detector without detector windows")
+    return MmodOptions(windows=tuple(windows), **options)  # type: ignore[arg-type]
+
+
+def _loss(r: _Reader) -> tuple[str, MmodOptions | None]:
     if (version := r.int()) != 1:
         raise _FormatError(f"unknown add_loss_layer version {version}")
     name = r.string()
@@ -327,16 +436,19 @@ def _loss(r: _Reader) -> str:
         r.float(), r.float()  # margin, distance threshold: training only
     elif name == "loss_metric_":
         pass
+    elif name == "loss_mmod_":
+        return name, _mmod_options(r)
     else:
-        raise _FormatError(f"loss layer {name!r} is not supported (only loss_metric)")
-    return name
+        raise _FormatError(f"loss layer {name!r} is not supported (only loss_metric and loss_mmod)")
+    return name, None
 
 
 # --- the network -------------------------------------------------------------------------------
 
 
 def read_network(path: str | Path) -> DlibNetwork:
-    """Read a dlib ``loss_metric`` network file (such as ``dlib_face_recognition_resnet_model_v1.dat``).
+    """Read a dlib ``loss_metric`` or ``loss_mmod`` network file (such as
+    ``dlib_face_recognition_resnet_model_v1.dat`` or ``mmod_human_face_detector.dat``).
 
     Raises :class:`~faceshot.errors.ModelError` naming the file and the byte where reading failed
     when the file is missing, truncated, damaged, or holds a layer type this reader does not know.
@@ -357,7 +469,7 @@ def read_network(path: str | Path) -> DlibNetwork:
 
 
 def _read(r: _Reader) -> DlibNetwork:
-    loss = _loss(r)
+    loss, mmod = _loss(r)
     # One version number per wrapper, outermost first, until the input layer's name.
     wrappers: list[int] = []
     while True:
@@ -380,4 +492,4 @@ def _read(r: _Reader) -> DlibNetwork:
             continue
         layers.append(_details(r))
         _bookkeeping(r, version, holds_input=depth == 0)
-    return DlibNetwork(loss=loss, input=input_layer, layers=tuple(layers))
+    return DlibNetwork(loss=loss, input=input_layer, layers=tuple(layers), mmod=mmod)

@@ -26,7 +26,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -46,7 +46,7 @@ from faceshot.embed.dlib_format import (
 from faceshot.errors import ModelError
 from faceshot.match import Calibration
 
-__all__ = ["DlibResnetOnnxEmbedder", "convert", "onnx_model", "cache_dir", "RESNET_FILE"]
+__all__ = ["DlibResnetOnnxEmbedder", "convert", "onnx_model", "cached_conversion", "cache_dir", "RESNET_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class _Graph:
         self.helper, self.numpy_helper = helper, numpy_helper
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
-        self.shapes: dict[str, tuple[int, int, int]] = {}
+        self.shapes: dict[str, tuple[int, int | None, int | None]] = {}
         self._count = 0
 
     def constant(self, name: str, array: np.ndarray) -> str:
@@ -145,7 +145,7 @@ class _Graph:
         self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
-    def node(self, op: str, inputs: list[str], shape: tuple[int, int, int] | None = None, **attrs: Any) -> str:
+    def node(self, op: str, inputs: list[str], shape: tuple[int, int | None, int | None] | None = None, **attrs: Any) -> str:
         self._count += 1
         output = f"{op.lower()}_{self._count}"
         self.nodes.append(self.helper.make_node(op, inputs, [output], name=output, **attrs))
@@ -154,9 +154,10 @@ class _Graph:
         return output
 
 
-def _pooled(size: int, window: int, stride: int, padding: int) -> int:
+def _pooled(size: int | None, window: int, stride: int, padding: int) -> int | None:
     # dlib and ONNX (floor mode) agree: 1 + (size + 2·padding − window) / stride, rounded down.
-    return 1 + (size + 2 * padding - window) // stride
+    # None: a size known only when the graph runs (an image of any size).
+    return None if size is None else 1 + (size + 2 * padding - window) // stride
 
 
 def _conv(g: _Graph, x: str, conv: Conv, affine: Affine | None) -> str:
@@ -301,21 +302,21 @@ def _graph_digest(model: Any) -> str:
     return hashlib.sha256(model.graph.SerializeToString(deterministic=True)).hexdigest()
 
 
-def _stamp(model: Any, source_sha256: str) -> None:
+def _stamp(model: Any, source_sha256: str, version: str = CONVERTER_VERSION) -> None:
     from onnx import helper
 
     helper.set_model_props(
         model,
         {
-            "faceshot.converter": CONVERTER_VERSION,
+            "faceshot.converter": version,
             "faceshot.source_sha256": source_sha256,
             "faceshot.graph_sha256": _graph_digest(model),
         },
     )
 
 
-def _valid(data: bytes, source_sha256: str) -> bool:
-    """Whether ``data`` is a model this converter made from that source, undamaged."""
+def _valid(data: bytes, source_sha256: str, version: str = CONVERTER_VERSION) -> bool:
+    """Whether ``data`` is a model this converter (``version``) made from that source, undamaged."""
     import onnx
 
     try:
@@ -324,7 +325,7 @@ def _valid(data: bytes, source_sha256: str) -> bool:
         return False
     props = {p.key: p.value for p in model.metadata_props}
     return (
-        props.get("faceshot.converter") == CONVERTER_VERSION
+        props.get("faceshot.converter") == version
         and props.get("faceshot.source_sha256") == source_sha256
         and props.get("faceshot.graph_sha256") == _graph_digest(model)
     )
@@ -353,26 +354,38 @@ def onnx_model(source: str | Path | None = None, directory: str | Path | None = 
     ``directory``: the cache directory (default: :func:`cache_dir`). If it cannot be written, the
     model is converted in memory on each first use (and a warning logged).
     """
-    _onnx()
     source = models.model_path(RESNET_FILE) if source is None else Path(source)
+    return cached_conversion(source, directory, "dlib_resnet", lambda path: convert(path), CONVERTER_VERSION)
+
+
+def cached_conversion(
+    source: Path, directory: str | Path | None, prefix: str, conversion: Callable[[Path], Any], version: str
+) -> bytes:
+    """The serialized ONNX model ``conversion(source)`` made, cached as ``<prefix>_<sha256>.onnx``.
+
+    The cached file is used when it records ``version`` and ``source``'s digest and its graph is
+    undamaged; otherwise the model is converted again and the file replaced atomically. If the
+    directory (default: :func:`cache_dir`) cannot be written, the model is used from memory.
+    """
+    _onnx()
     try:
         source_sha256 = _sha256(source)
     except OSError as exc:
         raise ModelError(f"cannot read dlib network {source}: {exc.strerror or exc}") from None
-    path = (cache_dir() if directory is None else Path(directory)) / f"dlib_resnet_{source_sha256[:16]}.onnx"
+    path = (cache_dir() if directory is None else Path(directory)) / f"{prefix}_{source_sha256[:16]}.onnx"
     try:
         data = path.read_bytes()
     except OSError:
         data = None
     if data is not None:
-        if _valid(data, source_sha256):
+        if _valid(data, source_sha256, version):
             log.debug("loaded the converted model from %s", path)
             return data
         log.warning("the cached model %s is damaged or out of date; converting again", path)
 
     log.info("converting %s to ONNX (once; cached in %s)", source, path)
-    model = convert(source)
-    _stamp(model, source_sha256)
+    model = conversion(source)
+    _stamp(model, source_sha256, version)
     data = model.SerializeToString()
     try:
         _write_atomically(path, data)
@@ -409,20 +422,28 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-_sessions: dict[tuple[int, str, str, int, bool], Any] = {}
+_sessions: dict[tuple[int, str, str, str, int, bool], Any] = {}
 _sessions_lock = threading.Lock()
 
 
-def _session(source: Path | None, directory: Path | None, threads: int, spin: bool = False) -> Any:
-    # One session per model and thread count per process, shared by every embedder (sessions are
+def _session(
+    source: Path | None,
+    directory: Path | None,
+    threads: int,
+    spin: bool = False,
+    model: Callable[[Path | None, Path | None], bytes] | None = None,
+) -> Any:
+    """An onnxruntime session of ``model(source, directory)`` (default :func:`onnx_model`)."""
+    model = onnx_model if model is None else model
+    # One session per model and thread count per process, shared by every user (sessions are
     # thread-safe to run). The process id is part of the key: a child made by fork() must not use
     # its parent's session, whose worker threads did not survive the fork.
-    key = (os.getpid(), str(source), str(directory), threads, spin)
+    key = (os.getpid(), f"{model.__module__}.{model.__qualname__}", str(source), str(directory), threads, spin)
     with _sessions_lock:
         session = _sessions.get(key)
         if session is None:
             ort = _onnxruntime()
-            data = onnx_model(source, directory)
+            data = model(source, directory)
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
