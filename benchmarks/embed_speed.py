@@ -31,7 +31,8 @@ import numpy as np
 
 from faceshot import models
 from faceshot.embed import create_embedder
-from faceshot.embed.dlib_onnx import RESNET_FILE, DlibResnetOnnxEmbedder, available_cores
+from faceshot.embed.dlib_onnx import RESNET_FILE, DlibResnetOnnxEmbedder
+from faceshot.onnx_graphs import available_cores
 from faceshot.engine import Engine, central
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from faceshot import models
+from faceshot import models, onnx_graphs
 from faceshot.embed import create_embedder, dlib_onnx, embedders
 from faceshot.embed.dlib_format import read_network
 from faceshot.embed.dlib_onnx import DlibResnetOnnxEmbedder, onnx_model
@@ -124,7 +124,7 @@ def test_conversion_is_cached_and_reused(tmp_path, monkeypatch):
     first = onnx_model(directory=tmp_path)
     path = _cached(tmp_path)
     assert path.read_bytes() == first
-    assert path.name == f"dlib_resnet_{dlib_onnx._sha256(models.model_path(dlib_onnx.RESNET_FILE))[:16]}.onnx"
+    assert path.name == f"dlib_resnet_{onnx_graphs.file_sha256(models.model_path(dlib_onnx.RESNET_FILE))[:16]}.onnx"
     assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed into place
 
     def no_conversion(*args, **kwargs):
@@ -148,7 +148,7 @@ def test_a_damaged_or_foreign_cache_file_is_rebuilt(tmp_path, damage):
         path.write_bytes(b"not a model")
     else:  # a valid model made from another .dat, under this file's name
         model = dlib_onnx.convert()
-        dlib_onnx._stamp(model, "0" * 64)
+        onnx_graphs.stamp(model, "0" * 64, dlib_onnx.CONVERTER_VERSION)
         path.write_bytes(model.SerializeToString())
     assert onnx_model(directory=tmp_path) == good
     assert path.read_bytes() == good
@@ -157,7 +157,11 @@ def test_a_damaged_or_foreign_cache_file_is_rebuilt(tmp_path, damage):
 def test_an_unwritable_cache_still_gives_a_model(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache directory should be")
-    assert dlib_onnx._valid(onnx_model(directory=blocker / "cache"), dlib_onnx._sha256(models.model_path(dlib_onnx.RESNET_FILE)))
+    assert onnx_graphs.is_valid(
+        onnx_model(directory=blocker / "cache"),
+        onnx_graphs.file_sha256(models.model_path(dlib_onnx.RESNET_FILE)),
+        dlib_onnx.CONVERTER_VERSION,
+    )
 
 
 # --- wrong model files -------------------------------------------------------------------------
@@ -201,7 +205,7 @@ def test_reader_gives_layers_and_weights(tmp_path):
 def test_missing_onnxruntime_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ModelError, match="pip install onnxruntime onnx"):
-        dlib_onnx._onnxruntime()
+        onnx_graphs.onnxruntime_module()
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ModelError, match="pip install onnxruntime onnx"):
         onnx_model(directory=None)

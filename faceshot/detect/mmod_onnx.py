@@ -29,8 +29,8 @@ import numpy as np
 
 from faceshot import models
 from faceshot.embed.dlib_format import Affine, Conv, DlibNetwork, InputPyramid, MmodOptions, Relu, read_network
-from faceshot.embed.dlib_onnx import OPSET, _conv, _Graph, _onnx, _session, cached_conversion
 from faceshot.errors import ModelError
+from faceshot.onnx_graphs import Graph, cached_conversion, conv, finish, onnx_modules, session
 
 __all__ = ["MMOD_FILE", "MmodNetwork", "convert", "onnx_model", "read_detector", "scores"]
 
@@ -109,8 +109,8 @@ def read_detector(source: str | Path | None = None) -> MmodNetwork:
     convolutions = _check_topology(network, source)
     # dlib maps an output position back through each layer, last first: p → p·stride − padding + size // 2.
     stride, offset, needed = 1, 0, 1
-    for conv, _ in reversed(convolutions):
-        (sy, _), (py, _), size = conv.stride, conv.padding, conv.filters.shape[2]
+    for layer, _ in reversed(convolutions):
+        (sy, _), (py, _), size = layer.stride, layer.padding, layer.filters.shape[2]
         stride, offset = stride * sy, offset * sy - py + size // 2
         needed = (needed - 1) * sy + size - 2 * py
     return MmodNetwork(
@@ -120,38 +120,29 @@ def read_detector(source: str | Path | None = None) -> MmodNetwork:
 
 def convert(source: str | Path | None = None) -> Any:
     """Read dlib's MMOD face detector file and return the equivalent ``onnx.ModelProto`` (checked)."""
-    onnx, helper, numpy_helper = _onnx()
+    onnx, helper, numpy_helper = onnx_modules()
     source = models.model_path(MMOD_FILE) if source is None else Path(source)
     network = read_network(source)
     convolutions = _check_topology(network, source)
 
-    g = _Graph(helper, numpy_helper)
+    g = Graph(helper, numpy_helper)
     x = "pyramid"
     g.shapes[x] = (3, None, None)
-    for i, (conv, affine) in enumerate(convolutions):
-        x = _conv(g, x, conv, affine)
+    for i, (layer, affine) in enumerate(convolutions):
+        x = conv(g, x, layer, affine)
         if i < len(convolutions) - 1:
             x = g.node("Relu", [x], g.shapes[x])
     g.nodes[-1].output[0] = "scores"
 
     windows = len(network.mmod.windows)  # type: ignore[union-attr]
-    graph = helper.make_graph(
-        g.nodes,
+    return finish(
+        g,
         "mmod_human_face_detector",
         [helper.make_tensor_value_info("pyramid", onnx.TensorProto.FLOAT, ["N", 3, "H", "W"])],
         [helper.make_tensor_value_info("scores", onnx.TensorProto.FLOAT, ["N", windows, "h", "w"])],
-        initializer=g.initializers,
+        CONVERTER_VERSION,
+        source,
     )
-    model = helper.make_model(
-        graph,
-        producer_name="faceshot",
-        producer_version=CONVERTER_VERSION,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        doc_string=f"Converted by faceshot from dlib's {source.name}",
-    )
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
 
 
 def onnx_model(source: str | Path | None = None, directory: str | Path | None = None) -> bytes:
@@ -168,5 +159,4 @@ def scores(
     directory: Path | None = None,
 ) -> np.ndarray:
     """Run the converted network on ``pyramid`` (``float32 [N, 3, H, W]``): ``float32 [N, windows, h, w]``."""
-    session = _session(source, directory, threads, model=onnx_model)
-    return session.run(None, {"pyramid": np.ascontiguousarray(pyramid, dtype=np.float32)})[0]
+    return session(onnx_model, source, directory, threads).run(None, {"pyramid": np.ascontiguousarray(pyramid, dtype=np.float32)})[0]

@@ -20,13 +20,8 @@ Needs ``pip install onnxruntime onnx`` (not torch).
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import tempfile
-import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -45,16 +40,23 @@ from faceshot.embed.dlib_format import (
 )
 from faceshot.errors import ModelError
 from faceshot.match import Calibration
+from faceshot.onnx_graphs import (
+    Graph,
+    available_cores,
+    cache_dir,
+    cached_conversion,
+    conv,
+    finish,
+    onnx_modules,
+    pooled,
+    session,
+)
 
 __all__ = ["DlibResnetOnnxEmbedder", "convert", "onnx_model", "cached_conversion", "cache_dir", "RESNET_FILE"]
-
-log = logging.getLogger(__name__)
 
 RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 # Bump when the graph this module writes changes: cached files of another version are rebuilt.
 CONVERTER_VERSION = "1"
-OPSET = 17
-_INSTALL_HINT = "pip install onnxruntime onnx"
 
 
 # --- the network's topology --------------------------------------------------------------------
@@ -130,57 +132,7 @@ def _check_topology(network: DlibNetwork, source: Path) -> None:
 # --- the converter -----------------------------------------------------------------------------
 
 
-class _Graph:
-    """Collects ONNX nodes and initializers, and tracks each value's (channels, rows, columns)."""
-
-    def __init__(self, helper: Any, numpy_helper: Any) -> None:
-        self.helper, self.numpy_helper = helper, numpy_helper
-        self.nodes: list[Any] = []
-        self.initializers: list[Any] = []
-        self.shapes: dict[str, tuple[int, int | None, int | None]] = {}
-        self._count = 0
-
-    def constant(self, name: str, array: np.ndarray) -> str:
-        name = f"{name}_{len(self.initializers)}"
-        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def node(self, op: str, inputs: list[str], shape: tuple[int, int | None, int | None] | None = None, **attrs: Any) -> str:
-        self._count += 1
-        output = f"{op.lower()}_{self._count}"
-        self.nodes.append(self.helper.make_node(op, inputs, [output], name=output, **attrs))
-        if shape is not None:
-            self.shapes[output] = shape
-        return output
-
-
-def _pooled(size: int | None, window: int, stride: int, padding: int) -> int | None:
-    # dlib and ONNX (floor mode) agree: 1 + (size + 2·padding − window) / stride, rounded down.
-    # None: a size known only when the graph runs (an image of any size).
-    return None if size is None else 1 + (size + 2 * padding - window) // stride
-
-
-def _conv(g: _Graph, x: str, conv: Conv, affine: Affine | None) -> str:
-    filters = conv.filters.astype(np.float64)
-    bias = np.zeros(filters.shape[0]) if conv.bias is None else conv.bias.astype(np.float64)
-    if affine is not None:  # fold gamma·(conv + b) + beta into the convolution
-        filters = filters * affine.gamma.astype(np.float64)[:, None, None, None]
-        bias = bias * affine.gamma + affine.beta
-    c, h, w = g.shapes[x]
-    kh, kw = conv.filters.shape[2:]
-    (sy, sx), (py, px) = conv.stride, conv.padding
-    shape = (filters.shape[0], _pooled(h, kh, sy, py), _pooled(w, kw, sx, px))
-    return g.node(
-        "Conv",
-        [x, g.constant("W", filters.astype(np.float32)), g.constant("B", bias.astype(np.float32))],
-        shape,
-        kernel_shape=[kh, kw],
-        strides=[sy, sx],
-        pads=[py, px, py, px],
-    )
-
-
-def _pool(g: _Graph, x: str, pool: Pool) -> str:
+def _pool(g: Graph, x: str, pool: Pool) -> str:
     c, h, w = g.shapes[x]
     if pool.window == (0, 0):  # avg_pool_everything / max_pool_everything
         return g.node("GlobalAveragePool" if pool.kind == "avg" else "GlobalMaxPool", [x], (c, 1, 1))
@@ -189,12 +141,12 @@ def _pool(g: _Graph, x: str, pool: Pool) -> str:
         # dlib averages only the pixels inside the image (count_include_pad=0 in ONNX terms); not
         # needed by the face network, so not checked against dlib.
         raise ModelError("average pooling with padding is not supported by the converter")
-    shape = (c, _pooled(h, kh, sy, py), _pooled(w, kw, sx, px))
+    shape = (c, pooled(h, kh, sy, py), pooled(w, kw, sx, px))
     op = "AveragePool" if pool.kind == "avg" else "MaxPool"
     return g.node(op, [x], shape, kernel_shape=[kh, kw], strides=[sy, sx], pads=[py, px, py, px])
 
 
-def _pad_to(g: _Graph, x: str, shape: tuple[int, int, int]) -> str:
+def _pad_to(g: Graph, x: str, shape: tuple[int, int, int]) -> str:
     have = g.shapes[x]
     if have == shape:
         return x
@@ -203,7 +155,7 @@ def _pad_to(g: _Graph, x: str, shape: tuple[int, int, int]) -> str:
     return g.node("Pad", [x, g.constant("pads", pads)], shape, mode="constant")
 
 
-def _add_prev(g: _Graph, x: str, other: str) -> str:
+def _add_prev(g: Graph, x: str, other: str) -> str:
     # dlib's add_prev adds tensors of different sizes: the output takes the larger of each dimension
     # and a value missing from one input counts as 0 (the bottom/right and the extra channels).
     shape = tuple(max(a, b) for a, b in zip(g.shapes[x], g.shapes[other]))
@@ -217,13 +169,13 @@ def convert(source: str | Path | None = None) -> Any:
     ``dlib-5pt`` aligner), and returns ``descriptor``: ``float32 [N, 128]``, dlib's face descriptor
     (not normalised). The mean subtraction and /256 scaling of dlib's input layer are in the graph.
     """
-    onnx, helper, numpy_helper = _onnx()
+    onnx, helper, numpy_helper = onnx_modules()
     source = models.model_path(RESNET_FILE) if source is None else Path(source)
     network = read_network(source)
     _check_topology(network, source)
     size = (network.input.rows, network.input.columns)
 
-    g = _Graph(helper, numpy_helper)
+    g = Graph(helper, numpy_helper)
     # dlib's input layer: (pixel − mean) / 256 in float32, RGB planes.
     x = g.node("Cast", ["chips"], to=onnx.TensorProto.FLOAT)
     x = g.node("Sub", [x, g.constant("mean", np.array(network.input.mean, dtype=np.float32))])
@@ -241,7 +193,7 @@ def convert(source: str | Path | None = None) -> Any:
             x = tags[n]
         elif isinstance(layer, Conv):
             folded = i + 1 < len(layers) and layers[i + 1][0][0] == "affine"
-            x = _conv(g, x, layer, layers[i + 1][1] if folded else None)  # type: ignore[arg-type]
+            x = conv(g, x, layer, layers[i + 1][1] if folded else None)  # type: ignore[arg-type]
             i += folded
         elif isinstance(layer, Affine):
             c = g.shapes[x]
@@ -262,89 +214,17 @@ def convert(source: str | Path | None = None) -> Any:
     g.nodes[-1].output[0] = "descriptor"
 
     outputs = network.layers[-1].weights.shape[1]  # type: ignore[union-attr]
-    graph = helper.make_graph(
-        g.nodes,
+    return finish(
+        g,
         "dlib_face_recognition_resnet_model_v1",
         [helper.make_tensor_value_info("chips", onnx.TensorProto.UINT8, ["N", *size, 3])],
         [helper.make_tensor_value_info("descriptor", onnx.TensorProto.FLOAT, ["N", outputs])],
-        initializer=g.initializers,
+        CONVERTER_VERSION,
+        source,
     )
-    model = helper.make_model(
-        graph,
-        producer_name="faceshot",
-        producer_version=CONVERTER_VERSION,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        doc_string=f"Converted by faceshot from dlib's {source.name}",
-    )
-    model.ir_version = 8  # the oldest IR that carries opset 17: readable by older onnxruntimes
-    onnx.checker.check_model(model)
-    return model
 
 
 # --- the cache ---------------------------------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/faceshot``, or ``~/.cache/faceshot``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "faceshot"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _graph_digest(model: Any) -> str:
-    return hashlib.sha256(model.graph.SerializeToString(deterministic=True)).hexdigest()
-
-
-def _stamp(model: Any, source_sha256: str, version: str = CONVERTER_VERSION) -> None:
-    from onnx import helper
-
-    helper.set_model_props(
-        model,
-        {
-            "faceshot.converter": version,
-            "faceshot.source_sha256": source_sha256,
-            "faceshot.graph_sha256": _graph_digest(model),
-        },
-    )
-
-
-def _valid(data: bytes, source_sha256: str, version: str = CONVERTER_VERSION) -> bool:
-    """Whether ``data`` is a model this converter (``version``) made from that source, undamaged."""
-    import onnx
-
-    try:
-        model = onnx.load_model_from_string(data)
-    except Exception:  # protobuf raises its own DecodeError, among others
-        return False
-    props = {p.key: p.value for p in model.metadata_props}
-    return (
-        props.get("faceshot.converter") == version
-        and props.get("faceshot.source_sha256") == source_sha256
-        and props.get("faceshot.graph_sha256") == _graph_digest(model)
-    )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temp, 0o644)  # mkstemp makes it private; it is a cache of public weights
-        # Readers see the old file or the whole new one, never a half-written one.
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def onnx_model(source: str | Path | None = None, directory: str | Path | None = None) -> bytes:
@@ -358,105 +238,7 @@ def onnx_model(source: str | Path | None = None, directory: str | Path | None = 
     return cached_conversion(source, directory, "dlib_resnet", lambda path: convert(path), CONVERTER_VERSION)
 
 
-def cached_conversion(
-    source: Path, directory: str | Path | None, prefix: str, conversion: Callable[[Path], Any], version: str
-) -> bytes:
-    """The serialized ONNX model ``conversion(source)`` made, cached as ``<prefix>_<sha256>.onnx``.
-
-    The cached file is used when it records ``version`` and ``source``'s digest and its graph is
-    undamaged; otherwise the model is converted again and the file replaced atomically. If the
-    directory (default: :func:`cache_dir`) cannot be written, the model is used from memory.
-    """
-    _onnx()
-    try:
-        source_sha256 = _sha256(source)
-    except OSError as exc:
-        raise ModelError(f"cannot read dlib network {source}: {exc.strerror or exc}") from None
-    path = (cache_dir() if directory is None else Path(directory)) / f"{prefix}_{source_sha256[:16]}.onnx"
-    try:
-        data = path.read_bytes()
-    except OSError:
-        data = None
-    if data is not None:
-        if _valid(data, source_sha256, version):
-            log.debug("loaded the converted model from %s", path)
-            return data
-        log.warning("the cached model %s is damaged or out of date; converting again", path)
-
-    log.info("converting %s to ONNX (once; cached in %s)", source, path)
-    model = conversion(source)
-    _stamp(model, source_sha256, version)
-    data = model.SerializeToString()
-    try:
-        _write_atomically(path, data)
-    except OSError as exc:
-        log.warning("cannot cache the converted model in %s (%s); using it from memory", path, exc)
-    return data
-
-
 # --- the embedder ------------------------------------------------------------------------------
-
-
-def _onnx() -> tuple[Any, Any, Any]:
-    try:
-        import onnx
-        from onnx import helper, numpy_helper
-    except ImportError as exc:
-        raise ModelError(f"dlib-resnet-onnx needs the onnx package ({exc}); install it with: {_INSTALL_HINT}") from None
-    return onnx, helper, numpy_helper
-
-
-def _onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise ModelError(f"dlib-resnet-onnx needs onnxruntime ({exc}); install it with: {_INSTALL_HINT}") from None
-    return onnxruntime
-
-
-def available_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-_sessions: dict[tuple[int, str, str, str, int, bool], Any] = {}
-_sessions_lock = threading.Lock()
-
-
-def _session(
-    source: Path | None,
-    directory: Path | None,
-    threads: int,
-    spin: bool = False,
-    model: Callable[[Path | None, Path | None], bytes] | None = None,
-) -> Any:
-    """An onnxruntime session of ``model(source, directory)`` (default :func:`onnx_model`)."""
-    model = onnx_model if model is None else model
-    # One session per model and thread count per process, shared by every user (sessions are
-    # thread-safe to run). The process id is part of the key: a child made by fork() must not use
-    # its parent's session, whose worker threads did not survive the fork.
-    key = (os.getpid(), f"{model.__module__}.{model.__qualname__}", str(source), str(directory), threads, spin)
-    with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None:
-            ort = _onnxruntime()
-            data = model(source, directory)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            # Spinning worker threads wait faster but burn their core meanwhile: on a machine busy
-            # with other work, measured, they halved the speed of 2 threads on 2 cores.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-            try:
-                session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # onnxruntime raises its own exception types
-                raise ModelError(f"onnxruntime cannot load the converted dlib model: {exc}") from None
-            _sessions[key] = session
-    return session
 
 
 class DlibResnetOnnxEmbedder(Embedder):
@@ -507,7 +289,7 @@ class DlibResnetOnnxEmbedder(Embedder):
 
     def load(self) -> None:
         """Convert (or load the cached conversion) and start onnxruntime now rather than on first use."""
-        _session(self.model_file, self.cache_dir, self.threads, self.spin)
+        session(onnx_model, self.model_file, self.cache_dir, self.threads, self.spin)
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         chips = np.asarray(chips)
@@ -526,8 +308,8 @@ class DlibResnetOnnxEmbedder(Embedder):
 
     def descriptors(self, chips: np.ndarray) -> np.ndarray:
         """dlib's raw 128-D descriptors (not normalised, no mirror), in batches of ``batch_size``."""
-        session = _session(self.model_file, self.cache_dir, self.threads, self.spin)
-        out = [session.run(None, {"chips": batch})[0] for batch in self._batches(chips)]
+        runner = session(onnx_model, self.model_file, self.cache_dir, self.threads, self.spin)
+        out = [runner.run(None, {"chips": batch})[0] for batch in self._batches(chips)]
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def _batches(self, chips: np.ndarray) -> Iterator[np.ndarray]:

@@ -28,6 +28,7 @@ from PIL import Image
 from faceshot.embed import Embedder, normalize
 from faceshot.errors import ModelError
 from faceshot.io import load_image
+from faceshot.onnx_graphs import available_cores, onnxruntime_module
 
 __all__ = ["OnnxModelEmbedder", "prepare_image", "FORMAT", "WHOLE_IMAGE"]
 
@@ -136,9 +137,7 @@ class OnnxModelEmbedder(Embedder):
 
     def _start(self) -> Any:
         if self._session is None:
-            from faceshot.embed.dlib_onnx import _onnxruntime, available_cores
-
-            ort = _onnxruntime()
+            ort = onnxruntime_module()
             options = ort.SessionOptions()
             options.intra_op_num_threads = self.threads or available_cores()
             options.inter_op_num_threads = 1

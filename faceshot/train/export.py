@@ -17,14 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from faceshot.embed.dlib_onnx import _write_atomically
 from faceshot.embed.onnx_model import FORMAT
 from faceshot.errors import ConfigError
+from faceshot.onnx_graphs import OPSET, write_atomically
 from faceshot.train.backbones import Backbone, FaceAdapter, SmallCNN
 
 __all__ = ["to_onnx", "export_model"]
 
-OPSET = 17
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
@@ -116,5 +115,5 @@ def export_model(model: Backbone, path: str | os.PathLike, name: str | None = No
     if path.suffix.lower() != ".onnx":
         raise ConfigError(f"a model file must end in .onnx (faceshot recognises models by it): {path}")
     proto = to_onnx(model, name or path.stem, properties)
-    _write_atomically(path, proto.SerializeToString())
+    write_atomically(path, proto.SerializeToString())
     return path
