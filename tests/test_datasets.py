@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+
 import numpy as np
 import pytest
 
 import faceshot
-from faceshot.bulk import one_vector_per_file
+from faceshot.bulk import one_vector_per_file, represent_files
+from faceshot.embed import create_embedder
 from faceshot.evaluate.detection import detection_recall, iou, read_imglab_boxes
 from faceshot.evaluate.lfw import read_pairs
 from faceshot.evaluate.metrics import accuracy, error_rates
@@ -78,6 +81,32 @@ def test_lfw_view1_devtest_accuracy_at_the_default_threshold(datasets, engine):
     print(f"LFW DevTest: accuracy {acc:.4f}, FAR {far:.4f}, FRR {frr:.4f}, "
           f"images without a face {len(paths) - len(vectors)} of {len(paths)}")
     assert acc >= 0.985
+
+
+def _dlib_vectors(chips: np.ndarray) -> np.ndarray:
+    return create_embedder("dlib-resnet").embed(chips)
+
+
+def test_the_converted_embedder_makes_dlibs_decisions_on_lfw_devtest(datasets, engine):
+    """The default embedder against dlib itself on the same chips: every DevTest decision the same."""
+    lfw = datasets / "lfw"
+    pairs = read_pairs(lfw / "pairsDevTest.txt", lfw / "images")
+    paths = sorted({str(p) for pair in pairs for p in (pair.a, pair.b)})
+    results = [r for r in represent_files(paths, one_face="central", keep_chips=True) if r.ok]
+    chips = np.concatenate([r.chips for r in results])
+    ours = engine.embedder.embed(chips)
+    with ProcessPoolExecutor() as pool:  # dlib: ~180 ms per face and mirror, one core per process
+        theirs = np.concatenate(list(pool.map(_dlib_vectors, np.array_split(chips, 16))))
+    row = {r.path: i for i, r in enumerate(results)}
+    scored = [(row[str(p.a)], row[str(p.b)]) for p in pairs if str(p.a) in row and str(p.b) in row]
+    a, b = np.array(scored).T
+    our_scores, their_scores = (ours[a] * ours[b]).sum(1), (theirs[a] * theirs[b]).sum(1)
+    threshold = engine.operating_point().threshold
+    print(f"LFW DevTest, converted vs dlib: {len(chips)} faces, min cosine {(ours * theirs).sum(1).min():.9f}, "
+          f"max score difference {np.abs(our_scores - their_scores).max():.2e} over {len(scored)} pairs")
+    assert len(scored) >= 990
+    assert (ours * theirs).sum(1).min() >= 0.9999
+    assert np.array_equal(our_scores >= threshold, their_scores >= threshold)
 
 
 def test_verify_across_in_the_wild_photos(datasets):
