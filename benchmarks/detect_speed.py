@@ -59,6 +59,27 @@ def photos(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def scene_truth() -> dict[str, list[Box]]:
+    """The face boxes dlib annotated in the ``scenes`` PASCAL VOC photos, by photo name."""
+    truth: dict[str, list[Box]] = {}
+    for name in ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml"):
+        truth.update(read_imglab_boxes(DATASETS / "scenes" / name, prefix="dlib_"))
+    return truth
+
+
+def print_rows(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]], out: Path | None) -> None:
+    """A table of ``rows`` (``columns``: key, header, format such as ``>8.3f``; the first left-aligned),
+    then the load average, and the rows as JSON in ``out``."""
+    widths = [int("".join(c for c in fmt.split(".")[0] if c.isdigit())) for _, _, fmt in columns]
+    headers = [header for _, header, _ in columns]
+    print("".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(zip(headers, widths))))
+    for row in rows:
+        print("".join(f"{row[key]:{fmt}}" for key, _, fmt in columns))
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    if out:
+        out.write_text(json.dumps(rows, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lfw", type=int, default=300, help="LFW photos in the sample")
@@ -69,9 +90,7 @@ def main() -> None:
     detectors: dict[str, Detector] = {label: create_detector("hog", **opts) for label, opts in SETTINGS.items()}
     if args.cnn:
         detectors["cnn (default scaling)"] = create_detector("cnn")
-    truth: dict[str, list[Box]] = {}
-    for name in ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml"):
-        truth.update(read_imglab_boxes(DATASETS / "scenes" / name, prefix="dlib_"))
+    truth = scene_truth()
     scenes = photos(DATASETS / "scenes") + photos(DATASETS / "face_recognition_examples")
     lfw = sorted(random.Random(0).sample(sorted((DATASETS / "lfw" / "images").glob("*/*.jpg")), args.lfw))
     nonfaces = photos(DATASETS / "nonfaces")
@@ -110,17 +129,11 @@ def main() -> None:
     print(f"\nannotated faces: {sum(map(len, truth.values()))}; scene photos: {len(scenes)}; "
           f"LFW sample: {len(lfw)}; non-face photos: {len(nonfaces)}")
     print(f"same: of the faces found in the scene photos with '{REFERENCE}', how many this setting finds (IoU ≥ 0.5)")
-    header = f"{'setting':<40}{'recall':>8}{'extra':>6}{'faces':>7}{'same':>6}{'ms/scene':>10}{'LFW found':>11}{'ms/LFW':>8}{'alarms':>8}"
-    print(header)
-    for row in rows:
-        print(
-            f"{row['setting']:<40}{row['recall']:>8.3f}{row['extra']:>6}{row['scene_faces']:>7}{row['reference_faces_found']:>6}"
-            f"{row['scene_ms']:>10.1f}{row['lfw_with_face']:>11}{row['lfw_ms']:>8.1f}{row['nonface_alarms']:>8}"
-        )
-    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
-
+    print_rows(rows, [
+        ("setting", "setting", "<40"), ("recall", "recall", ">8.3f"), ("extra", "extra", ">6"),
+        ("scene_faces", "faces", ">7"), ("reference_faces_found", "same", ">6"), ("scene_ms", "ms/scene", ">10.1f"),
+        ("lfw_with_face", "LFW found", ">11"), ("lfw_ms", "ms/LFW", ">8.1f"), ("nonface_alarms", "alarms", ">8"),
+    ], args.json)
 
 if __name__ == "__main__":
     main()

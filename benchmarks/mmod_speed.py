@@ -20,22 +20,16 @@ dlib's wheel runs its network on one core; ``cnn-onnx`` uses ``--threads`` onnxr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 from faceshot.detect import create_detector
-from faceshot.evaluate.detection import detection_recall, iou, read_imglab_boxes
-from faceshot.io import IMAGE_SUFFIXES, load_image
+from faceshot.evaluate.detection import detection_recall, iou
+from faceshot.io import load_image
 from faceshot.results import Box
 
-ROOT = Path(__file__).resolve().parents[1]
-DATASETS = Path(os.environ.get("FACESHOT_DATASETS", ROOT.parent / "shared" / "datasets"))
-
-
-def photos(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+from detect_speed import DATASETS, photos, print_rows, scene_truth  # this folder: run as a script
 
 
 def main() -> None:
@@ -48,9 +42,7 @@ def main() -> None:
     detectors = {"cnn (dlib)": create_detector("cnn")}
     for threads in args.threads:
         detectors[f"cnn-onnx, {threads} thread{'s' if threads > 1 else ''}"] = create_detector("cnn-onnx", threads=threads)
-    truth: dict[str, list[Box]] = {}
-    for name in ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml"):
-        truth.update(read_imglab_boxes(DATASETS / "scenes" / name, prefix="dlib_"))
+    truth = scene_truth()
     paths = photos(DATASETS / "scenes") + (photos(DATASETS / "face_recognition_examples") if args.examples else [])
 
     # Load the models (and convert the network, once) before timing.
@@ -97,18 +89,12 @@ def main() -> None:
         })
     print(f"\n{len(paths)} photos, {sum(map(len, truth.values()))} annotated faces; "
           f"{time.perf_counter() - start_all:.0f} s")
-    print(f"{'detector':<24}{'ms/photo':>10}{'× dlib':>8}{'recall':>8}{'extra':>7}{'faces':>7}"
-          f"{'counts differ':>15}{'worst IoU':>11}{'max Δconf':>11}")
-    for row in rows:
-        print(
-            f"{row['detector']:<24}{row['ms_per_photo']:>10.1f}{row['speedup']:>8.2f}{row['recall']:>8.3f}"
-            f"{row['extra']:>7}{row['faces']:>7}{row['photos_with_other_counts']:>15}"
-            f"{row['worst_iou_to_dlib']:>11.4f}{row['max_confidence_difference']:>11.2g}"
-        )
-    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
-
+    print_rows(rows, [
+        ("detector", "detector", "<24"), ("ms_per_photo", "ms/photo", ">10.1f"), ("speedup", "× dlib", ">8.2f"),
+        ("recall", "recall", ">8.3f"), ("extra", "extra", ">7"), ("faces", "faces", ">7"),
+        ("photos_with_other_counts", "counts differ", ">15"), ("worst_iou_to_dlib", "worst IoU", ">11.4f"),
+        ("max_confidence_difference", "max Δconf", ">11.2g"),
+    ], args.json)
 
 if __name__ == "__main__":
     main()
