@@ -16,7 +16,9 @@
     ├── ModelError                 a model file is missing or cannot be loaded
     └── GalleryError               a gallery (enrolled people) cannot do what was asked
         ├── NotFound               no such person, face or group in the gallery
-        └── EmbedderMismatchError  the gallery holds vectors of another embedder
+        ├── EmbedderMismatchError  the gallery holds vectors of another embedder
+        ├── GalleryBusyError       another process held the gallery's write lock for too long
+        └── GalleryReadOnlyError   the gallery file cannot be written
 
 The CLI maps this tree to exit codes in one place (``cli.py``); nothing else does.
 """
@@ -41,6 +43,8 @@ __all__ = [
     "GalleryError",
     "NotFound",
     "EmbedderMismatchError",
+    "GalleryBusyError",
+    "GalleryReadOnlyError",
 ]
 
 
@@ -110,3 +114,11 @@ class NotFound(GalleryError):
 
 class EmbedderMismatchError(GalleryError):
     """The gallery's vectors were made by another embedder; they cannot be compared or mixed."""
+
+
+class GalleryBusyError(GalleryError):
+    """Another process held the gallery's write lock past the timeout; nothing was written. Try again."""
+
+
+class GalleryReadOnlyError(GalleryError):
+    """The gallery file (or its folder) cannot be written; nothing was written."""

@@ -1,7 +1,6 @@
-"""Where a collection's clusters are kept: three tables beside the gallery's, in the same SQLite file.
+"""Where a collection's clusters are kept: three tables of the gallery's records, in the same SQLite file.
 
-Tables (created with ``CREATE TABLE IF NOT EXISTS``, so a gallery made before clustering existed
-simply gains them on first use)::
+The records layer (:mod:`faceshot.gallery.database`) creates them with the rest of the schema::
 
     cluster_photos(id, sha256 UNIQUE, source, faces, created)     every photo looked at
     clusters(id, name NULL, created)                              a group of faces; name once named
@@ -11,7 +10,7 @@ simply gains them on first use)::
 A face with ``cluster`` NULL is unclustered (alone, or in a group smaller than the minimum size).
 Photos are known by the SHA-256 of their bytes, which is how a rerun skips what it has seen. As in
 the gallery, no image is stored unless the user asks for thumbnails. Writes run in the database's
-transactions; they do not bump the gallery's generation, since they touch no enrolled face.
+transactions; they add nothing to the change log, since no index is derived from them.
 """
 
 from __future__ import annotations
@@ -29,29 +28,6 @@ from faceshot.gallery.database import Database, from_blob, now, to_blob
 from faceshot.results import Box, Face
 
 __all__ = ["ClusterStore", "StoredFace"]
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS cluster_photos (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        sha256 TEXT NOT NULL UNIQUE,
-        source TEXT NOT NULL,
-        faces INTEGER NOT NULL,
-        created TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS clusters (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT,
-        created TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS cluster_faces (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        photo INTEGER NOT NULL REFERENCES cluster_photos(id) ON DELETE CASCADE,
-        cluster INTEGER REFERENCES clusters(id) ON DELETE SET NULL,
-        embedding BLOB NOT NULL,
-        face TEXT NOT NULL,
-        created TEXT NOT NULL,
-        thumbnail BLOB)""",
-    "CREATE INDEX IF NOT EXISTS cluster_faces_cluster ON cluster_faces(cluster)",
-)
-
 
 @dataclass(frozen=True, eq=False)
 class StoredFace:
@@ -85,19 +61,12 @@ class ClusterStore:
         self.path = path
         self.dim = dim
         self.db = Database(Path(path), embedder=embedder, dim=dim)
-        try:
-            with self.db.transaction(bump=False):
-                for statement in _SCHEMA:
-                    self.db.conn.execute(statement)
-        except sqlite3.DatabaseError as exc:
-            self.db.close()
-            raise GalleryError(f"{path}: cannot add the cluster tables ({exc})") from None
 
     def close(self) -> None:
         self.db.close()
 
     def transaction(self) -> Any:
-        return self.db.transaction(bump=False)
+        return self.db.transaction()
 
     @property
     def _conn(self) -> sqlite3.Connection:

@@ -7,16 +7,26 @@ Tables::
           box JSON, quality JSON, created, thumbnail BLOB NULL)       UNIQUE(person, sha256)
     groups(id, name UNIQUE)
     memberships(person → people, grp → groups)                         many-to-many
-    settings(key PRIMARY KEY, value JSON)     embedder, dim, schema, generation, user settings
+    settings(key PRIMARY KEY, value JSON)     embedder, dim, schema, log_start, user settings
+    changes(seq AUTOINCREMENT, op, face NULL, person NULL, detail NULL, at)   the change log
+    cursors(consumer PRIMARY KEY, seq, updated)   how far each durable consumer of the log has read
+    cluster_photos, clusters, cluster_faces       a photo collection's clusters (faceshot.cluster.store)
 
 Face ids come from AUTOINCREMENT, so an id is never given out twice, even after a delete: a deleted
 face's id can never come back in a search as somebody else's face.
 
 Every write runs in ``BEGIN IMMEDIATE`` … ``COMMIT`` (:meth:`Database.transaction`), takes the
 write lock up front and, when another process holds it, waits up to ``timeout`` seconds rather
-than failing. Each write bumps ``generation`` in the same transaction, which is how an index made
-earlier, or by another process, knows it is out of date. ``synchronous=FULL``: a commit has
-reached the disk when the method that made it returns.
+than failing. ``synchronous=FULL``: a commit has reached the disk when the method that made it
+returns.
+
+**The change log** (the consistency contract, see :mod:`faceshot.gallery.records`): every write
+appends its rows to ``changes`` in the same transaction. ``BEGIN IMMEDIATE`` serialises writers
+and AUTOINCREMENT never reuses a number, and a rolled-back transaction takes its numbers back with
+it, so the log has no gaps and its order is the commit order. Rows up to ``log_start`` may have
+been pruned once every durable consumer had read them; a consumer whose cursor is older rebuilds
+from the tables. Schema 1 galleries (faceshot 0.1.0) gain the log on open, in one transaction,
+starting after their old ``generation`` counter.
 """
 
 from __future__ import annotations
@@ -34,13 +44,13 @@ import numpy as np
 
 from faceshot.errors import EmbedderMismatchError, GalleryError, NotFound
 
-__all__ = ["Database", "Changes", "SCHEMA_VERSION", "RESERVED_SETTINGS", "now", "to_blob", "from_blob"]
+__all__ = ["Database", "Change", "SCHEMA_VERSION", "RESERVED_SETTINGS", "now", "to_blob", "from_blob"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Settings the store owns; users cannot overwrite them.
-RESERVED_SETTINGS = frozenset({"embedder", "dim", "schema", "generation"})
+RESERVED_SETTINGS = frozenset({"embedder", "dim", "schema", "generation", "log_start"})
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS people (
@@ -73,6 +83,50 @@ _SCHEMA = (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL)""",
 )
+#: Added by schema 2: the change log and the consumers' cursors.
+_LOG_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        op TEXT NOT NULL,
+        face INTEGER,
+        person INTEGER,
+        detail TEXT,
+        at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS cursors (
+        consumer TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        updated TEXT NOT NULL)""",
+)
+#: The clusters of a photo collection (faceshot.cluster.store reads and writes them).
+_CLUSTER_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS cluster_photos (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sha256 TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        faces INTEGER NOT NULL,
+        created TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS clusters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT,
+        created TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS cluster_faces (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        photo INTEGER NOT NULL REFERENCES cluster_photos(id) ON DELETE CASCADE,
+        cluster INTEGER REFERENCES clusters(id) ON DELETE SET NULL,
+        embedding BLOB NOT NULL,
+        face TEXT NOT NULL,
+        created TEXT NOT NULL,
+        thumbnail BLOB)""",
+    "CREATE INDEX IF NOT EXISTS cluster_faces_cluster ON cluster_faces(cluster)",
+)
+#: The tables every faceshot gallery has; a SQLite file holding other tables but not these is refused.
+_GALLERY_TABLES = frozenset({"people", "faces", "settings"})
+
+
+def _is_transient(exc: sqlite3.OperationalError) -> bool:
+    """Busy, read-only or full: the file is a gallery, it just cannot be written now."""
+    text = str(exc)
+    return any(word in text for word in ("locked", "busy", "readonly", "read-only", "full"))
 
 
 def now() -> str:
@@ -92,23 +146,37 @@ def from_blob(blob: bytes, dim: int) -> np.ndarray:
     return vector.astype(np.float32)
 
 
-@dataclass
-class Changes:
-    """What one transaction did to the set of faces, so the in-memory index can follow it."""
+@dataclass(frozen=True)
+class Change:
+    """One row of the change log.
 
-    before: int = 0
-    after: int = 0
-    added_ids: list[int] = field(default_factory=list)
-    added_vectors: list[np.ndarray] = field(default_factory=list)
-    removed_ids: list[int] = field(default_factory=list)
+    ``op``: ``"face_added"``, ``"face_removed"`` (``face`` and ``person`` set), ``"person_changed"``
+    (a person created, renamed, merged, deleted, or their groups or metadata changed: ``person``
+    set), ``"setting_changed"`` (``detail`` names the key).
+    """
+
+    seq: int
+    op: str
+    face: int | None
+    person: int | None
+    detail: str | None = None
+
+
+#: Change-log operations.
+FACE_ADDED, FACE_REMOVED, PERSON_CHANGED, SETTING_CHANGED = "face_added", "face_removed", "person_changed", "setting_changed"
 
 
 class Database:
     """One connection to the gallery's SQLite file. Not safe to share across threads without a lock
-    (:class:`~faceshot.gallery.local.LocalStore` holds one)."""
+    (:class:`~faceshot.gallery.local.LocalStore` holds one).
 
-    def __init__(self, path: Path, *, embedder: str, dim: int, timeout: float = 60.0) -> None:
+    ``create=False`` refuses a missing file (:class:`~faceshot.errors.NotFound`) instead of making one.
+    """
+
+    def __init__(self, path: Path, *, embedder: str, dim: int, timeout: float = 60.0, create: bool = True) -> None:
         self.path = path
+        if not create and not path.is_file():
+            raise NotFound(f"{path}: no such gallery (enroll someone first, or check the path)")
         try:
             self.conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -116,10 +184,16 @@ class Database:
         self.conn.row_factory = sqlite3.Row
         try:
             self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._refuse_foreign()
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.execute("PRAGMA foreign_keys = ON")
             self._initialise(embedder, dim)
+        except sqlite3.OperationalError as exc:
+            self.conn.close()
+            if _is_transient(exc):
+                raise  # busy, read-only or full: the store says which
+            raise GalleryError(f"{path}: not a faceshot gallery, or a damaged one ({exc})") from None
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             raise GalleryError(f"{path}: not a faceshot gallery, or a damaged one ({exc})") from None
@@ -128,17 +202,40 @@ class Database:
             raise
         self.embedder = embedder
         self.dim = dim
-        self._changes: Changes | None = None
+        self._writing = False
+
+    def _refuse_foreign(self) -> None:
+        """A SQLite file with tables of its own but not a gallery's is left untouched."""
+        tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables.discard("sqlite_sequence")
+        if tables and not _GALLERY_TABLES <= tables:
+            raise GalleryError(
+                f"{self.path}: a SQLite database but not a faceshot gallery (it has tables "
+                f"{', '.join(sorted(tables)[:5])}); it was left untouched"
+            )
 
     def _initialise(self, embedder: str, dim: int) -> None:
-        with self.transaction(bump=False):
+        tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "settings" in tables:
+            stored = self._settings_raw()
+            if stored.get("schema") == SCHEMA_VERSION:  # the usual open: nothing to write
+                self._check_stored(stored, embedder, dim)
+                return
+        with self.transaction():
             for statement in _SCHEMA:
                 self.conn.execute(statement)
             stored = self._settings_raw()
             if "embedder" not in stored:
-                for key, value in (("embedder", embedder), ("dim", dim), ("schema", SCHEMA_VERSION), ("generation", 0)):
+                for statement in (*_LOG_SCHEMA, *_CLUSTER_SCHEMA):
+                    self.conn.execute(statement)
+                for key, value in (("embedder", embedder), ("dim", dim), ("schema", SCHEMA_VERSION), ("log_start", 0)):
                     self._put(key, value)
                 return
+            if stored.get("schema", 1) < SCHEMA_VERSION and stored["embedder"] == embedder:
+                self._migrate(stored)
+        self._check_stored(stored, embedder, dim)
+
+    def _check_stored(self, stored: dict[str, Any], embedder: str, dim: int) -> None:
         if stored["embedder"] != embedder or stored.get("dim") != dim:
             raise EmbedderMismatchError(
                 f"{self.path} holds {stored.get('dim')}-D vectors made by embedder {stored['embedder']!r}; "
@@ -149,6 +246,22 @@ class Database:
             raise GalleryError(
                 f"{self.path} was written by a newer faceshot (schema {stored['schema']}); upgrade faceshot"
             )
+
+    def _migrate(self, stored: dict[str, Any]) -> None:
+        """Schema 1 → 2, inside the opening transaction: add the change log, continuing the old counter.
+
+        Schema 1 counted writes in the ``generation`` setting. The log starts right after it, so an
+        index file saved by 0.1.0 at that generation is still current; an older one is rebuilt.
+        """
+        generation = int(stored.get("generation", 0))
+        for statement in (*_LOG_SCHEMA, *_CLUSTER_SCHEMA):
+            self.conn.execute(statement)
+        if generation:
+            self.conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('changes', ?)", (generation,))
+        self.conn.execute("DELETE FROM settings WHERE key = 'generation'")
+        self._put("log_start", generation)
+        self._put("schema", SCHEMA_VERSION)
+        log.info("%s: migrated from schema %s to %d", self.path, stored.get("schema", 1), SCHEMA_VERSION)
 
     @staticmethod
     def stored_embedder(path: Path) -> str | None:
@@ -170,39 +283,106 @@ class Database:
 
     # -- transactions ------------------------------------------------------------------------
     @contextmanager
-    def transaction(self, *, bump: bool = True) -> Iterator[Changes]:
-        """A write transaction; the generation goes up by one in it when ``bump``."""
+    def transaction(self) -> Iterator[None]:
+        """A write transaction: its change-log rows commit with it, or not at all."""
         self.conn.execute("BEGIN IMMEDIATE")
-        changes = Changes()
-        self._changes = changes
+        self._writing = True
         try:
-            if bump:
-                changes.before = self._generation()
-            yield changes
-            if bump:
-                changes.after = changes.before + 1
-                self._put("generation", changes.after)
+            yield
             self.conn.execute("COMMIT")
         except BaseException:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise
         finally:
-            self._changes = None
+            self._writing = False
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
-        """A read transaction: every query inside sees the same committed state."""
+        """A read transaction: every query inside sees the same committed state.
+
+        Inside a write transaction it is that transaction (which already sees one state).
+        """
+        if self.conn.in_transaction:
+            yield
+            return
         self.conn.execute("BEGIN")
         try:
             yield
         finally:
             self.conn.execute("COMMIT")
 
-    def _record(self) -> Changes:
-        if self._changes is None:
+    def _record(self) -> None:
+        if not self._writing:
             raise RuntimeError("database writes must run inside Database.transaction()")
-        return self._changes
+
+    def _log(self, op: str, *, face: int | None = None, person: int | None = None, detail: str | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO changes (op, face, person, detail, at) VALUES (?, ?, ?, ?, ?)", (op, face, person, detail, now())
+        )
+
+    # -- the change log -----------------------------------------------------------------------
+    def head(self) -> int:
+        """The number of the last change committed (0 for a new gallery)."""
+        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def log_start(self) -> int:
+        """Changes up to this number may be gone from the log; a consumer behind it must rebuild."""
+        return int(self.get_setting("log_start") or 0)
+
+    def changes(self, after: int, ops: Iterable[str] | None = None, limit: int | None = None) -> list[Change]:
+        """The changes after number ``after``, in commit order (of the kinds ``ops``, or all)."""
+        query = "SELECT seq, op, face, person, detail FROM changes WHERE seq > ?"
+        params: list[Any] = [after]
+        if ops is not None:
+            kinds = list(ops)
+            query += f" AND op IN ({','.join('?' * len(kinds))})"
+            params += kinds
+        query += " ORDER BY seq"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return [Change(*row) for row in self.conn.execute(query, params)]
+
+    def cursor(self, consumer: str) -> int | None:
+        """Where a durable consumer of the log (an index file, a vector engine) has read up to."""
+        row = self.conn.execute("SELECT seq FROM cursors WHERE consumer = ?", (consumer,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_cursor(self, consumer: str, seq: int) -> None:
+        self._record()
+        self.conn.execute(
+            "INSERT INTO cursors (consumer, seq, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT(consumer) DO UPDATE SET seq = excluded.seq, updated = excluded.updated",
+            (consumer, seq, now()),
+        )
+
+    def prune(self, keep: int) -> int:
+        """Drop log rows every durable consumer has read, keeping at least the last ``keep``; returns rows dropped."""
+        self._record()
+        row = self.conn.execute("SELECT MIN(seq) FROM cursors").fetchone()
+        if row[0] is None:
+            return 0
+        upto = min(int(row[0]), self.head() - keep)
+        if upto <= self.log_start():
+            return 0
+        dropped = self.conn.execute("DELETE FROM changes WHERE seq <= ?", (upto,)).rowcount
+        self._put("log_start", upto)
+        return int(dropped)
+
+    def vectors_of_faces(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, vectors)`` of those faces that still exist, ascending ids."""
+        wanted = sorted({int(i) for i in ids})
+        found: list[tuple[int, bytes]] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found += self.conn.execute(
+                f"SELECT id, embedding FROM faces WHERE id IN ({','.join('?' * len(chunk))}) ORDER BY id", chunk
+            ).fetchall()
+        ids_found = np.array([row[0] for row in found], dtype=np.int64)
+        if not found:
+            return ids_found, np.zeros((0, self.dim), np.float32)
+        return ids_found, np.stack([from_blob(row[1], self.dim) for row in found])
 
     # -- settings ---------------------------------------------------------------------------
     def _settings_raw(self) -> dict[str, Any]:
@@ -214,12 +394,9 @@ class Database:
             (key, json.dumps(value)),
         )
 
-    def _generation(self) -> int:
-        row = self.conn.execute("SELECT value FROM settings WHERE key = 'generation'").fetchone()
-        return int(json.loads(row[0])) if row else 0
-
     def generation(self) -> int:
-        return self._generation()
+        """The number of the last change committed (the log's head; 0 for a new gallery)."""
+        return self.head()
 
     def get_setting(self, key: str) -> Any:
         row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
@@ -231,6 +408,7 @@ class Database:
             self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
         else:
             self._put(key, value)
+        self._log(SETTING_CHANGED, detail=key)
 
     # -- people -----------------------------------------------------------------------------
     def person_id(self, name: str) -> int:
@@ -251,13 +429,16 @@ class Database:
             "INSERT INTO people (name, metadata, created) VALUES (?, ?, ?)",
             (name, json.dumps(metadata or {}), created or now()),
         )
-        return int(cursor.lastrowid)
+        person = int(cursor.lastrowid)
+        self._log(PERSON_CHANGED, person=person)
+        return person
 
     def merge_metadata(self, person: int, metadata: dict[str, Any]) -> None:
         self._record()
         row = self.conn.execute("SELECT metadata FROM people WHERE id = ?", (person,)).fetchone()
         merged = {**json.loads(row[0]), **metadata}
         self.conn.execute("UPDATE people SET metadata = ? WHERE id = ?", (json.dumps(merged), person))
+        self._log(PERSON_CHANGED, person=person)
 
     def rename(self, old: str, new: str) -> None:
         self._record()
@@ -267,19 +448,22 @@ class Database:
         if not new or not new.strip():
             raise GalleryError("a person needs a non-empty name")
         self.conn.execute("UPDATE people SET name = ? WHERE id = ?", (new, person))
+        self._log(PERSON_CHANGED, person=person)
 
     def delete_person(self, name: str) -> int:
-        changes = self._record()
+        self._record()
         person = self.person_id(name)
         ids = [row[0] for row in self.conn.execute("SELECT id FROM faces WHERE person = ?", (person,))]
         self.conn.execute("DELETE FROM faces WHERE person = ?", (person,))
         self.conn.execute("DELETE FROM people WHERE id = ?", (person,))
         self._drop_empty_groups()
-        changes.removed_ids.extend(ids)
+        for face in ids:
+            self._log(FACE_REMOVED, face=face, person=person)
+        self._log(PERSON_CHANGED, person=person)
         return len(ids)
 
     def merge(self, source: str, target: str) -> int:
-        changes = self._record()
+        self._record()
         if source == target:
             raise GalleryError(f"cannot merge {source!r} into itself")
         src, dst = self.person_id(source), self.person_id(target)
@@ -293,7 +477,8 @@ class Database:
         ]
         if duplicates:
             self.conn.execute(f"DELETE FROM faces WHERE id IN ({','.join('?' * len(duplicates))})", duplicates)
-            changes.removed_ids.extend(duplicates)
+            for face in duplicates:
+                self._log(FACE_REMOVED, face=face, person=src)
         moved = self.conn.execute("UPDATE faces SET person = ? WHERE person = ?", (dst, src)).rowcount
         self.conn.execute(
             "INSERT OR IGNORE INTO memberships (person, grp) SELECT ?, grp FROM memberships WHERE person = ?",
@@ -304,6 +489,10 @@ class Database:
         merged = {**json.loads(row[0]), **json.loads(target_row[0])}  # the target's values win
         self.conn.execute("UPDATE people SET metadata = ? WHERE id = ?", (json.dumps(merged), dst))
         self.conn.execute("DELETE FROM people WHERE id = ?", (src,))
+        # The moved faces keep their ids and vectors; a consumer that keeps per-face person or
+        # group attributes re-reads the target's faces.
+        self._log(PERSON_CHANGED, person=src)
+        self._log(PERSON_CHANGED, person=dst)
         return moved
 
     # -- faces ------------------------------------------------------------------------------
@@ -323,7 +512,7 @@ class Database:
         thumbnail: bytes | None,
         created: str | None,
     ) -> int:
-        changes = self._record()
+        self._record()
         vector = np.asarray(embedding, dtype=np.float32).reshape(-1)
         if vector.size != self.dim or not np.all(np.isfinite(vector)):
             raise GalleryError(f"a face vector must be {self.dim} finite numbers, got {vector.size}")
@@ -343,19 +532,19 @@ class Database:
             ),
         )
         face_id = int(cursor.lastrowid)
-        changes.added_ids.append(face_id)
-        changes.added_vectors.append(vector)
+        self._log(FACE_ADDED, face=face_id, person=person)
         return face_id
 
     def remove_face(self, face_id: int) -> str:
-        changes = self._record()
+        self._record()
         row = self.conn.execute(
-            "SELECT people.name FROM faces JOIN people ON people.id = faces.person WHERE faces.id = ?", (face_id,)
+            "SELECT people.name, people.id FROM faces JOIN people ON people.id = faces.person WHERE faces.id = ?",
+            (face_id,),
         ).fetchone()
         if row is None:
             raise NotFound(f"no face with id {face_id} in the gallery")
         self.conn.execute("DELETE FROM faces WHERE id = ?", (face_id,))
-        changes.removed_ids.append(face_id)
+        self._log(FACE_REMOVED, face=face_id, person=int(row[1]))
         return str(row[0])
 
     def known_files(self, person: int, sha256s: Iterable[str]) -> dict[str, int]:
@@ -440,9 +629,11 @@ class Database:
         if not group or not group.strip():
             raise GalleryError("a group needs a non-empty name")
         self.conn.execute("INSERT OR IGNORE INTO groups (name) VALUES (?)", (group,))
-        self.conn.execute(
+        joined = self.conn.execute(
             "INSERT OR IGNORE INTO memberships (person, grp) SELECT ?, id FROM groups WHERE name = ?", (person, group)
-        )
+        ).rowcount
+        if joined:
+            self._log(PERSON_CHANGED, person=person, detail=f"joined {group}")
 
     def leave(self, person: int, group: str) -> bool:
         self._record()
@@ -450,6 +641,8 @@ class Database:
             "DELETE FROM memberships WHERE person = ? AND grp = (SELECT id FROM groups WHERE name = ?)", (person, group)
         ).rowcount
         self._drop_empty_groups()
+        if removed:
+            self._log(PERSON_CHANGED, person=person, detail=f"left {group}")
         return bool(removed)
 
     def _drop_empty_groups(self) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from faceshot.errors import ModelError
+from faceshot.errors import ConfigError, ModelError
 from faceshot.registry import Registry
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "FlatIndex",
     "indexes",
     "create_index",
+    "resolve_index_kind",
     "IndexHeader",
     "IndexFileError",
     "read_index_file",
@@ -152,6 +153,24 @@ def _vectors(vectors: np.ndarray, dim: int) -> np.ndarray:
 
 indexes: Registry[VectorIndex] = Registry("index")
 indexes.register("flat")(FlatIndex)
+
+
+#: What ``"auto"`` may choose from, by gallery size. Exact search only for now: the ANN policy
+#: (HNSW, then compressed codes with re-ranking, past the sizes where exact search is too slow)
+#: is measured and written here by the index work.
+AUTO = "auto"
+
+
+def resolve_index_kind(kind: str, faces: int) -> str:
+    """The index kind to build for a gallery of ``faces`` faces: ``kind`` itself, or ``"auto"``'s choice.
+
+    Raises :class:`~faceshot.errors.ConfigError` for a kind that is not registered.
+    """
+    if kind == AUTO:
+        return "flat"
+    if kind not in indexes.names():
+        raise ConfigError(f"unknown index {kind!r}; choose one of: {', '.join([AUTO, *indexes.names()])}")
+    return kind
 
 
 def create_index(kind: str, dim: int, data: bytes | None = None) -> VectorIndex:

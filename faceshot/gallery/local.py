@@ -1,10 +1,9 @@
-"""The embedded store: SQLite holds everything, a FAISS index beside it answers searches.
+"""The embedded store: SQLite holds the records, a FAISS index beside it answers searches.
 
-The index is derived data. On open it is read from ``<db>.faiss`` when that file matches the
-database (same embedder, generation, count and checksum), and rebuilt from SQLite otherwise:
-missing, stale or corrupt files are never trusted. This process's own writes update the
-in-memory index and re-save the file; another process's writes are noticed on the next search
-(the database generation moved) and the index is rebuilt from SQLite then.
+The index is derived data (:mod:`faceshot.gallery.vectors`): opened only when a search needs it,
+from the snapshot ``<db>.faiss`` plus the change-log rows written since, and caught up with the
+log before every search, so every process sees every other's writes at its next search without
+rebuilding. A write touches only SQLite: the records and their change-log rows, in one transaction.
 """
 
 from __future__ import annotations
@@ -12,15 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from faceshot.errors import ConfigError, NotFound
-from faceshot.gallery.database import RESERVED_SETTINGS, Changes, Database, from_blob
-from faceshot.gallery.index import IndexFileError, VectorIndex, create_index, read_index_file, write_index_file
+from faceshot.errors import ConfigError, GalleryBusyError, GalleryError, GalleryReadOnlyError, NotFound
+from faceshot.gallery.database import RESERVED_SETTINGS, Change, Database, from_blob
+from faceshot.gallery.index import IndexFileError, create_index, read_index_file, resolve_index_kind
 from faceshot.gallery.results import (
     CheckReport,
     FaceInfo,
@@ -30,12 +31,16 @@ from faceshot.gallery.results import (
     PersonSummary,
 )
 from faceshot.gallery.store import Added, Hit, NewFace, PersonRecord, Store
+from faceshot.gallery.vectors import LOG_KEEP, FollowerStats, FollowingIndex
 from faceshot.quality import Quality
 from faceshot.results import Box
 
-__all__ = ["LocalStore", "index_path"]
+__all__ = ["LocalStore", "index_path", "INDEX_SETTING"]
 
 log = logging.getLogger(__name__)
+
+#: The gallery setting that names the index kind (``"auto"`` when unset).
+INDEX_SETTING = "index"
 
 
 def index_path(path: Path) -> Path:
@@ -44,12 +49,15 @@ def index_path(path: Path) -> Path:
 
 
 class LocalStore(Store):
-    """A gallery in one SQLite file (the truth) plus ``<file>.faiss`` (a derived index).
+    """A gallery in one SQLite file (the records) plus ``<file>.faiss`` (a derived index snapshot).
 
     ``embedder``/``dim`` name the vectors this store holds; opening a file made with another
-    embedder raises :class:`~faceshot.errors.EmbedderMismatchError`. ``index`` picks the index type
-    (``"flat"``: exact search). ``timeout``: how long a write waits for another process's write.
-    Safe to use from several threads (one lock) and several processes (SQLite's locks).
+    embedder raises :class:`~faceshot.errors.EmbedderMismatchError`. ``index``: the index kind for
+    this process (by default the gallery's ``index`` setting, else ``"auto"``, which is exact
+    search today). ``timeout``: how long a write waits for another process's write (seconds)
+    before raising :class:`~faceshot.errors.GalleryBusyError`. ``create=False`` refuses a missing
+    file instead of creating it. Safe to use from several threads (one lock) and several
+    processes (SQLite's locks and the change log).
     """
 
     def __init__(
@@ -58,20 +66,21 @@ class LocalStore(Store):
         *,
         embedder: str,
         dim: int,
-        index: str = "flat",
+        index: str | None = None,
         timeout: float = 60.0,
+        create: bool = True,
     ) -> None:
         self.path = Path(path)
         self.embedder = embedder
         self.dim = dim
-        self.index_kind = index
         self.index_path = index_path(self.path)
-        create_index(index, dim)  # an unknown index kind fails here, before any file is touched
+        if index is not None:
+            resolve_index_kind(index, 0)  # an unknown index kind fails here, before any file is touched
         self._lock = threading.RLock()
-        self._db = Database(self.path, embedder=embedder, dim=dim, timeout=timeout)
-        self._index: VectorIndex | None = None
-        self._index_generation = -1
-        self._open_index()
+        with _sqlite_errors(self.path):
+            self._db = Database(self.path, embedder=embedder, dim=dim, timeout=timeout, create=create)
+            self.index_kind = index or self._db.get_setting(INDEX_SETTING) or "auto"
+        self._vectors: FollowingIndex | None = None
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.path)!r}, embedder={self.embedder!r})"
@@ -81,75 +90,45 @@ class LocalStore(Store):
         """The embedder an existing gallery file was made with (``None`` if it does not exist yet)."""
         return Database.stored_embedder(Path(path))
 
+    @property
+    def stats(self) -> FollowerStats:
+        """What this process's index has done (rows applied, rebuilds, snapshots saved)."""
+        return self._vectors.stats if self._vectors is not None else FollowerStats()
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        with self._lock, _sqlite_errors(self.path):
+            yield
+
     # -- the derived index ------------------------------------------------------------------
-    def _open_index(self) -> None:
-        with self._lock:
-            try:
-                index, header = read_index_file(self.index_path)
-            except IndexFileError as exc:
-                log.info("%s: index file %s; rebuilding it from the database", self.path, exc)
-                self._rebuild()
-                return
-            with self._db.snapshot():
-                generation = self._db.generation()
-                _, faces = self._db.counts()
-            problem = _header_problem(header, self, generation, faces)
-            if problem:
-                log.info("%s: index file is %s; rebuilding it from the database", self.path, problem)
-                self._rebuild()
-                return
-            self._index, self._index_generation = index, header.generation
+    def _follower(self) -> FollowingIndex:
+        if self._vectors is None:
+            _, faces = self._db.counts()
+            kind = resolve_index_kind(self.index_kind, faces)
+            self._vectors = FollowingIndex(self._db, self.index_path, kind=kind, embedder=self.embedder, dim=self.dim)
+        return self._vectors
 
-    def _rebuild(self) -> None:
-        """Build the index from the database's current state and save it."""
-        with self._db.snapshot():
-            generation = self._db.generation()
-            ids, vectors = self._db.all_vectors()
-        index = create_index(self.index_kind, self.dim)
-        index.add(ids, vectors)
-        self._index, self._index_generation = index, generation
-        self._save()
-        log.debug("%s: index rebuilt at generation %d with %d faces", self.path, generation, len(ids))
-
-    def _save(self) -> None:
-        assert self._index is not None
-        try:
-            write_index_file(self.index_path, self._index, embedder=self.embedder, generation=self._index_generation)
-        except OSError as exc:
-            # The database already holds the write; the index is rebuilt from it next time.
-            log.warning("%s: could not save the index (%s); it will be rebuilt on next open", self.index_path, exc)
-
-    def _current(self) -> VectorIndex:
-        """The index, brought up to date first if the database moved on (another process wrote)."""
-        if self._index is None or self._db.generation() != self._index_generation:
-            self._rebuild()
-        assert self._index is not None
-        return self._index
-
-    def _follow(self, changes: Changes) -> None:
-        """Apply a committed transaction to the in-memory index, or mark it stale."""
-        if self._index is None or self._index_generation != changes.before:
-            # Another process wrote since our index was made: the next search rebuilds it.
-            self._index_generation = -1
+    def _after_snapshot(self, snapshots_before: int) -> None:
+        """Once a snapshot was saved: record its cursor, and drop log rows no consumer needs."""
+        follower = self._vectors
+        if follower is None or follower.stats.snapshots == snapshots_before:
             return
         try:
-            self._index.remove(np.array(changes.removed_ids, dtype=np.int64))
-            if changes.added_ids:
-                self._index.add(np.array(changes.added_ids, dtype=np.int64), np.stack(changes.added_vectors))
-        except Exception:
-            self._index_generation = -1
-            raise
-        self._index_generation = changes.after
-        # Saved even when no vector moved: the file's generation must follow the database's, or
-        # the next open would take it for stale and rebuild.
-        self._save()
+            with self._db.transaction():
+                self._db.set_cursor(follower.consumer, follower.cursor)
+                dropped = self._db.prune(LOG_KEEP)
+        except sqlite3.OperationalError as exc:  # busy or read-only: pruning can wait
+            log.info("%s: log not pruned this time (%s)", self.path, exc)
+            return
+        if dropped:
+            log.debug("%s: pruned %d change-log rows", self.path, dropped)
 
     def _write(self) -> "_Write":
         return _Write(self)
 
     # -- settings ---------------------------------------------------------------------------
     def get_setting(self, key: str) -> Any:
-        with self._lock:
+        with self._reading():
             return self._db.get_setting(key)
 
     def set_setting(self, key: str, value: Any) -> None:
@@ -248,23 +227,23 @@ class LocalStore(Store):
 
     # -- reads ------------------------------------------------------------------------------
     def has_person(self, name: str) -> bool:
-        with self._lock:
+        with self._reading():
             return self._db.find_person(name) is not None
 
     def known_files(self, name: str, sha256s: Iterable[str]) -> dict[str, int]:
-        with self._lock:
+        with self._reading():
             person = self._db.find_person(name)
             return {} if person is None else self._db.known_files(person, sha256s)
 
     def people(self) -> list[PersonSummary]:
-        with self._lock, self._db.snapshot():
+        with self._reading(), self._db.snapshot():
             return [
                 PersonSummary(row["name"], int(row["faces"]), self._db.groups_of(row["id"]), row["created"])
                 for row in self._db.people_rows()
             ]
 
     def person(self, name: str) -> PersonDetails:
-        with self._lock, self._db.snapshot():
+        with self._reading(), self._db.snapshot():
             row = self._db.person_row(name)
             faces = tuple(_face_info(face) for face in self._db.face_rows(row["id"]))
             return PersonDetails(
@@ -276,19 +255,19 @@ class LocalStore(Store):
             )
 
     def groups(self) -> list[GroupSummary]:
-        with self._lock:
+        with self._reading():
             return [GroupSummary(name, people) for name, people in self._db.group_rows()]
 
     def thumbnail(self, face_id: int) -> bytes | None:
-        with self._lock:
+        with self._reading():
             return self._db.thumbnail(int(face_id))
 
     def embeddings(self, names: Iterable[str]) -> dict[str, np.ndarray]:
-        with self._lock, self._db.snapshot():
+        with self._reading(), self._db.snapshot():
             return self._db.vectors_of(names)
 
     def export_people(self) -> Iterator[PersonRecord]:
-        with self._lock, self._db.snapshot():
+        with self._reading(), self._db.snapshot():
             rows = self._db.people_rows()
             records = [self._export_one(row) for row in rows]
         yield from records
@@ -313,23 +292,41 @@ class LocalStore(Store):
             faces=faces,
         )
 
+    # -- the change log ---------------------------------------------------------------------
+    def head(self) -> int:
+        with self._reading():
+            return self._db.head()
+
+    def changes(self, after: int, limit: int | None = None) -> list[Change]:
+        with self._reading(), self._db.snapshot():
+            if after < self._db.log_start():
+                raise GalleryError(
+                    f"{self.path}: the change log no longer holds the entries after {after} "
+                    f"(it starts after {self._db.log_start()}); rebuild from the records"
+                )
+            return self._db.changes(after, limit=limit)
+
     # -- search -----------------------------------------------------------------------------
     def scope(self, group: str | None = None) -> tuple[int, int, int]:
-        with self._lock:
+        with self._reading():
             return self._db.scope(group)
 
     def search(self, vectors: np.ndarray, k: int, *, group: str | None = None) -> list[list[Hit]]:
         queries = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
-        with self._lock:
-            index = self._current()
-            subset = None
-            if group is not None:
-                subset = self._db.group_face_ids(group)
-                if not len(subset):
-                    return [[] for _ in queries]
-            scores, ids = index.search(queries, k, subset)
-            names = self._db.names_of_faces({int(i) for i in ids.ravel() if i >= 0})
-        # A face removed by another process since the index was refreshed has no name: drop it.
+        with self._reading():
+            follower = self._follower()
+            snapshots = follower.stats.snapshots
+            with self._db.snapshot():
+                index = follower.catch_up()
+                subset = None
+                if group is not None:
+                    subset = self._db.group_face_ids(group)
+                    if not len(subset):
+                        return [[] for _ in queries]
+                scores, ids = index.search(queries, k, subset)
+                names = self._db.names_of_faces({int(i) for i in ids.ravel() if i >= 0})
+            self._after_snapshot(snapshots)
+        # Filtered against the records of the same snapshot: a face without a person is never returned.
         return [
             [Hit(int(i), names[int(i)], float(s)) for s, i in zip(row_scores, row_ids) if int(i) in names]
             for row_scores, row_ids in zip(scores, ids)
@@ -337,90 +334,147 @@ class LocalStore(Store):
 
     # -- upkeep -----------------------------------------------------------------------------
     def check(self) -> CheckReport:
-        with self._lock:
+        """Compare the records with the saved snapshot (and this process's index), changing nothing.
+
+        A snapshot behind the records is fine while the change log still holds the rows after it
+        (the next search applies them); the report says how far behind it is.
+        """
+        with self._reading():
             with self._db.snapshot():
-                generation = self._db.generation()
+                head = self._db.head()
+                log_start = self._db.log_start()
                 people, faces = self._db.counts()
                 db_ids = self._db.face_ids()
-            problems: list[str] = []
-            index_generation: int | None = None
-            indexed = 0
-            try:
-                index, header = read_index_file(self.index_path)
-            except IndexFileError as exc:
-                state = str(exc)
-                problems.append(f"index file {state}")
-            else:
-                index_generation = header.generation
-                indexed = index.count
-                problem = _header_problem(header, self, generation, faces)
-                state = "ok"
-                if problem:
-                    state = "stale" if problem.startswith("stale") else f"corrupt: {problem}"
-                    problems.append(f"index file is {problem}")
-                elif not np.array_equal(np.sort(index.ids()), db_ids):
-                    state = "corrupt: holds other faces than the database"
-                    problems.append("index file holds other faces than the database")
-            if self._index is not None and self._index_generation == generation:
-                if not np.array_equal(np.sort(self._index.ids()), db_ids):
-                    problems.append("the index in memory holds other faces than the database")
+                problems: list[str] = []
+                index_generation: int | None = None
+                indexed = 0
+                try:
+                    index, header = read_index_file(self.index_path)
+                except IndexFileError as exc:
+                    state = str(exc)
+                    if state == "missing":  # derived data, not saved yet: built at the next search
+                        state = "missing (built at the next search)"
+                    else:
+                        problems.append(f"index file {state}")
+                else:
+                    index_generation = header.generation
+                    indexed = index.count
+                    state = "ok"
+                    if header.embedder != self.embedder or header.dim != self.dim:
+                        state = f"corrupt: for embedder {header.embedder!r}"
+                    elif header.generation > head:
+                        state = f"corrupt: newer than the database (change {header.generation} > {head})"
+                    elif header.generation < log_start:
+                        state = "stale: older than the change log (rebuilt at the next search)"
+                    else:
+                        expected = self._expected_ids(header.generation, index.ids())
+                        if not np.array_equal(np.sort(expected), db_ids):
+                            state = "corrupt: holds other faces than the database"
+                        elif header.generation < head:
+                            state = f"ok, {head - header.generation} change(s) behind (applied at the next search)"
+                    if not state.startswith("ok"):
+                        problems.append(f"index file is {state.split(': ', 1)[-1]}" if ": " in state else state)
+                follower = self._vectors
+                if follower is not None and follower.index is not None and follower.cursor == head:
+                    if not np.array_equal(np.sort(follower.index.ids()), db_ids):
+                        problems.append("the index in memory holds other faces than the database")
             return CheckReport(
                 people=people,
                 faces=faces,
                 indexed=indexed,
-                generation=generation,
+                generation=head,
                 index_generation=index_generation,
                 index_file=state,
                 problems=tuple(problems),
             )
 
+    def _expected_ids(self, cursor: int, ids: np.ndarray) -> np.ndarray:
+        """The faces a snapshot at ``cursor`` holding ``ids`` should hold once the log after it is applied."""
+        from faceshot.gallery.database import FACE_ADDED, FACE_REMOVED
+
+        held = set(int(i) for i in ids)
+        for change in self._db.changes(cursor, ops=(FACE_ADDED, FACE_REMOVED)):
+            if change.op == FACE_ADDED:
+                held.add(int(change.face))
+            else:
+                held.discard(int(change.face))
+        return np.array(sorted(held), dtype=np.int64)
+
     def rebuild(self) -> CheckReport:
-        with self._lock:
-            self._rebuild()
+        with self._reading():
+            follower = self._follower()
+            snapshots = follower.stats.snapshots
+            with self._db.snapshot():
+                follower.rebuild("asked")
+            self._after_snapshot(snapshots)
         return self.check()
 
     def close(self) -> None:
         with self._lock:
+            if self._vectors is not None:
+                try:
+                    with self._db.snapshot():
+                        self._vectors.flush()
+                except sqlite3.Error:
+                    pass  # derived data: the next open catches up from the records
             self._db.close()
-            self._index = None
+            self._vectors = None
 
 
 class _Write:
-    """``with store._write():`` — a transaction whose changes the index follows once committed."""
+    """``with store._write():`` — one write transaction, its change-log rows included, under the lock."""
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
 
-    def __enter__(self) -> Changes:
+    def __enter__(self) -> None:
         self.store._lock.acquire()
         try:
+            self._errors = _sqlite_errors(self.store.path)
+            self._errors.__enter__()
             self._transaction = self.store._db.transaction()
-            self._changes = self._transaction.__enter__()
-            return self._changes
-        except BaseException:
-            self.store._lock.release()
+            self._transaction.__enter__()
+        except BaseException as exc:
+            try:
+                if hasattr(self, "_errors"):
+                    self._errors.__exit__(type(exc), exc, exc.__traceback__)
+            finally:
+                self.store._lock.release()
             raise
 
     def __exit__(self, kind: Any, error: Any, trace: Any) -> bool:
         try:
-            suppressed = bool(self._transaction.__exit__(kind, error, trace))
-            if kind is None:
-                self.store._follow(self._changes)
-            return suppressed
+            try:
+                suppressed = bool(self._transaction.__exit__(kind, error, trace))
+            except BaseException as exc:
+                return bool(self._errors.__exit__(type(exc), exc, exc.__traceback__))
+            if suppressed:
+                return True
+            return bool(self._errors.__exit__(kind, error, trace))
         finally:
             self.store._lock.release()
 
 
-def _header_problem(header: Any, store: LocalStore, generation: int, faces: int) -> str | None:
-    if header.embedder != store.embedder or header.dim != store.dim:
-        return f"for embedder {header.embedder!r} ({header.dim}-D)"
-    if header.kind != store.index_kind:
-        return f"a {header.kind!r} index where {store.index_kind!r} is configured"
-    if header.generation != generation:
-        return f"stale (generation {header.generation}, database at {generation})"
-    if header.count != faces:
-        return f"stale ({header.count} faces, database has {faces})"
-    return None
+@contextmanager
+def _sqlite_errors(path: Path) -> Iterator[None]:
+    """SQLite's exceptions as faceshot's: busy, read-only, closed, full or damaged galleries."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            raise GalleryBusyError(
+                f"{path}: another process has been writing to the gallery for too long ({text}); try again"
+            ) from None
+        if "readonly" in text or "read-only" in text:
+            raise GalleryReadOnlyError(f"{path}: the gallery cannot be written ({text}); check its permissions") from None
+        if "full" in text:
+            raise GalleryError(f"{path}: the disk is full; nothing was written ({text})") from None
+        raise GalleryError(f"{path}: the gallery database failed ({text})") from None
+    except sqlite3.ProgrammingError as exc:
+        raise GalleryError(f"{path}: the gallery is closed ({exc})") from None
+    except sqlite3.DatabaseError as exc:
+        raise GalleryError(f"{path}: the gallery database is damaged ({exc})") from None
 
 
 def _face_info(row: Any) -> FaceInfo:

@@ -1,9 +1,34 @@
 """The storage contract of a gallery: people, their faces' vectors, groups, settings, and search.
 
 :class:`Store` is what :class:`~faceshot.gallery.Gallery` is written against; the embedded default
-is :class:`~faceshot.gallery.local.LocalStore` (SQLite + FAISS). Another backend (Milvus, say)
-implements the same methods. Every write method returns only once the change is durable, and
-raises :class:`~faceshot.errors.NotFound` for an unknown person, face or group.
+is :class:`~faceshot.gallery.local.LocalStore` (SQLite records + a FAISS index). Every backend
+passes the same contract suite (``tests/test_store_contract.py``).
+
+**Records and vectors.** A store has two sides. The *records* (people, faces with their vectors,
+groups, settings, API keys, clusters, the change log) are the source of truth, kept in
+transactions: SQLite here, PostgreSQL for several hosts. *Vector indexes* (FAISS in this process,
+a vector engine such as Milvus) are derived from the records and can always be rebuilt from them.
+
+**The consistency contract** every backend keeps:
+
+1. Every write appends to the change log in the same transaction as the records it changes, and
+   is acknowledged (the method returns) only once committed and durable.
+2. The log has no gaps and follows commit order: a reader that has seen change *n* has seen every
+   change before it. (SQLite: writers are serialised by ``BEGIN IMMEDIATE``. On PostgreSQL a
+   sequence alone does not give this, since numbers are taken before commit: writers serialise
+   on a lock, or readers stop at the first number not yet committed.)
+3. Each consumer of the log (a process's index, a vector engine) keeps its own cursor; a durable
+   consumer stores it in the records (``cursors``). A vector engine that cannot share the
+   records' transaction consumes this log: it is the outbox, and there is no other.
+4. Every search first applies the log entries newer than its cursor. Entries a vector engine has
+   not confirmed yet are scored exactly, against their vectors in the records.
+5. Results are filtered against the records of one committed state: a deleted face or person is
+   never returned, by any backend, from the moment the delete is acknowledged.
+6. An index is never rewritten whole on a write: it is saved as snapshots (by size or time), and a
+   process never rebuilds it because another process wrote; it applies that process's entries.
+
+Every write method raises :class:`~faceshot.errors.NotFound` for an unknown person, face or group,
+:class:`~faceshot.errors.GalleryBusyError` when another writer held the lock past the timeout.
 """
 
 from __future__ import annotations
@@ -14,10 +39,11 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from faceshot.gallery.database import Change
 from faceshot.gallery.results import CheckReport, GroupSummary, ImportSummary, PersonDetails, PersonSummary
 from faceshot.results import Box
 
-__all__ = ["Store", "NewFace", "Added", "Hit", "PersonRecord"]
+__all__ = ["Store", "NewFace", "Added", "Hit", "PersonRecord", "Change"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,6 +186,19 @@ class Store(ABC):
     @abstractmethod
     def export_people(self) -> Iterator[PersonRecord]:
         """Every person with every face, vectors included (thumbnails left out)."""
+
+    # -- the change log ---------------------------------------------------------------------
+    @abstractmethod
+    def head(self) -> int:
+        """The number of the last change committed (0 for a new gallery)."""
+
+    @abstractmethod
+    def changes(self, after: int, limit: int | None = None) -> list[Change]:
+        """The log entries after number ``after``, in commit order, with no gaps.
+
+        Raises :class:`~faceshot.errors.GalleryError` when entries after ``after`` were pruned (the
+        consumer must rebuild from the records).
+        """
 
     # -- search -----------------------------------------------------------------------------
     @abstractmethod

@@ -1,0 +1,162 @@
+"""The vectors side of a gallery: an index that follows the records' change log.
+
+The records (:mod:`faceshot.gallery.database`) are the truth; an index is derived data, one
+*consumer* of the change log with a cursor of its own. Before every search
+:meth:`FollowingIndex.catch_up` applies the log rows newer than its cursor (faces added and
+removed; who a face belongs to and which groups they are in are read from the records at search
+time), so another process's write costs the next search the rows it wrote, not a rebuild.
+
+The index is saved to ``<db>.faiss`` as a *snapshot* with the cursor it reached, only when enough
+rows have been applied since the last one (:data:`SNAPSHOT_ROWS`) or it is older than
+:data:`SNAPSHOT_SECONDS` — never on every write. Opening reads the snapshot and applies the rows
+after it; a snapshot that is missing, damaged, of another embedder or index kind, newer than the
+records, or older than the oldest row still in the log is not trusted, and the index is rebuilt
+from the records.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from faceshot.gallery.database import FACE_ADDED, FACE_REMOVED, Database
+from faceshot.gallery.index import IndexFileError, IndexHeader, VectorIndex, create_index, read_index_file, write_index_file
+
+__all__ = ["FollowingIndex", "FollowerStats", "SNAPSHOT_ROWS", "SNAPSHOT_SECONDS", "LOG_KEEP"]
+
+log = logging.getLogger(__name__)
+
+#: Log rows applied since the last snapshot that make the next catch-up save one (or a tenth of
+#: the faces indexed, if more): reopening then applies at most this many rows.
+SNAPSHOT_ROWS = 1000
+#: A snapshot older than this (seconds) with rows applied since is saved at the next catch-up.
+SNAPSHOT_SECONDS = 300.0
+#: Log rows always kept when pruning, so processes that keep an index in memory rarely rebuild.
+LOG_KEEP = 10_000
+
+
+@dataclass
+class FollowerStats:
+    """What an index has done since it was opened (tests and benchmarks read it)."""
+
+    applied: int = 0
+    rebuilds: int = 0
+    snapshots: int = 0
+    opened_from_file: bool = False
+
+
+class FollowingIndex:
+    """A :class:`~faceshot.gallery.index.VectorIndex` kept up to date from the change log.
+
+    Not thread-safe on its own: the store calls it under its lock, inside a read snapshot of the
+    records, so the faces it searches and the names it reports come from one committed state.
+    """
+
+    def __init__(self, db: Database, path: Path, *, kind: str, embedder: str, dim: int) -> None:
+        self.db = db
+        self.path = path
+        self.kind = kind
+        self.embedder = embedder
+        self.dim = dim
+        self.consumer = f"index-file:{path.name}"
+        self.index: VectorIndex | None = None
+        self.cursor = -1
+        self.stats = FollowerStats()
+        self._saved_cursor = -1
+        self._saved_at = 0.0
+
+    @property
+    def opened(self) -> bool:
+        return self.index is not None
+
+    def catch_up(self) -> VectorIndex:
+        """Apply the log rows after the cursor (opening or rebuilding first when needed).
+
+        Call inside ``db.snapshot()``; returns the index, current with that snapshot.
+        """
+        if self.index is None:
+            self._open()
+        assert self.index is not None
+        head = self.db.head()
+        if self.cursor == head:
+            return self.index
+        if self.cursor > head or self.cursor < self.db.log_start():
+            self.rebuild("it is not covered by the change log")
+            return self.index
+        rows = self.db.changes(self.cursor, ops=(FACE_ADDED, FACE_REMOVED))
+        # Face ids are never reused, so the net effect of a run of rows is: remove every face
+        # the rows name, then add back those that still exist in the records.
+        touched = np.array(sorted({row.face for row in rows if row.face is not None}), dtype=np.int64)
+        self.index.remove(touched)
+        ids, vectors = self.db.vectors_of_faces(row.face for row in rows if row.op == FACE_ADDED)
+        self.index.add(ids, vectors)
+        self.cursor = head
+        self.stats.applied += len(rows)
+        if self._snapshot_due():
+            self.save()
+        return self.index
+
+    def _open(self) -> None:
+        try:
+            index, header = read_index_file(self.path)
+        except IndexFileError as exc:
+            self.rebuild(f"the index file is {exc}")
+            return
+        problem = self._header_problem(header)
+        if problem:
+            self.rebuild(f"the index file is {problem}")
+            return
+        self.index, self.cursor = index, header.generation
+        self._saved_cursor, self._saved_at = header.generation, time.monotonic()
+        self.stats.opened_from_file = True
+
+    def _header_problem(self, header: IndexHeader) -> str | None:
+        if header.embedder != self.embedder or header.dim != self.dim:
+            return f"for embedder {header.embedder!r} ({header.dim}-D)"
+        if header.kind != self.kind:
+            return f"a {header.kind!r} index where {self.kind!r} is configured"
+        head = self.db.head()
+        if header.generation > head:
+            return f"newer than the database (change {header.generation}, database at {head})"
+        if header.generation < self.db.log_start():
+            return f"older than the change log (change {header.generation}, log starts after {self.db.log_start()})"
+        return None
+
+    def rebuild(self, why: str = "asked") -> None:
+        """Build the index from the records' current state and save it. Call inside a snapshot."""
+        log.info("%s: building the index from the database (%s)", self.path, why)
+        head = self.db.head()
+        ids, vectors = self.db.all_vectors()
+        index = create_index(self.kind, self.dim)
+        index.add(ids, vectors)
+        self.index, self.cursor = index, head
+        self.stats.rebuilds += 1
+        self.save()
+
+    def _snapshot_due(self) -> bool:
+        assert self.index is not None
+        behind = self.cursor - self._saved_cursor
+        if behind <= 0:
+            return False
+        return behind >= max(SNAPSHOT_ROWS, self.index.count // 10) or time.monotonic() - self._saved_at >= SNAPSHOT_SECONDS
+
+    def save(self) -> None:
+        """Write the snapshot file (atomically) with the cursor it reached."""
+        assert self.index is not None
+        try:
+            write_index_file(self.path, self.index, embedder=self.embedder, generation=self.cursor)
+        except OSError as exc:
+            # The records hold every write; the index is rebuilt or caught up from them next time.
+            log.warning("%s: could not save the index (%s)", self.path, exc)
+            return
+        self._saved_cursor, self._saved_at = self.cursor, time.monotonic()
+        self.stats.snapshots += 1
+
+    def flush(self) -> None:
+        """Save a snapshot if rows were applied since the last one (called on close)."""
+        if self.index is not None and self.cursor > self._saved_cursor and self._snapshot_due():
+            self.save()
