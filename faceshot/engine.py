@@ -8,14 +8,13 @@ wrappers over a default ``Engine``.
 from __future__ import annotations
 
 import logging
-from typing import Literal
-
 import numpy as np
 
 from faceshot.align import Aligner, create_aligner
 from faceshot.detect import Detector, create_detector
 from faceshot.embed import DEFAULT_EMBEDDER, Embedder, create_embedder
-from faceshot.errors import ConfigError, MultipleFacesError, NoFaceError
+from faceshot.choice import Multiple, choose_face
+from faceshot.errors import ConfigError
 from faceshot.io import DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
 from faceshot.match import OperatingPoint, cosine_similarity
 from faceshot.results import Face, FaceEmbedding, Verification
@@ -23,8 +22,6 @@ from faceshot.results import Face, FaceEmbedding, Verification
 __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
-
-Multiple = Literal["largest", "central", "error"]
 
 
 class Engine:
@@ -107,19 +104,9 @@ class Engine:
 
     def choose_face(self, source: ImageInput, *, multiple: Multiple = "largest") -> tuple[np.ndarray, Face, int]:
         """The loaded image, the face :meth:`one_face` would embed, and how many faces there were."""
-        if multiple not in ("largest", "central", "error"):
-            raise ConfigError(f"multiple must be 'largest', 'central' or 'error', got {multiple!r}")
         image = self.load(source)
         faces = self.detector.detect(image)
-        name = describe(source)
-        if not faces:
-            raise NoFaceError(
-                f"{name}: no face found; use a photo where the face is at least about 40 pixels "
-                f"wide and roughly frontal, or try detector='cnn'"
-            )
-        if len(faces) > 1 and multiple == "error":
-            raise MultipleFacesError(f"{name}: {len(faces)} faces found where one was required; crop the photo")
-        face = central(faces, image.shape) if multiple == "central" else faces[0]
+        face = choose_face(faces, image.shape, label=describe(source), multiple=multiple)
         return image, face, len(faces)
 
     def verify(
@@ -158,14 +145,3 @@ class Engine:
             faces_in_b=count_b,
             notes=notes,
         )
-
-
-def central(faces: list[Face], shape: tuple[int, ...]) -> Face:
-    """The face whose box centre is nearest the middle of the image."""
-    middle_x, middle_y = shape[1] / 2, shape[0] / 2
-
-    def offset(face: Face) -> float:
-        box = face.box
-        return ((box.left + box.right) / 2 - middle_x) ** 2 + ((box.top + box.bottom) / 2 - middle_y) ** 2
-
-    return min(faces, key=offset)

@@ -19,18 +19,55 @@ import json
 import math
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from faceshot.errors import ConfigError
 
-__all__ = ["cosine_similarity", "Calibration", "OperatingPoint"]
+__all__ = ["cosine_similarity", "Calibration", "OperatingPoint", "decide", "check_embeddings"]
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Scores between unit vectors: ``(D,)·(D,)`` → scalar, ``(N, D)·(M, D)`` → ``(N, M)``."""
     return np.asarray(a, dtype=np.float32) @ np.asarray(b, dtype=np.float32).T
+
+
+def check_embeddings(vectors: np.ndarray, dim: int, *, tolerance: float = 1e-3) -> np.ndarray:
+    """Embeddings as faceshot compares them: ``(N, dim)`` float32, finite, of unit length.
+
+    A single ``(dim,)`` vector becomes ``(1, dim)``. Raises :class:`~faceshot.errors.ConfigError`
+    (a ``ValueError``) naming what is wrong: another dimension, a NaN or infinity, or a length
+    further than ``tolerance`` from 1 (scores are cosines only between unit vectors).
+    """
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise ConfigError(f"embeddings must be (N, {dim}) arrays for this gallery, got shape {np.shape(vectors)}")
+    if not np.all(np.isfinite(array)):
+        raise ConfigError("embeddings must be finite numbers (found NaN or infinity)")
+    norms = np.linalg.norm(array, axis=1)
+    off = np.flatnonzero(np.abs(norms - 1.0) > tolerance)
+    if len(off):
+        raise ConfigError(
+            f"embeddings must have unit length (cosine scores need it); row {int(off[0])} has length "
+            f"{float(norms[off[0]]):.4f}: divide each row by its norm"
+        )
+    return np.ascontiguousarray(array)
+
+
+def decide(candidates: Sequence[tuple[str, float]], threshold: float) -> tuple[str | None, float | None]:
+    """The open-set decision on one probe: ``(identity or None, best score or None)``.
+
+    ``candidates``: ``(name, score)`` pairs, best first (one per person). The best candidate is
+    named only if their score reaches ``threshold``; otherwise the probe is unknown. There is no
+    forced choice: an empty gallery, or a best score below the threshold, gives ``None``.
+    """
+    if not candidates:
+        return None, None
+    name, score = candidates[0]
+    return (name if score >= threshold else None), float(score)
 
 
 @dataclass(frozen=True)

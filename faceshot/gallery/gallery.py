@@ -14,7 +14,6 @@ unknown, never forced onto the nearest person.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import math
 import os
@@ -23,11 +22,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from PIL import Image
 
 from faceshot.bulk import represent_files
 from faceshot.engine import Engine
-from faceshot.errors import ConfigError, FaceshotError, MultipleFacesError, NoFaceError, NotFound
+from faceshot.errors import ConfigError, EmbedderMismatchError, FaceshotError, NotFound
+from faceshot.gallery.enrollment import Admitted, Candidate, Enrollment
 from faceshot.gallery.exchange import read_export, write_export
 from faceshot.gallery.local import LocalStore
 from faceshot.gallery.ranking import Aggregation, check_aggregation, rank_max, rank_mean
@@ -35,7 +34,6 @@ from faceshot.gallery.results import (
     CheckReport,
     DirProgress,
     DirSummary,
-    EnrolledFace,
     EnrollResult,
     ExportSummary,
     GroupSummary,
@@ -47,10 +45,10 @@ from faceshot.gallery.results import (
     Skipped,
 )
 from faceshot.gallery.settings import GallerySettings
-from faceshot.gallery.store import NewFace, Store
+from faceshot.gallery.store import Hit, NewFace, PersonRecord, Store
 from faceshot.io import ImageInput, describe
-from faceshot.match import OperatingPoint
-from faceshot.quality import DEFAULT_LIMITS, Quality, QualityLimits, assess, require
+from faceshot.match import OperatingPoint, check_embeddings, decide
+from faceshot.quality import DEFAULT_LIMITS, QualityLimits
 from faceshot.results import Face
 
 __all__ = ["Gallery", "FoundFace", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE"]
@@ -65,7 +63,6 @@ ENVIRONMENT_VARIABLE = "FACESHOT_DB"
 MAX_NEIGHBOURS = 4096
 #: Faces written per transaction by ``enroll_dir``: what a crash can lose and a rerun redoes.
 DIR_BATCH = 64
-THUMBNAIL_QUALITY = 85
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,6 +124,7 @@ class Gallery:
         self.store: Store = store or LocalStore(self.path, embedder=embedder.space, dim=embedder.dim, index=index)
         self.quality = quality
         self.settings = GallerySettings(self.store)
+        self._pipeline = Enrollment(self.engine, self.store, quality)
         self._aggregation = None if aggregation is None else check_aggregation(aggregation)
 
     def __repr__(self) -> str:
@@ -198,42 +196,33 @@ class Gallery:
     ) -> EnrollResult:
         groups = tuple(groups)
         existed = self.store.has_person(name)
-        sources = _as_list(images)
         rejected: list[Rejected] = []
         digests: list[tuple[str, str, ImageInput]] = []
-        for source in sources:
+        for source in _as_list(images):
             label = describe(source)
             try:
-                digest, data = self._digest(source)
+                digest, data = self._pipeline.digest(source)
             except FaceshotError as exc:
-                rejected.append(Rejected(label, type(exc).__name__, str(exc)))
+                rejected.append(_rejection(label, exc))
                 continue
             digests.append((label, digest, data))
         known = self.store.known_files(name, [digest for _, digest, _ in digests])
         skipped = [Skipped(label, known[digest]) for label, digest, _ in digests if digest in known]
-        pending: list[tuple[NewFace, Face, Quality]] = []
+        admitted: list[Admitted] = []
         for label, digest, data in digests:
             if digest in known:
                 continue
             try:
-                pending.append(self._prepare(self.engine.load(data), label, digest, force, keep_thumbnail))
+                candidate = self._pipeline.from_photo(data, label, digest)
+                admitted.append(self._pipeline.admit(candidate, force=force, keep_thumbnail=keep_thumbnail))
             except FaceshotError as exc:
-                rejected.append(Rejected(label, type(exc).__name__, str(exc)))
-        if not pending and not (existed and (groups or metadata)):
+                rejected.append(_rejection(label, exc))
+        if not admitted and not (existed and (groups or metadata)):
             return EnrollResult(name, False, (), tuple(skipped), tuple(rejected))
-        outcomes = self.store.add_faces(
-            name, [face for face, _, _ in pending], create=create, metadata=metadata, groups=groups
-        )
-        added = []
-        for (face, found, quality), outcome in zip(pending, outcomes):
-            source = face.source or ""
-            if outcome.new:
-                added.append(EnrolledFace(outcome.face_id, source, face.sha256 or "", found.box, quality))
-            else:  # the same file given twice, or enrolled by another process meanwhile
-                skipped.append(Skipped(source, outcome.face_id))
+        added, again = self._pipeline.record(name, admitted, create=create, groups=groups, metadata=metadata)
         if added:
             log.info("enrolled %d face(s) of %r", len(added), name)
-        return EnrollResult(name, create and not existed, tuple(added), tuple(skipped), tuple(rejected))
+        return EnrollResult(name, create and not existed, tuple(added), tuple(skipped + again), tuple(rejected))
 
     def enroll_found(
         self, name: str, found: Sequence[FoundFace], *, force: bool = False, keep_thumbnail: bool = False
@@ -246,93 +235,71 @@ class Gallery:
         """
         existed = self.store.has_person(name)
         rejected: list[Rejected] = []
-        pending: list[tuple[NewFace, Face, Quality]] = []
+        admitted: list[Admitted] = []
         for item in found:
             try:
-                pending.append(self._gate(item.image, item.face, item.embedding, item.source, item.sha256,
-                                          force, keep_thumbnail))
+                chip = self.engine.aligner.align(item.image, [item.face])[0]
+                candidate = Candidate(item.source, item.sha256, chip, item.face, 1, item.embedding)
+                admitted.append(self._pipeline.admit(candidate, force=force, keep_thumbnail=keep_thumbnail))
             except FaceshotError as exc:
-                rejected.append(Rejected(item.source, type(exc).__name__, str(exc)))
-        if not pending:
+                rejected.append(_rejection(item.source, exc))
+        if not admitted:
             return EnrollResult(name, False, (), (), tuple(rejected))
-        outcomes = self.store.add_faces(name, [face for face, _, _ in pending], create=True)
-        added, skipped = [], []
-        for (face, detected, quality), outcome in zip(pending, outcomes):
-            if outcome.new:
-                added.append(EnrolledFace(outcome.face_id, face.source or "", face.sha256 or "", detected.box, quality))
-            else:  # a second face of one photo, or a photo enrolled for this person before
-                skipped.append(Skipped(face.source or "", outcome.face_id))
+        added, skipped = self._pipeline.record(name, admitted, create=True)
         log.info("enrolled %d found face(s) of %r", len(added), name)
         return EnrollResult(name, not existed, tuple(added), tuple(skipped), tuple(rejected))
 
-    def _digest(self, source: ImageInput) -> tuple[str, ImageInput]:
-        """The SHA-256 that identifies a photo, and the input to load it from (a stream is read once)."""
-        if isinstance(source, (str, os.PathLike)):
-            try:
-                data = Path(source).read_bytes()
-            except OSError:
-                self.engine.load(source)  # raises the ImageError that says what is wrong
-                raise
-            return hashlib.sha256(data).hexdigest(), source
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            return hashlib.sha256(bytes(source)).hexdigest(), source
-        if isinstance(source, np.ndarray):
-            array = np.ascontiguousarray(source)
-            header = f"{array.shape}{array.dtype}".encode()
-            return hashlib.sha256(header + array.tobytes()).hexdigest(), array
-        if isinstance(source, Image.Image):
-            header = f"{source.size}{source.mode}".encode()
-            return hashlib.sha256(header + source.tobytes()).hexdigest(), source
-        if hasattr(source, "read"):
-            data = source.read()
-            if isinstance(data, bytes):
-                return hashlib.sha256(data).hexdigest(), data
-        return "", self.engine.load(source)  # raises: not something faceshot can read
-
-    def _prepare(
-        self, image: np.ndarray, label: str, digest: str, force: bool, keep_thumbnail: bool
-    ) -> tuple[NewFace, Face, Quality]:
-        """Detect, gate and embed the one face of a photo."""
-        faces = self.engine.detector.detect(image)
-        if not faces:
-            raise NoFaceError(
-                f"{label}: no face found; use a photo where the face is at least about "
-                f"{self.quality.min_width} pixels wide and roughly frontal"
-            )
-        if len(faces) > 1 and not force:
-            raise _several_faces(label, len(faces))
-        # Detectors return the largest face first.
-        chips = self.engine.aligner.align(image, faces[:1])
-        return self._gate(chips, faces[0], None, label, digest, force, keep_thumbnail)
-
-    def _gate(
+    def add_embeddings(
         self,
-        chips: np.ndarray,
-        face: Face,
-        vector: np.ndarray | None,
-        label: str,
-        digest: str,
-        force: bool,
-        keep_thumbnail: bool,
-    ) -> tuple[NewFace, Face, Quality]:
-        """Measure the face against the quality gate, embed it unless ``vector`` is given, package it.
+        name: str,
+        vectors: np.ndarray,
+        *,
+        groups: Iterable[str] = (),
+        metadata: dict[str, Any] | None = None,
+        sources: Sequence[str] | None = None,
+        space: str | None = None,
+    ) -> EnrollResult:
+        """Enroll ``name`` (created if new) from face vectors computed elsewhere, with no photo.
 
-        ``chips``: the face's aligned chip, shape ``(1, size, size, 3)``.
+        ``vectors``: ``(N, dim)`` (or one ``(dim,)``) float32 embeddings of unit length, made by
+        this gallery's vector space (``space``, when given, must name it: a vector of another
+        embedder cannot be compared). ``sources``: a name per vector, kept as each face's source.
+        Raises :class:`~faceshot.errors.ConfigError` for a wrong shape, a non-finite or non-unit
+        vector, and :class:`~faceshot.errors.EmbedderMismatchError` for another space. One
+        transaction; nothing is deduplicated (there is no photo hash), and no quality gate runs.
         """
-        quality = assess(face, chips[0], self.quality)
-        if not force:
-            require(quality, label)
-        if vector is None:
-            vector = self.engine.embedder.embed(chips)[0]
-        new = NewFace(
-            embedding=vector,
-            sha256=digest,
-            source=label,
-            box=face.box,
-            quality=quality.to_dict(),
-            thumbnail=_jpeg(chips[0]) if keep_thumbnail else None,
-        )
-        return new, face, quality
+        self._check_space(space)
+        array = check_embeddings(vectors, self.store.dim)
+        if sources is not None and len(sources) != len(array):
+            raise ConfigError(f"sources names {len(sources)} faces for {len(array)} vectors")
+        admitted = [
+            Admitted(NewFace(embedding=vector, source=None if sources is None else sources[i]), None, None)
+            for i, vector in enumerate(array)
+        ]
+        existed = self.store.has_person(name)
+        added, skipped = self._pipeline.record(name, admitted, create=True, groups=tuple(groups), metadata=metadata)
+        return EnrollResult(name, not existed, tuple(added), tuple(skipped), ())
+
+    def add_embeddings_batch(self, people: Iterable[PersonRecord], *, space: str | None = None) -> ImportSummary:
+        """Add many people's vectors at once (a bulk load): all of them in one transaction, or none.
+
+        ``people``: :class:`~faceshot.gallery.store.PersonRecord` values whose faces carry unit
+        ``(dim,)`` vectors of this gallery's space; a face whose ``sha256`` the person already has
+        is skipped. Every vector is checked (shape, finite, unit length) before anything is written.
+        """
+        self._check_space(space)
+        checked = []
+        for record in people:
+            for face in record.faces:
+                check_embeddings(face.embedding, self.store.dim)
+            checked.append(record)
+        return self.store.import_people(checked)
+
+    def _check_space(self, space: str | None) -> None:
+        if space is not None and space != self.store.embedder:
+            raise EmbedderMismatchError(
+                f"these vectors were made in the space of {space!r}; this gallery holds {self.store.embedder!r} vectors"
+            )
 
     def enroll_dir(
         self,
@@ -404,21 +371,16 @@ class Gallery:
                     # Two copies of one file in a folder are both embedded; the store keeps one.
                     todo.append((person, photo, digest))
 
-        batch: list[tuple[NewFace, Face, Quality]] = []
+        batch: list[Admitted] = []
         batch_person: str | None = None
 
         def flush() -> None:
             nonlocal batch
             if batch_person is None or not batch:
                 return
-            outcomes = self.store.add_faces(batch_person, [item[0] for item in batch], create=True, groups=groups)
-            for (face, found, quality), outcome in zip(batch, outcomes):
-                if outcome.new:
-                    tally(batch_person)["added"].append(
-                        EnrolledFace(outcome.face_id, face.source or "", face.sha256 or "", found.box, quality)
-                    )
-                else:
-                    tally(batch_person)["skipped"].append(Skipped(face.source or "", outcome.face_id))
+            added, again = self._pipeline.record(batch_person, batch, create=True, groups=groups)
+            tally(batch_person)["added"].extend(added)
+            tally(batch_person)["skipped"].extend(again)
             batch = []
 
         results = represent_files(
@@ -437,18 +399,16 @@ class Gallery:
             try:
                 if result.error is not None:
                     raise result.error
-                found = result.faces[0].face
-                if result.found > 1 and not force:
-                    raise _several_faces(label, result.found)
-                item = self._gate(result.chips, found, result.faces[0].embedding, label, digest,
-                                  force, keep_thumbnail)
+                assert result.chips is not None
+                chosen = result.faces[0]
+                candidate = Candidate(label, digest, result.chips[0], chosen.face, result.found, chosen.embedding)
+                batch.append(self._pipeline.admit(candidate, force=force, keep_thumbnail=keep_thumbnail))
             except FaceshotError as exc:
-                rejection = Rejected(label, type(exc).__name__, str(exc))
+                rejection = _rejection(label, exc)
                 tally(person)["rejected"].append(rejection)
                 failed.append(rejection)
                 report(person, label, "failed")
                 continue
-            batch.append(item)
             if len(batch) >= DIR_BATCH:
                 flush()
             report(person, label, "enrolled")
@@ -487,32 +447,78 @@ class Gallery:
         candidate people to list per face. ``group``: compare only with members of this group.
         ``aggregation``: see :class:`Gallery`.
         """
-        if top_k < 1:
-            raise ValueError("top_k must be at least 1")
-        how = check_aggregation(aggregation) if aggregation is not None else self.aggregation
-        faces_in_scope, most, _ = self.store.scope(group)  # an unknown group fails here, before any work
+        self._check_search(top_k, aggregation)
+        faces_in_scope, _, _ = self.store.scope(group)  # an unknown group fails here, before any work
         point = self.operating_point(threshold, far, fpir=fpir, faces=faces_in_scope)
         loaded = self.engine.load(image)
         faces = self.engine.detector.detect(loaded)
         if not faces:
             return []
         vectors = self.engine.embed_faces(loaded, faces)
-        if faces_in_scope == 0:
-            return [Identification(face, None, None, point.threshold, ()) for face in faces]
-        # Enough neighbours that top_k people survive even if each has the most faces anyone has.
-        k = min(faces_in_scope, max(top_k, top_k * most), MAX_NEIGHBOURS)
-        hits = self.store.search(vectors, k, group=group)
-        found = []
+        return self._identify(vectors, faces, point, top_k=top_k, group=group, aggregation=aggregation)
+
+    def identify_embeddings(
+        self,
+        vectors: np.ndarray,
+        *,
+        top_k: int = 5,
+        threshold: float | None = None,
+        far: float | None = None,
+        fpir: float | None = None,
+        group: str | None = None,
+        aggregation: Aggregation | None = None,
+        space: str | None = None,
+    ) -> list[Identification]:
+        """Who is each of these probe vectors? One :class:`Identification` per row, in order (``face`` is ``None``).
+
+        ``vectors``: ``(N, dim)`` (or one ``(dim,)``) unit-length float32 embeddings of this
+        gallery's vector space (``space``, when given, must name it). The operating point and the
+        other options are those of :meth:`identify`, which detects and embeds, then calls the same
+        decision. Raises :class:`~faceshot.errors.ConfigError` for a wrong shape or a non-unit
+        vector, :class:`~faceshot.errors.NotFound` for an unknown group.
+        """
+        self._check_space(space)
+        self._check_search(top_k, aggregation)
+        array = check_embeddings(vectors, self.store.dim)
+        faces_in_scope, _, _ = self.store.scope(group)
+        point = self.operating_point(threshold, far, fpir=fpir, faces=faces_in_scope)
+        return self._identify(array, [None] * len(array), point, top_k=top_k, group=group, aggregation=aggregation)
+
+    @staticmethod
+    def _check_search(top_k: int, aggregation: Aggregation | None) -> None:
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ConfigError(f"top_k must be a whole number of at least 1, got {top_k!r}")
+        if aggregation is not None:
+            check_aggregation(aggregation)
+
+    def _identify(
+        self,
+        vectors: np.ndarray,
+        faces: Sequence[Face | None],
+        point: OperatingPoint,
+        *,
+        top_k: int,
+        group: str | None,
+        aggregation: Aggregation | None,
+    ) -> list[Identification]:
+        """Rank people for each vector and decide (:func:`faceshot.match.decide`) at ``point``."""
+        how = aggregation or self.aggregation
+        faces_in_scope, most, _ = self.store.scope(group)
+        found: list[Identification] = []
+        hits: list[list[Hit]] = [[] for _ in faces]
+        if faces_in_scope:
+            # Enough neighbours that top_k people survive even if each has the most faces anyone has.
+            k = min(faces_in_scope, max(top_k, top_k * most), MAX_NEIGHBOURS)
+            hits = self.store.search(vectors, k, group=group)
         for face, vector, face_hits in zip(faces, vectors, hits):
-            if how == "max":
-                ranking = rank_max(face_hits)
-            else:
-                ranking = rank_mean(vector, face_hits, self.store.embeddings)
-            candidates = tuple((name, score) for name, score in ranking[:top_k])
-            best = candidates[0] if candidates else None
-            identity = best[0] if best is not None and best[1] >= point.threshold else None
+            ranking = rank_max(face_hits) if how == "max" else rank_mean(vector, face_hits, self.store.embeddings)
+            candidates = tuple(ranking[:top_k])
+            identity, score = decide(candidates, point.threshold)
             found.append(
-                Identification(face, identity, None if best is None else best[1], point.threshold, candidates)
+                Identification(
+                    face, identity, score, point.threshold, candidates,
+                    far=point.far, fpir=getattr(point, "fpir", None), clamped=getattr(point, "clamped", False),
+                )
             )
         return found
 
@@ -631,20 +637,11 @@ class Gallery:
         return self.store.rebuild()
 
 
-def _several_faces(label: str, count: int) -> MultipleFacesError:
-    return MultipleFacesError(
-        f"{label}: {count} faces found where one was required; crop the photo, "
-        f"or pass force=True to enroll the largest"
-    )
+def _rejection(label: str, exc: FaceshotError) -> Rejected:
+    return Rejected(label, type(exc).__name__, str(exc))
 
 
 def _as_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
     if isinstance(images, (list, tuple)):
         return list(images)
     return [images]  # type: ignore[list-item]
-
-
-def _jpeg(chip: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(chip).save(buffer, format="JPEG", quality=THUMBNAIL_QUALITY)
-    return buffer.getvalue()

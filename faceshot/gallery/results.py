@@ -109,21 +109,25 @@ class GroupSummary:
 
 @dataclass(frozen=True)
 class EnrolledFace:
-    """A face that was added: its id in the gallery, the photo and the figures of the quality gate."""
+    """A face that was added: its id in the gallery, the photo and the figures of the quality gate.
+
+    ``box`` and ``quality`` are ``None`` for a vector added as it is
+    (:meth:`~faceshot.gallery.Gallery.add_embeddings`): no photo was looked at.
+    """
 
     id: int
     source: str
     sha256: str
-    box: Box
-    quality: Quality
+    box: Box | None
+    quality: Quality | None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "source": self.source,
             "sha256": self.sha256,
-            "box": self.box.to_dict(),
-            "quality": self.quality.to_dict(),
+            "box": _box(self.box),
+            "quality": None if self.quality is None else self.quality.to_dict(),
         }
 
 
@@ -209,17 +213,28 @@ class DirSummary:
 class Identification:
     """Who one face in a photo is.
 
-    ``identity`` is the best-scoring enrolled person when their score reaches ``threshold``, else
-    ``None`` (unknown: identification never has to pick someone). ``score`` is that best person's
-    score (``None`` when there was nobody to compare with). ``candidates`` are ``(name, score)``
-    pairs, best first, one per person, whether or not they reach the threshold.
+    ``face``: where it is in the photo (``None`` when a vector was identified,
+    :meth:`~faceshot.gallery.Gallery.identify_embeddings`). ``identity`` is the best-scoring
+    enrolled person when their score reaches ``threshold``, else ``None`` (unknown:
+    identification never has to pick someone). ``score`` is that best person's score, a cosine
+    similarity (``None`` when there was nobody to compare with). ``candidates`` are
+    ``(name, score)`` pairs, best first, one per person, whether or not they reach the threshold.
+
+    The operating point used: ``threshold`` (always a number); ``far``, the per-comparison
+    false-accept rate it stands for on the calibration set (``None``: not measured there);
+    ``fpir``, the share of strangers it lets be named when it was chosen for one (else ``None``);
+    ``clamped``, True when the asked rate lies beyond what the calibration measured, so its
+    strictest measured threshold was used instead.
     """
 
-    face: Face
+    face: Face | None
     identity: str | None
     score: float | None
     threshold: float
     candidates: tuple[tuple[str, float], ...] = field(default=())
+    far: float | None = None
+    fpir: float | None = None
+    clamped: bool = False
 
     @property
     def known(self) -> bool:
@@ -227,10 +242,13 @@ class Identification:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "box": self.face.box.to_dict(),
+            "box": None if self.face is None else self.face.box.to_dict(),
             "identity": self.identity,
             "score": None if self.score is None else round(self.score, 6),
             "threshold": round(self.threshold, 6),
+            "far": self.far,
+            "fpir": self.fpir,
+            "clamped": self.clamped,
             "candidates": [{"name": name, "score": round(score, 6)} for name, score in self.candidates],
         }
 
