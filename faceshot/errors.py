@@ -18,7 +18,8 @@
         ├── NotFound               no such person, face or group in the gallery
         ├── EmbedderMismatchError  the gallery holds vectors of another embedder
         ├── GalleryBusyError       another process held the gallery's write lock for too long
-        └── GalleryReadOnlyError   the gallery file cannot be written
+        ├── GalleryReadOnlyError   the gallery file cannot be written
+        └── ConflictError          the write conflicts with what the gallery holds
 
 The CLI maps this tree to exit codes in one place (``cli.py``); nothing else does.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "EmbedderMismatchError",
     "GalleryBusyError",
     "GalleryReadOnlyError",
+    "ConflictError",
 ]
 
 
@@ -122,3 +124,7 @@ class GalleryBusyError(GalleryError):
 
 class GalleryReadOnlyError(GalleryError):
     """The gallery file (or its folder) cannot be written; nothing was written."""
+
+
+class ConflictError(GalleryError):
+    """The write conflicts with what the gallery holds (a name taken, a photo enrolled as someone else)."""

@@ -31,6 +31,14 @@ class Box:
     def area(self) -> int:
         return max(self.width, 0) * max(self.height, 0)
 
+    def iou(self, other: "Box") -> float:
+        """Intersection over union with ``other``: 0 when they do not overlap, 1 for the same box."""
+        width = min(self.right, other.right) - max(self.left, other.left)
+        height = min(self.bottom, other.bottom) - max(self.top, other.top)
+        overlap = width * height if width > 0 and height > 0 else 0
+        union = self.area + other.area - overlap
+        return overlap / union if union else 0.0
+
     def to_dict(self) -> dict[str, int]:
         return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
 

@@ -40,11 +40,7 @@ def read_imglab_boxes(path: str | os.PathLike[str], prefix: str = "") -> dict[st
 
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes (0 when they do not overlap)."""
-    width = min(a.right, b.right) - max(a.left, b.left)
-    height = min(a.bottom, b.bottom) - max(a.top, b.top)
-    overlap = width * height if width > 0 and height > 0 else 0
-    union = a.area + b.area - overlap
-    return overlap / union if union else 0.0
+    return a.iou(b)
 
 
 @dataclass(frozen=True)

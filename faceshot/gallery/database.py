@@ -42,7 +42,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from faceshot.errors import EmbedderMismatchError, GalleryError, NotFound
+from faceshot.errors import ConfigError, ConflictError, EmbedderMismatchError, GalleryError, NotFound
+from faceshot.gallery.names import name_key, normalise_name
 
 __all__ = ["Database", "Change", "SCHEMA_VERSION", "RESERVED_SETTINGS", "now", "to_blob", "from_blob"]
 
@@ -56,6 +57,7 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS people (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         name TEXT NOT NULL UNIQUE,
+        key TEXT,
         metadata TEXT NOT NULL DEFAULT '{}',
         created TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS faces (
@@ -83,8 +85,9 @@ _SCHEMA = (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL)""",
 )
-#: Added by schema 2: the change log and the consumers' cursors.
+#: Added by schema 2: the change log and the consumers' cursors, the name key's index.
 _LOG_SCHEMA = (
+    "CREATE INDEX IF NOT EXISTS people_key ON people(key)",
     """CREATE TABLE IF NOT EXISTS changes (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         op TEXT NOT NULL,
@@ -121,6 +124,13 @@ _CLUSTER_SCHEMA = (
 )
 #: The tables every faceshot gallery has; a SQLite file holding other tables but not these is refused.
 _GALLERY_TABLES = frozenset({"people", "faces", "settings"})
+
+
+def _legacy_key(name: str) -> str:
+    try:
+        return name_key(name)
+    except ConfigError:  # a name 0.1.0 accepted that is refused now ('/'): still findable exactly
+        return name.casefold()
 
 
 def _is_transient(exc: sqlite3.OperationalError) -> bool:
@@ -254,6 +264,12 @@ class Database:
         index file saved by 0.1.0 at that generation is still current; an older one is rebuilt.
         """
         generation = int(stored.get("generation", 0))
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(people)")}
+        if "key" not in columns:
+            self.conn.execute("ALTER TABLE people ADD COLUMN key TEXT")
+        for person, name in self.conn.execute("SELECT id, name FROM people").fetchall():
+            # Names stored as typed before are kept as they are (no silent merge); only the key is new.
+            self.conn.execute("UPDATE people SET key = ? WHERE id = ?", (_legacy_key(name), person))
         for statement in (*_LOG_SCHEMA, *_CLUSTER_SCHEMA):
             self.conn.execute(statement)
         if generation:
@@ -412,22 +428,36 @@ class Database:
 
     # -- people -----------------------------------------------------------------------------
     def person_id(self, name: str) -> int:
-        row = self.conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-        if row is None:
+        person = self.find_person(name)
+        if person is None:
             raise NotFound(f"no person named {name!r} in the gallery")
-        return int(row[0])
+        return person
 
     def find_person(self, name: str) -> int | None:
-        row = self.conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-        return None if row is None else int(row[0])
+        """The person ``name`` means, however it is spelled (see :mod:`faceshot.gallery.names`).
+
+        The exact stored spelling wins; else the one person whose name differs only in case or
+        Unicode form. Names that collide that way (stored before names were normalised) must be
+        typed exactly: :class:`~faceshot.errors.GalleryError` lists them (``gallery check`` too).
+        """
+        text = normalise_name(name)
+        row = self.conn.execute("SELECT id FROM people WHERE name = ?", (text,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        rows = self.conn.execute("SELECT id, name FROM people WHERE key = ?", (name_key(text),)).fetchall()
+        if len(rows) > 1:
+            raise GalleryError(
+                f"{name!r} could mean {', '.join(repr(r[1]) for r in rows)}: type the name exactly as shown "
+                f"(`faceshot gallery check` lists such names; rename or merge them)"
+            )
+        return int(rows[0][0]) if rows else None
 
     def create_person(self, name: str, metadata: dict[str, Any] | None = None, created: str | None = None) -> int:
         self._record()
-        if not name or not name.strip():
-            raise GalleryError("a person needs a non-empty name")
+        text = normalise_name(name)
         cursor = self.conn.execute(
-            "INSERT INTO people (name, metadata, created) VALUES (?, ?, ?)",
-            (name, json.dumps(metadata or {}), created or now()),
+            "INSERT INTO people (name, key, metadata, created) VALUES (?, ?, ?, ?)",
+            (text, name_key(text), json.dumps(metadata or {}), created or now()),
         )
         person = int(cursor.lastrowid)
         self._log(PERSON_CHANGED, person=person)
@@ -443,11 +473,12 @@ class Database:
     def rename(self, old: str, new: str) -> None:
         self._record()
         person = self.person_id(old)
-        if self.find_person(new) is not None:
-            raise GalleryError(f"cannot rename {old!r} to {new!r}: {new!r} is already enrolled; use merge")
-        if not new or not new.strip():
-            raise GalleryError("a person needs a non-empty name")
-        self.conn.execute("UPDATE people SET name = ? WHERE id = ?", (new, person))
+        text = normalise_name(new)
+        other = self.find_person(text)
+        if other is not None and other != person:
+            raise ConflictError(f"cannot rename {old!r} to {new!r}: {new!r} is already enrolled; use merge")
+        # Renaming to another spelling of the same name (case, spaces) changes how it is shown.
+        self.conn.execute("UPDATE people SET name = ?, key = ? WHERE id = ?", (text, name_key(text), person))
         self._log(PERSON_CHANGED, person=person)
 
     def delete_person(self, name: str) -> int:
@@ -559,6 +590,30 @@ class Database:
             found.update({row[0]: int(row[1]) for row in rows})
         return found
 
+    def faces_of_files(self, sha256s: Iterable[str]) -> list[sqlite3.Row]:
+        """Every face enrolled from these photo files: ``sha256, id, person (name), box``."""
+        wanted = list(dict.fromkeys(sha256s))
+        rows: list[sqlite3.Row] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows += self.conn.execute(
+                "SELECT faces.sha256, faces.id, people.name AS person, faces.box FROM faces "
+                f"JOIN people ON people.id = faces.person WHERE faces.sha256 IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        return rows
+
+    def name_collisions(self) -> list[tuple[str, ...]]:
+        """Names stored before normalisation that differ only in case or Unicode form."""
+        rows = self.conn.execute(
+            "SELECT key, name FROM people WHERE key IN (SELECT key FROM people GROUP BY key HAVING COUNT(*) > 1) "
+            "ORDER BY key, id"
+        ).fetchall()
+        groups: dict[str, list[str]] = {}
+        for key, name in rows:
+            groups.setdefault(key, []).append(name)
+        return [tuple(names) for names in groups.values()]
+
     def face_rows(self, person: int | None = None) -> list[sqlite3.Row]:
         query = (
             "SELECT faces.id, people.name AS person, source, sha256, box, quality, embedder, faces.created, "
@@ -583,9 +638,7 @@ class Database:
     def vectors_of(self, names: Iterable[str]) -> dict[str, np.ndarray]:
         found: dict[str, list[np.ndarray]] = {}
         for name in dict.fromkeys(names):
-            rows = self.conn.execute(
-                "SELECT embedding FROM faces JOIN people ON people.id = faces.person WHERE people.name = ?", (name,)
-            )
+            rows = self.conn.execute("SELECT embedding FROM faces WHERE person = ?", (self.find_person(name),))
             found[name] = [from_blob(row[0], self.dim) for row in rows]
         return {
             name: np.stack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
@@ -698,7 +751,9 @@ class Database:
         ).fetchall()
 
     def person_row(self, name: str) -> sqlite3.Row:
-        row = self.conn.execute("SELECT id, name, metadata, created FROM people WHERE name = ?", (name,)).fetchone()
+        row = self.conn.execute(
+            "SELECT id, name, metadata, created FROM people WHERE id = ?", (self.find_person(name),)
+        ).fetchone()
         if row is None:
             raise NotFound(f"no person named {name!r} in the gallery")
         return row

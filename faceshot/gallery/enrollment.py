@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from PIL import Image
 
 from faceshot.choice import choose_face, several_faces
 from faceshot.engine import Engine
+from faceshot.errors import ConflictError
+from faceshot.gallery.names import name_key
 from faceshot.gallery.results import EnrolledFace, Skipped
 from faceshot.gallery.store import NewFace, Store
 from faceshot.io import ImageInput
@@ -29,7 +32,11 @@ from faceshot.results import Face
 
 __all__ = ["Candidate", "Admitted", "Enrollment", "FORCE_HINT", "THUMBNAIL_QUALITY"]
 
+log = logging.getLogger(__name__)
+
 THUMBNAIL_QUALITY = 85
+#: Two boxes of one photo overlapping this much (intersection over union) are the same face.
+DUPLICATE_IOU = 0.5
 #: What to do about a photo of several people, said wherever enrollment refuses one.
 FORCE_HINT = "crop the photo, or pass force=True to enroll the largest"
 
@@ -109,14 +116,17 @@ class Enrollment:
         return Candidate(label, sha256, chips[0], face, len(faces))
 
     # -- the gate ---------------------------------------------------------------------------
-    def admit(self, candidate: Candidate, *, force: bool, keep_thumbnail: bool) -> Admitted:
-        """Apply the one-face rule and the quality gate (both skipped with ``force``), embed if needed.
+    def admit(self, name: str, candidate: Candidate, *, force: bool, keep_thumbnail: bool) -> Admitted:
+        """Apply the one-face rule, the duplicate rule and the quality gate, and embed if needed.
 
-        Raises :class:`~faceshot.errors.MultipleFacesError` for a photo of several faces and
-        :class:`~faceshot.errors.QualityError` for a face below the gate, unless ``force``.
+        Raises, unless ``force`` (which records the face knowingly):
+        :class:`~faceshot.errors.MultipleFacesError` for a photo of several faces,
+        :class:`~faceshot.errors.ConflictError` when the same face of the same photo is enrolled
+        as someone else, :class:`~faceshot.errors.QualityError` for a face below the gate.
         """
         if candidate.found > 1 and not force:
             raise several_faces(candidate.source, candidate.found, FORCE_HINT)
+        self._check_duplicate(name, candidate, force)
         quality = assess(candidate.face, candidate.chip, self.limits)
         if not force:
             require(quality, candidate.source)
@@ -132,6 +142,27 @@ class Enrollment:
             thumbnail=_jpeg(candidate.chip) if keep_thumbnail else None,
         )
         return Admitted(new, candidate.face, quality)
+
+    def _check_duplicate(self, name: str, candidate: Candidate, force: bool) -> None:
+        """A duplicate is the same photo (file hash) and an overlapping face box (IoU ≥ 0.5).
+
+        Different faces of one group photo may be enrolled as different people; the same face
+        under a second person is refused, naming the first.
+        """
+        if not candidate.sha256:
+            return
+        key = name_key(name)
+        for person, face_id, box in self.store.faces_of_files([candidate.sha256]).get(candidate.sha256, []):
+            if name_key(person) == key or box is None or box.iou(candidate.face.box) < DUPLICATE_IOU:
+                continue
+            if force:
+                log.warning("%s: the same face is enrolled as %r (face %d); enrolled as %r too, as forced",
+                            candidate.source, person, face_id, name)
+                return
+            raise ConflictError(
+                f"{candidate.source}: this face of this photo is already enrolled as {person!r} (face {face_id}); "
+                f"remove it there first, or pass force=True to enroll it as {name!r} too"
+            )
 
     # -- the record -------------------------------------------------------------------------
     def record(

@@ -84,8 +84,12 @@ class FoundFace:
 class Gallery:
     """Enrolled people and their face vectors, kept in a database file, searchable by photo.
 
-    ``path``: the gallery file (created if missing); by default ``$FACESHOT_DB`` or ``./faceshot.db``.
-    Beside it, ``<path>.faiss`` holds the search index, rebuilt automatically when lost or damaged.
+    ``path``: the gallery file; by default ``$FACESHOT_DB`` or ``./faceshot.db``. ``create``: make
+    the file when it is missing (``False``: raise :class:`~faceshot.errors.NotFound` instead, for
+    commands that only read or change an existing gallery). Beside it, ``<path>.faiss`` holds a
+    snapshot of the search index, derived from the records and rebuilt when lost or damaged.
+    ``index``: the index kind for this process (FAISS factory-style names, ``"flat"`` for exact
+    search); by default the gallery's ``index`` setting, else ``"auto"``.
     ``engine``: the detector/embedder to use; by default an engine with the embedder the gallery was
     made with. A gallery never mixes embedders: opening one with an engine of another embedder
     raises :class:`~faceshot.errors.EmbedderMismatchError`.
@@ -94,7 +98,8 @@ class Gallery:
     renormalised) or ``"max"`` (their best face); by default the gallery's setting, else ``"mean"``,
     which named more of the right people at the same FPIR on LFW (BENCHMARKS.md).
     ``store``: another :class:`~faceshot.gallery.store.Store` backend instead of the local file.
-    Several processes may open the same gallery at once; each sees the others' writes.
+    Several processes may open the same gallery at once; each sees the others' writes at its next
+    search (the consistency contract, :mod:`faceshot.gallery.store`).
     """
 
     def __init__(
@@ -102,7 +107,8 @@ class Gallery:
         path: str | os.PathLike[str] | None = None,
         engine: Engine | None = None,
         *,
-        index: str = "flat",
+        index: str | None = None,
+        create: bool = True,
         quality: QualityLimits = DEFAULT_LIMITS,
         aggregation: Aggregation | None = None,
         store: Store | None = None,
@@ -121,7 +127,9 @@ class Gallery:
         embedder = engine.embedder
         # A gallery records the vector space, not the program that computed it: dlib-resnet and
         # dlib-resnet-onnx give the same vectors and may share a gallery.
-        self.store: Store = store or LocalStore(self.path, embedder=embedder.space, dim=embedder.dim, index=index)
+        self.store: Store = store or LocalStore(
+            self.path, embedder=embedder.space, dim=embedder.dim, index=index, create=create
+        )
         self.quality = quality
         self.settings = GallerySettings(self.store)
         self._pipeline = Enrollment(self.engine, self.store, quality)
@@ -214,7 +222,7 @@ class Gallery:
                 continue
             try:
                 candidate = self._pipeline.from_photo(data, label, digest)
-                admitted.append(self._pipeline.admit(candidate, force=force, keep_thumbnail=keep_thumbnail))
+                admitted.append(self._pipeline.admit(name, candidate, force=force, keep_thumbnail=keep_thumbnail))
             except FaceshotError as exc:
                 rejected.append(_rejection(label, exc))
         if not admitted and not (existed and (groups or metadata)):
@@ -240,7 +248,7 @@ class Gallery:
             try:
                 chip = self.engine.aligner.align(item.image, [item.face])[0]
                 candidate = Candidate(item.source, item.sha256, chip, item.face, 1, item.embedding)
-                admitted.append(self._pipeline.admit(candidate, force=force, keep_thumbnail=keep_thumbnail))
+                admitted.append(self._pipeline.admit(name, candidate, force=force, keep_thumbnail=keep_thumbnail))
             except FaceshotError as exc:
                 rejected.append(_rejection(item.source, exc))
         if not admitted:
@@ -402,7 +410,7 @@ class Gallery:
                 assert result.chips is not None
                 chosen = result.faces[0]
                 candidate = Candidate(label, digest, result.chips[0], chosen.face, result.found, chosen.embedding)
-                batch.append(self._pipeline.admit(candidate, force=force, keep_thumbnail=keep_thumbnail))
+                batch.append(self._pipeline.admit(person, candidate, force=force, keep_thumbnail=keep_thumbnail))
             except FaceshotError as exc:
                 rejection = _rejection(label, exc)
                 tally(person)["rejected"].append(rejection)

@@ -235,6 +235,14 @@ class LocalStore(Store):
             person = self._db.find_person(name)
             return {} if person is None else self._db.known_files(person, sha256s)
 
+    def faces_of_files(self, sha256s: Iterable[str]) -> dict[str, list[tuple[str, int, Box | None]]]:
+        found: dict[str, list[tuple[str, int, Box | None]]] = {}
+        with self._reading():
+            for row in self._db.faces_of_files(sha256s):
+                box = None if row["box"] is None else Box(**json.loads(row["box"]))
+                found.setdefault(row["sha256"], []).append((row["person"], int(row["id"]), box))
+        return found
+
     def people(self) -> list[PersonSummary]:
         with self._reading(), self._db.snapshot():
             return [
@@ -374,6 +382,11 @@ class LocalStore(Store):
                             state = f"ok, {head - header.generation} change(s) behind (applied at the next search)"
                     if not state.startswith("ok"):
                         problems.append(f"index file is {state.split(': ', 1)[-1]}" if ": " in state else state)
+                for names in self._db.name_collisions():
+                    problems.append(
+                        f"names {' and '.join(repr(n) for n in names)} differ only in case or Unicode form "
+                        f"(stored before names were normalised): rename or merge them"
+                    )
                 follower = self._vectors
                 if follower is not None and follower.index is not None and follower.cursor == head:
                     if not np.array_equal(np.sort(follower.index.ids()), db_ids):

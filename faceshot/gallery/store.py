@@ -164,6 +164,10 @@ class Store(ABC):
         """Which of these file hashes the person already has a face from: ``{sha256: face_id}``."""
 
     @abstractmethod
+    def faces_of_files(self, sha256s: Iterable[str]) -> dict[str, list[tuple[str, int, Box | None]]]:
+        """Who was enrolled from these photo files: ``{sha256: [(person, face id, box), ...]}``."""
+
+    @abstractmethod
     def people(self) -> list[PersonSummary]:
         """Every person, by name."""
 
