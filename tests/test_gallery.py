@@ -304,8 +304,9 @@ def test_enroll_dir_reports_bad_files_and_resumes(images, tmp_path):
     with Gallery(tmp_path / "dir.db") as gallery:
         first = gallery.enroll_dir(root, groups=["imported"], workers=2, progress=seen.append)
         assert first.enrolled == 3 and first.skipped == 0
-        assert sorted(Path(f.source).name for f in first.failed) == ["notes.txt", "stray.jpg"]
-        assert [p.done for p in seen] == [1, 2, 3, 4] and seen[-1].total == 4
+        assert first.failed == ()  # neither is a photo of a person: left out, not failed
+        assert sorted(Path(f.path).name for f in first.left_out) == ["notes.txt", "stray.jpg"]
+        assert [p.done for p in seen] == [1, 2, 3] and seen[-1].total == 3
         assert {p.name: p.faces for p in gallery.people()} == {"biden": 1, "obama": 2}
         assert gallery.groups()[0].people == ("biden", "obama")
         again = gallery.enroll_dir(root, workers=1)

@@ -50,6 +50,7 @@ from faceshot.io import ImageInput, describe
 from faceshot.match import OperatingPoint, check_embeddings, decide
 from faceshot.quality import DEFAULT_LIMITS, QualityLimits
 from faceshot.results import Face
+from faceshot.walk import by_top_folder
 
 __all__ = ["Gallery", "FoundFace", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE"]
 
@@ -321,27 +322,24 @@ class Gallery:
     ) -> DirSummary:
         """Enroll a folder holding one sub-folder per person (the folder name is the person's name).
 
-        Photos already enrolled for that person (same file content) are skipped before any work,
+        The folder is read by :mod:`faceshot.walk` as every command reads folders: photos at any
+        depth below a person's folder, links followed, hidden files ignored; files that are not
+        images, or not in a person's folder, are listed in ``left_out`` (not failures); broken
+        links are failures. Raises :class:`~faceshot.errors.ImageNotFoundError` when no person's
+        folder holds a photo. Photos already enrolled for that person (same file content) are skipped before any work,
         so an interrupted run can simply be started again. A bad photo is reported in ``failed``
         and does not stop the run. Detection and embedding run in ``workers`` processes (default:
         one per core). Faces are committed in batches of up to 64: an interruption loses at most
         the batch in hand. ``progress`` is called after each photo.
         """
         folder = Path(root)
-        if not folder.is_dir():
-            raise NotFound(f"{folder}: no such folder")
+        people, walked = by_top_folder(folder)  # the one file walker (faceshot.walk)
         groups = tuple(groups)
-        failed: list[Rejected] = []
-        plan: list[tuple[str, Path]] = []
-        for entry in sorted(folder.iterdir()):
-            if entry.name.startswith("."):
-                continue
-            if not entry.is_dir():
-                failed.append(Rejected(str(entry), "GalleryError", f"{entry}: not in a person's folder; skipped"))
-                continue
-            for photo in sorted(entry.iterdir()):
-                if photo.is_file() and not photo.name.startswith("."):
-                    plan.append((entry.name, photo))
+        failed: list[Rejected] = [
+            Rejected(item.path, "ImageNotFoundError", item.reason) for item in walked.skipped if item.kind == "broken"
+        ]
+        left_out = tuple(item for item in walked.skipped if item.kind == "skipped")
+        plan: list[tuple[str, Path]] = [(person, photo) for person in sorted(people) for photo in people[person]]
         total = len(plan)
         done = 0
 
@@ -429,7 +427,7 @@ class Gallery:
         enrolled = sum(len(result.added) for result in people)
         skipped = sum(len(result.skipped) for result in people)
         log.info("%s: %d face(s) enrolled, %d skipped, %d failed", folder, enrolled, skipped, len(failed))
-        return DirSummary(enrolled, skipped, tuple(failed), people)
+        return DirSummary(enrolled, skipped, tuple(failed), people, left_out)
 
     # -- identification ---------------------------------------------------------------------
     def identify(

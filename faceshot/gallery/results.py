@@ -7,6 +7,7 @@ from typing import Any
 
 from faceshot.quality import Quality
 from faceshot.results import Box, Face
+from faceshot.walk import SkippedFile
 
 __all__ = [
     "FaceInfo",
@@ -193,18 +194,24 @@ class DirProgress:
 
 @dataclass(frozen=True)
 class DirSummary:
-    """What ``enroll_dir`` did: counts, each failure with its reason, and each person's result."""
+    """What ``enroll_dir`` did: counts, each failure with its reason, and each person's result.
+
+    ``skipped`` counts photos already enrolled; ``left_out`` lists files that are not photos of a
+    person (not an image file, or not in a person's folder), which are not failures.
+    """
 
     enrolled: int
     skipped: int
     failed: tuple[Rejected, ...]
     people: tuple[EnrollResult, ...]
+    left_out: tuple[SkippedFile, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "enrolled": self.enrolled,
             "skipped": self.skipped,
             "failed": [failure.to_dict() for failure in self.failed],
+            "left_out": [item.to_dict() for item in self.left_out],
             "people": [person.to_dict() for person in self.people],
         }
 
