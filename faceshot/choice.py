@@ -7,12 +7,14 @@ message everywhere.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
+
+import numpy as np
 
 from faceshot.errors import ConfigError, MultipleFacesError, NoFaceError
 from faceshot.results import Face
 
-__all__ = ["Multiple", "MULTIPLE", "choose_face", "central", "no_face", "several_faces"]
+__all__ = ["Multiple", "MULTIPLE", "choose_face", "central", "no_face", "several_faces", "turned_face"]
 
 #: With several faces: take the ``largest``, the ``central`` one, or raise (``error``).
 Multiple = Literal["largest", "central", "error"]
@@ -27,12 +29,15 @@ def choose_face(
     multiple: Multiple = "largest",
     min_width: int = 40,
     several_hint: str = "crop the photo",
+    turned: Callable[[], int | None] | None = None,
 ) -> Face:
     """The face to use among ``faces`` (largest first, as detectors return them).
 
     ``shape``: the photo's array shape ``(height, width, ...)`` in pixels, for ``"central"``.
     ``label`` names the photo in messages; ``min_width`` (pixels) is the smallest face the caller
-    can use, quoted when there is none; ``several_hint`` says what to do about several faces.
+    can use, quoted when there is none; ``several_hint`` says what to do about several faces;
+    ``turned``, called only when there is no face, returns the turn that shows one (see
+    :func:`turned_face`) for the message.
     Raises :class:`~faceshot.errors.NoFaceError` when there is no face,
     :class:`~faceshot.errors.MultipleFacesError` for several with ``multiple="error"``, and
     :class:`~faceshot.errors.ConfigError` for an unknown ``multiple``.
@@ -40,17 +45,36 @@ def choose_face(
     if multiple not in MULTIPLE:
         raise ConfigError(f"multiple must be one of {', '.join(MULTIPLE)}, got {multiple!r}")
     if not faces:
-        raise no_face(label, min_width)
+        raise no_face(label, min_width, None if turned is None else turned())
     if len(faces) > 1 and multiple == "error":
         raise several_faces(label, len(faces), several_hint)
     return central(faces, shape) if multiple == "central" else faces[0]
 
 
-def no_face(label: str, min_width: int = 40) -> NoFaceError:
+def no_face(label: str, min_width: int = 40, turned: int | None = None) -> NoFaceError:
+    """The error for a photo without a face; ``turned``: the clockwise turn (degrees) that shows one."""
+    if turned is not None:
+        return NoFaceError(
+            f"{label}: no face found as the photo is stored, but one appears when it is turned {turned}° "
+            f"clockwise: the file is probably stored sideways without an EXIF orientation tag; rotate it"
+        )
     return NoFaceError(
         f"{label}: no face found; use a photo where the face is at least about {min_width} pixels wide "
         f"and roughly frontal, or try detector='cnn-onnx'"
     )
+
+
+def turned_face(detect: Callable[[np.ndarray], list[Face]], image: np.ndarray) -> int | None:
+    """The clockwise turn (90, 180 or 270 degrees) under which ``detect`` finds a face, if any.
+
+    Called only when the photo as stored has none, to say why: phones store photos sideways and
+    record the turn in an EXIF tag that some programs strip. (Searching turned copies as part of
+    detection belongs to the face-search policy.)
+    """
+    for turn, quarter_turns in ((90, 3), (270, 1), (180, 2)):
+        if detect(np.ascontiguousarray(np.rot90(image, quarter_turns))):
+            return turn
+    return None
 
 
 def several_faces(label: str, count: int, hint: str = "crop the photo") -> MultipleFacesError:

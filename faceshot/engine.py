@@ -13,7 +13,7 @@ import numpy as np
 from faceshot.align import Aligner, create_aligner
 from faceshot.detect import Detector, create_detector
 from faceshot.embed import DEFAULT_EMBEDDER, Embedder, create_embedder
-from faceshot.choice import Multiple, choose_face
+from faceshot.choice import Multiple, choose_face, turned_face
 from faceshot.errors import ConfigError
 from faceshot.io import DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
 from faceshot.match import OperatingPoint, cosine_similarity
@@ -106,7 +106,8 @@ class Engine:
         """The loaded image, the face :meth:`one_face` would embed, and how many faces there were."""
         image = self.load(source)
         faces = self.detector.detect(image)
-        face = choose_face(faces, image.shape, label=describe(source), multiple=multiple)
+        face = choose_face(faces, image.shape, label=describe(source), multiple=multiple,
+                           turned=lambda: turned_face(self.detector.detect, image))
         return image, face, len(faces)
 
     def verify(

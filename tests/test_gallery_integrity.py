@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceshot.errors import ConfigError, ConflictError, GalleryError, NotFound
+from faceshot.errors import ConfigError, ConflictError, GalleryError, NoFaceError, NotFound
 from faceshot.gallery import FoundFace, Gallery
 from faceshot.gallery.local import LocalStore
 from faceshot.gallery.store import NewFace
@@ -103,3 +103,19 @@ def test_readers_do_not_create_galleries(tmp_path):
     with pytest.raises(NotFound, match="no such gallery"):
         Gallery(missing, create=False)
     assert not missing.exists()
+
+
+def test_a_photo_stored_sideways_says_so(images, engine, tmp_path):
+    from PIL import Image
+
+    sideways = tmp_path / "sideways.jpg"
+    Image.open(images / "obama.jpg").rotate(90, expand=True).save(sideways)  # no EXIF orientation tag
+    with Gallery(tmp_path / "g.db") as gallery:
+        [rejected] = gallery.enroll("Barack Obama", sideways).rejected
+        assert rejected.error == "NoFaceError" and "turned 90° clockwise" in rejected.reason
+    with pytest.raises(NoFaceError, match="stored sideways"):
+        engine.verify(sideways, images / "obama2.jpg")
+    blank = np.full((300, 300, 3), 128, np.uint8)
+    with pytest.raises(NoFaceError, match="at least about") as caught:
+        engine.verify(blank, images / "obama2.jpg")
+    assert "sideways" not in str(caught.value)

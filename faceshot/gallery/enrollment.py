@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from faceshot.choice import choose_face, several_faces
+from faceshot.choice import choose_face, several_faces, turned_face
 from faceshot.engine import Engine
 from faceshot.errors import ConflictError
 from faceshot.gallery.names import name_key
@@ -111,7 +111,8 @@ class Enrollment:
         """Detect in this process and propose the largest face (the one-face rule comes in :meth:`admit`)."""
         image = self.engine.load(data)
         faces = self.engine.detector.detect(image)
-        face = choose_face(faces, image.shape, label=label, multiple="largest", min_width=self.limits.min_width)
+        face = choose_face(faces, image.shape, label=label, multiple="largest", min_width=self.limits.min_width,
+                           turned=lambda: turned_face(self.engine.detector.detect, image))
         chips = self.engine.aligner.align(image, [face])
         return Candidate(label, sha256, chips[0], face, len(faces))
 
