@@ -119,3 +119,15 @@ def test_a_photo_stored_sideways_says_so(images, engine, tmp_path):
     with pytest.raises(NoFaceError, match="at least about") as caught:
         engine.verify(blank, images / "obama2.jpg")
     assert "sideways" not in str(caught.value)
+
+
+def test_a_folder_name_that_cannot_be_a_name_fails_only_its_photos(images, tmp_path):
+    root = tmp_path / "people"
+    for person, photo in (("bell\x07", "obama.jpg"), ("Joe Biden", "biden.jpg")):
+        (root / person).mkdir(parents=True)
+        shutil.copy(images / photo, root / person / photo)
+    with Gallery(tmp_path / "g.db") as gallery:
+        summary = gallery.enroll_dir(root, workers=1)
+        assert summary.enrolled == 1 and [p.name for p in gallery.people()] == ["Joe Biden"]
+        [failed] = summary.failed
+        assert failed.error == "ConfigError" and "control characters" in failed.reason

@@ -326,9 +326,9 @@ class Gallery:
         depth below a person's folder, links followed, hidden files ignored; files that are not
         images, or not in a person's folder, are listed in ``left_out`` (not failures); broken
         links are failures. Raises :class:`~faceshot.errors.ImageNotFoundError` when no person's
-        folder holds a photo. Photos already enrolled for that person (same file content) are skipped before any work,
-        so an interrupted run can simply be started again. A bad photo is reported in ``failed``
-        and does not stop the run. Detection and embedding run in ``workers`` processes (default:
+        folder holds a photo. Photos already enrolled for that person (same file content) are
+        skipped before any work, so an interrupted run can simply be started again. A bad photo
+        is reported in ``failed`` and does not stop the run. Detection and embedding run in ``workers`` processes (default:
         one per core). Faces are committed in batches of up to 64: an interruption loses at most
         the batch in hand. ``progress`` is called after each photo.
         """
@@ -368,7 +368,15 @@ class Gallery:
                 continue
             by_person.setdefault(person, []).append((photo, digest))
         for person, photos in by_person.items():
-            known = self.store.known_files(person, [digest for _, digest in photos])
+            try:
+                known = self.store.known_files(person, [digest for _, digest in photos])
+            except ConfigError as exc:  # a folder name that cannot be a person's name
+                for photo, _ in photos:
+                    rejection = _rejection(str(photo), exc)
+                    tally(person)["rejected"].append(rejection)
+                    failed.append(rejection)
+                    report(person, str(photo), "failed")
+                continue
             for photo, digest in photos:
                 if digest in known:
                     tally(person)["skipped"].append(Skipped(str(photo), known[digest]))
