@@ -18,7 +18,8 @@ people): every pair of images of two different people is an impostor pair (~87 M
   script prints, and checked by eye.
 - A photo whose chosen face lies more than ``MAX_OFFSET`` (50) px from the centre is left out: LFW
   centres its photos on the labelled person, so that face is someone else (6 photos, where HOG
-  missed the labelled face; two of them gave impostor "pairs" that were one face in two photos).
+  missed the labelled face; in two of them that face belongs to another LFW person, so their
+  "impostor" pairs with that person were genuine ones).
 - Rows run from FAR 0.5 down to the rate at which at least ``MIN_BEYOND`` (100) impostor pairs
   still score at or above the row's threshold, so each row's FAR is a count of at least 100
   (relative standard error ≤ 10%). Each row's FAR is the one measured at its threshold. Beyond the
