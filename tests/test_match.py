@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from faceshot import Calibration, ConfigError
+from faceshot.evaluate.calibrate import far_rows
 from faceshot.evaluate.lfw import read_pairs
 from faceshot.evaluate.metrics import accuracy, best_threshold, error_rates, far_table
 from faceshot.match import OperatingPoint, cosine_similarity, resolve_operating_point
@@ -35,6 +36,17 @@ def test_far_table_rows_are_quantiles_of_impostor_scores():
     table = dict((far, threshold) for threshold, far in far_table(impostors, fars=np.array([0.1, 0.01])))
     assert table[0.1] == pytest.approx(0.9, abs=1e-3)
     assert table[0.01] == pytest.approx(0.99, abs=1e-3)
+
+
+def test_far_rows_stop_where_100_impostors_remain_and_report_measured_rates():
+    impostors = np.sort(np.random.default_rng(0).uniform(-1, 1, 100_000))[::-1]
+    rows = far_rows(impostors, extra=[(0.9999, int(np.sum(impostors >= 0.9999)))])
+    thresholds = [t for t, _ in rows]
+    assert thresholds == sorted(thresholds) and rows[0][1] == pytest.approx(0.5, rel=1e-3)
+    for threshold, far in rows:
+        assert far == pytest.approx(np.mean(impostors >= threshold), rel=1e-3)  # measured, not the target
+        assert far * len(impostors) >= 100 or threshold == 0.9999  # the row asked for may stand on fewer
+    assert rows[-1][0] == 0.9999 and min(f for t, f in rows if t != 0.9999) == pytest.approx(100 / len(impostors), rel=0.05)
 
 
 CALIBRATION = Calibration(
