@@ -93,10 +93,10 @@ def verify(
     else:
         verdict = "same person" if result.same else "different people"
         relation = ">=" if result.same else "<"
-        where = "on the gallery's calibration" if db is not None else "on the embedder's calibration"
-        far_text = f"FAR {result.far:.2g} {where}" if result.far is not None else "FAR not measured at this threshold"
+        where = "the gallery's calibration" if db is not None else "the embedder's calibration"
+        far_text = f"FAR {result.far:.2g} ({where})" if result.far is not None else "FAR not measured at this threshold"
         if result.clamped:
-            far_text += " (the FAR asked for is beyond what was measured: the strictest measured threshold was used)"
+            far_text += "; clamped: the FAR asked for is beyond what was measured, so its strictest threshold was used"
         print(f"{verdict}: score {result.score:.3f} {relation} threshold {result.threshold:.3f}, {far_text}")
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
