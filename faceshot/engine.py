@@ -16,7 +16,7 @@ from faceshot.embed import DEFAULT_EMBEDDER, Embedder, create_embedder
 from faceshot.choice import Multiple, choose_face, turned_face
 from faceshot.errors import ConfigError
 from faceshot.io import DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
-from faceshot.match import OperatingPoint, cosine_similarity
+from faceshot.match import Calibration, OperatingPoint, cosine_similarity, resolve_operating_point
 from faceshot.results import Face, FaceEmbedding, Verification
 
 __all__ = ["Engine"]
@@ -81,16 +81,21 @@ class Engine:
         """Embeddings of faces already found in a loaded image."""
         return self.embedder.embed(self.aligner.align(image, faces))
 
-    def operating_point(self, threshold: float | None = None, far: float | None = None) -> OperatingPoint:
-        """The threshold to use: the one given, the one for a target FAR, or the embedder's default."""
-        calibration = self.embedder.calibration
-        if calibration is None:
-            if far is not None or threshold is None:
-                raise ConfigError(
-                    f"embedder {self.embedder.name!r} has no calibration; pass an explicit threshold"
-                )
-            return OperatingPoint(threshold, None)
-        return calibration.operating_point(threshold, far)
+    def operating_point(
+        self,
+        threshold: float | None = None,
+        far: float | None = None,
+        *,
+        calibration: Calibration | None = None,
+    ) -> OperatingPoint:
+        """The verification threshold: the one given, the one for a target FAR, or the default.
+
+        ``calibration``: the table to use instead of the embedder's (a gallery's own, saved by
+        ``faceshot calibrate --db``). See :func:`faceshot.match.resolve_operating_point`.
+        """
+        return resolve_operating_point(
+            calibration or self.embedder.calibration, threshold=threshold, far=far, embedder=self.embedder.name
+        )
 
     def one_face(self, source: ImageInput, *, multiple: Multiple = "largest") -> tuple[FaceEmbedding, int]:
         """The face to use from a photo that should show one person, and how many faces it had.
@@ -118,15 +123,18 @@ class Engine:
         threshold: float | None = None,
         far: float | None = None,
         multiple: Multiple = "largest",
+        calibration: Calibration | None = None,
     ) -> Verification:
         """Are the people in photos ``a`` and ``b`` the same person?
 
         ``threshold`` (a score) or ``far`` (a target false-accept rate, e.g. ``1e-3``) sets how sure
-        the answer must be; by default the embedder's calibrated threshold is used. With several
+        the answer must be; by default the calibrated threshold is used (``calibration``'s, else the
+        embedder's). The result carries the operating point: ``clamped`` when a FAR beyond the
+        calibration's table was asked for, ``far`` ``None`` for a threshold outside it. With several
         faces in a photo the largest is compared and the result's ``notes`` say so
         (``multiple="error"`` refuses such photos instead).
         """
-        point = self.operating_point(threshold, far)
+        point = self.operating_point(threshold, far, calibration=calibration)
         first, count_a = self.one_face(a, multiple=multiple)
         second, count_b = self.one_face(b, multiple=multiple)
         score = float(cosine_similarity(first.embedding, second.embedding))
@@ -140,6 +148,7 @@ class Engine:
             score=score,
             threshold=point.threshold,
             far=point.far,
+            clamped=point.clamped,
             face_a=first.face,
             face_b=second.face,
             faces_in_a=count_a,

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from faceshot.match import OperatingPoint
+
 __all__ = ["Box", "Face", "FaceEmbedding", "Verification"]
 
 
@@ -78,8 +80,11 @@ class Verification:
 
     ``score`` is the cosine similarity of the two embeddings (1 = identical, around 0 = unrelated);
     ``same`` is ``score >= threshold``. ``far`` is the false-accept rate measured at that threshold on
-    the embedder's reference set (LFW), when known: the chance that two different people score this
-    high. ``notes`` says what was decided on the user's behalf, e.g. which of several faces was used.
+    the calibration's reference set (the embedder's, LFW; or a gallery's own), ``None`` where not
+    measured: the chance that two different people score this high. ``clamped``: the FAR asked for
+    lies beyond what the calibration measured, so its strictest measured threshold was used (and
+    ``far`` is the rate there, higher than asked). ``notes`` says what was decided on the user's
+    behalf, e.g. which of several faces was used.
     """
 
     same: bool
@@ -91,6 +96,12 @@ class Verification:
     faces_in_a: int
     faces_in_b: int
     notes: tuple[str, ...] = field(default=())
+    clamped: bool = False
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        """The threshold used and the false-accept rate it stands for."""
+        return OperatingPoint(self.threshold, self.far, clamped=self.clamped)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +109,7 @@ class Verification:
             "score": round(self.score, 6),
             "threshold": round(self.threshold, 6),
             "far": self.far,
+            "clamped": self.clamped,
             "box_a": self.face_a.box.to_dict(),
             "box_b": self.face_b.box.to_dict(),
             "faces_in_a": self.faces_in_a,

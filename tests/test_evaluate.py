@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from faceshot.evaluate.verification import UNSCORED, kfold, roc
+from faceshot.match import resolve_operating_point
 
 
 def test_roc_of_separable_scores():
@@ -139,7 +140,7 @@ def test_eval_identify_on_att_faces(datasets, tmp_path):
     assert nearest["fnir_at_fpir_0.001"] is None  # 20 strangers cannot measure 1e-3
 
 
-def test_calibrate_on_own_photos_saves_a_threshold_verify_and_identify_use(datasets, images, tmp_path):
+def test_calibrate_on_own_photos_saves_a_far_table_verify_and_identify_use(datasets, images, tmp_path):
     from faceshot.evaluate.calibrate import wilson_interval
 
     low, high = wilson_interval(10, 1000)
@@ -167,8 +168,9 @@ def test_calibrate_on_own_photos_saves_a_threshold_verify_and_identify_use(datas
     assert json.loads(verify.stdout)["threshold"] == pytest.approx(result["threshold"], abs=1e-6)
     from faceshot.gallery import Gallery
 
-    with Gallery(db) as gallery:
-        assert gallery.operating_point().threshold == pytest.approx(result["threshold"])
+    with Gallery(db) as gallery:  # identification: FPIR 1% on the saved FAR table (tests/test_operating_points.py)
+        assert gallery.calibration.threshold == pytest.approx(result["threshold"])
+        assert gallery.operating_point() == resolve_operating_point(gallery.calibration, faces=0)
 
     too_rare = subprocess.run(
         [sys.executable, "-m", "faceshot", "calibrate", str(root), "--far", "1e-6"],

@@ -72,7 +72,7 @@ def verify(
     multiple: str = typer.Option(
         "largest", "--multiple", help="With several faces in a photo: compare the 'largest', the 'central' one, or 'error'."
     ),
-    db: Optional[Path] = typer.Option(None, "--db", help="Use the threshold `faceshot calibrate --db` saved in this gallery."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Use the FAR table `faceshot calibrate --db` saved in this gallery (its threshold by default)."),
     embedder: str = typer.Option(
         DEFAULT_EMBEDDER, "--embedder", help="Embedder name, or a model from `faceshot train` (.onnx; needs --threshold)."
     ),
@@ -80,27 +80,26 @@ def verify(
     as_json: bool = JsonOption,
 ) -> None:
     """Are the two photos the same person? Exit code 0 = same, 1 = different, 2 = error."""
-    if db is not None and threshold is None and far is None:
-        threshold = calibrated_threshold(db)
-    result = engine(detector, embedder).verify(
-        image_a, image_b, threshold=threshold, far=far, multiple=multiple  # type: ignore[arg-type]
-    )
+    how = dict(threshold=threshold, far=far, multiple=multiple)
+    if db is not None:
+        from faceshot.gallery import Gallery
+
+        with Gallery(db, engine(detector, embedder)) as gallery:
+            result = gallery.verify(image_a, image_b, **how)  # type: ignore[arg-type]
+    else:
+        result = engine(detector, embedder).verify(image_a, image_b, **how)  # type: ignore[arg-type]
     if as_json:
         print(json.dumps(result.to_dict()))
     else:
         verdict = "same person" if result.same else "different people"
         relation = ">=" if result.same else "<"
-        far_text = f", FAR {result.far:.2g} on LFW" if result.far is not None else ""
-        print(f"{verdict}: score {result.score:.3f} {relation} threshold {result.threshold:.3f}{far_text}")
+        where = "the gallery's calibration" if db is not None else "the embedder's calibration"
+        far_text = f"FAR {result.far:.2g} ({where})" if result.far is not None else "FAR not measured at this threshold"
+        if result.clamped:
+            far_text += "; clamped: the FAR asked for is beyond what was measured, so its strictest threshold was used"
+        print(f"{verdict}: score {result.score:.3f} {relation} threshold {result.threshold:.3f}, {far_text}")
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     raise typer.Exit(EXIT_OK if result.same else EXIT_NO)
 
 
-def calibrated_threshold(db: Path) -> float | None:
-    """The threshold ``faceshot calibrate --db`` measured on the user's photos, if any."""
-    from faceshot.gallery import Gallery
-
-    with Gallery(db) as gallery:
-        saved = gallery.settings.get("calibration")
-    return None if saved is None else float(saved["threshold"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -183,23 +184,32 @@ def _rate(value: float | None) -> str:
 def calibrate(
     folder: Path = typer.Argument(..., help="Your labelled photos: ROOT/person/photo.jpg."),
     far: float = typer.Option(..., "--far", help="The false-accept rate to reach, e.g. 0.001."),
-    db: Optional[Path] = typer.Option(None, "--db", help="Save the threshold in this gallery: identify (and verify --db) use it."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Save the FAR table in this gallery: identify's thresholds and verify --db use it."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
     detector: str = DetectorOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """The threshold that gives false-accept rate FAR on your own photos, with a confidence interval."""
+    """The threshold that gives false-accept rate FAR on your own photos, with a confidence interval.
+
+    With --db, the whole FAR table measured there is saved in the gallery (embedded with its
+    embedder): verify --db then defaults to this threshold, and identify's FPIR thresholds use the
+    table instead of the embedder's bundled one.
+    """
     from faceshot.evaluate.calibrate import calibrate as measure
     from faceshot.gallery import Gallery
 
-    with progress_bar() as bar:
-        task = bar.add_task("embedding", total=None)
-        result = measure(folder, far, detector=detector, workers=workers,
-                         progress=lambda done, total: bar.update(task, completed=done, total=total))
-    if db is not None:
-        with Gallery(db) as gallery:
-            gallery.settings.threshold = result.threshold
-            gallery.settings.set("calibration", result.to_dict() | {"source": str(folder)})
+    with contextlib.ExitStack() as stack:
+        # An existing gallery's embedder measures (its vectors are the ones to calibrate); a new
+        # gallery is only made once the measurement succeeded.
+        gallery = stack.enter_context(Gallery(db)) if db is not None and db.exists() else None
+        with progress_bar() as bar:
+            task = bar.add_task("embedding", total=None)
+            result = measure(folder, far, detector=detector, workers=workers,
+                             embedder=DEFAULT_EMBEDDER if gallery is None else gallery.engine.embedder,
+                             progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if db is not None:
+            gallery = gallery or stack.enter_context(Gallery(db))
+            gallery.calibration = result.to_calibration(str(folder))
     if as_json:
         print(json.dumps(result.to_dict()))
         return
@@ -211,4 +221,4 @@ def calibrate(
         f"{result.people} people, {result.images_without_face} images without a face"
     )
     if db is not None:
-        out.print(f"saved in {db}: identify uses this threshold from now on")
+        out.print(f"saved in {db}: verify --db uses this threshold, identify this FAR table from now on")

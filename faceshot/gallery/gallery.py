@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from faceshot.bulk import represent_files
-from faceshot.engine import Engine
+from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError, EmbedderMismatchError, FaceshotError, NotFound
 from faceshot.gallery.enrollment import Admitted, Candidate, Enrollment
 from faceshot.gallery.exchange import read_export, write_export
@@ -47,9 +46,9 @@ from faceshot.gallery.results import (
 from faceshot.gallery.settings import GallerySettings
 from faceshot.gallery.store import Hit, NewFace, PersonRecord, Store
 from faceshot.io import ImageInput, describe
-from faceshot.match import OperatingPoint, check_embeddings, decide
+from faceshot.match import Calibration, OperatingPoint, check_embeddings, decide, resolve_operating_point
 from faceshot.quality import DEFAULT_LIMITS, QualityLimits
-from faceshot.results import Face
+from faceshot.results import Face, Verification
 from faceshot.walk import by_top_folder
 
 __all__ = ["Gallery", "FoundFace", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE"]
@@ -57,8 +56,6 @@ __all__ = ["Gallery", "FoundFace", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE"]
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "faceshot.db"
-#: Identification's default operating point: at most 1% of strangers are named as someone.
-DEFAULT_FPIR = 0.01
 ENVIRONMENT_VARIABLE = "FACESHOT_DB"
 #: The most neighbours one search asks for; beyond it, people with many faces may hide others.
 MAX_NEIGHBOURS = 4096
@@ -531,7 +528,7 @@ class Gallery:
             found.append(
                 Identification(
                     face, identity, score, point.threshold, candidates,
-                    far=point.far, fpir=getattr(point, "fpir", None), clamped=getattr(point, "clamped", False),
+                    far=point.far, fpir=point.fpir, clamped=point.clamped,
                 )
             )
         return found
@@ -546,39 +543,53 @@ class Gallery:
     ) -> OperatingPoint:
         """The identification threshold: the one given, the one for ``far``, for ``fpir``, the gallery's, or FPIR 1%.
 
-        For a false-positive identification rate, a stranger is compared with ``faces`` enrolled
-        faces, so each comparison may falsely accept with probability ``1 - (1 - fpir)^(1/faces)``
-        (about ``fpir / faces``): the threshold is the embedder's 1:1 calibration at that rate.
-        On LFW (BENCHMARKS.md) this predicted the measured FPIR-1% thresholds within 0.0021 for
-        one-shot galleries of 10 to 1,680 people; with mean templates of several faces per person,
-        counting faces (not people) kept the measured FPIR at 1.1–1.35%. ``faces`` defaults to
-        every face in the gallery (``identify`` passes those of the group it searches).
+        A stranger is compared with ``faces`` enrolled faces (default: every face in the gallery;
+        ``identify`` passes those of the group it searches), so the FPIR threshold rises with the
+        gallery. Rates come from :attr:`calibration`; the arithmetic, and what LFW says of it, is
+        :func:`faceshot.match.resolve_operating_point`'s.
         """
-        if threshold is not None or far is not None:
-            if fpir is not None:
-                raise ConfigError("give one of threshold, far and fpir")
-            return self.engine.operating_point(threshold, far)
-        if fpir is None:
-            stored = self.settings.threshold
-            if stored is not None:
-                return self.engine.operating_point(stored)
-            fpir = DEFAULT_FPIR
-        if not 0.0 < fpir < 1.0:
-            raise ConfigError(f"a false-positive identification rate is a fraction between 0 and 1, got {fpir}")
         if faces is None:
             faces = self.store.scope(None)[0]
-        calibration = self.engine.embedder.calibration
-        if calibration is None:
-            raise ConfigError(f"embedder {self.engine.embedder.name!r} has no calibration; pass a threshold")
-        per_comparison = -math.expm1(math.log1p(-fpir) / max(faces, 1))  # 1 - (1 - fpir)^(1/faces)
-        lowest = calibration.far_table[-1][1]
-        if per_comparison < lowest:
-            log.warning(
-                "FPIR %g over %d faces needs a false-accept rate of %.2g, below what the calibration measured "
-                "(%.2g); using its strictest threshold", fpir, faces, per_comparison, lowest,
+        return resolve_operating_point(
+            self.calibration, threshold=threshold, far=far, fpir=fpir, faces=faces,
+            stored=self.settings.threshold, embedder=self.engine.embedder.name,
+        )
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The FAR table this gallery's thresholds come from: the one ``faceshot calibrate --db``
+        saved in it, else the embedder's bundled one (see :meth:`Calibration.from_setting`)."""
+        return Calibration.from_setting(
+            self.settings.get("calibration"), embedder=self.store.embedder, bundled=self.engine.embedder.calibration
+        )
+
+    @calibration.setter
+    def calibration(self, calibration: Calibration | None) -> None:
+        """Save a FAR table (``None``: go back to the embedder's); :class:`ConfigError` if it was
+        measured in another vector space. A fixed identification threshold an older ``faceshot
+        calibrate --db`` saved is dropped with the table it came from, so FPIR thresholds rise
+        with the gallery again."""
+        if calibration is not None and calibration.embedder != self.store.embedder:
+            raise ConfigError(
+                f"a calibration of {calibration.embedder!r} vectors cannot be used by a gallery of "
+                f"{self.store.embedder!r} vectors"
             )
-            per_comparison = lowest
-        return OperatingPoint(calibration.threshold_for(per_comparison), per_comparison)
+        old = self.settings.get("calibration")
+        if old is not None and "far_table" not in old and old.get("threshold") == self.settings.threshold:
+            self.settings.threshold = None
+        self.settings.set("calibration", None if calibration is None else calibration.to_dict())
+
+    def verify(
+        self,
+        a: ImageInput,
+        b: ImageInput,
+        *,
+        threshold: float | None = None,
+        far: float | None = None,
+        multiple: Multiple = "largest",
+    ) -> Verification:
+        """:meth:`Engine.verify` with this gallery's :attr:`calibration` (its own FAR table, if saved)."""
+        return self.engine.verify(a, b, threshold=threshold, far=far, multiple=multiple, calibration=self.calibration)
 
     # -- people and groups ------------------------------------------------------------------
     def people(self) -> list[PersonSummary]:
