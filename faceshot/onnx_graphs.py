@@ -245,7 +245,7 @@ def onnxruntime_module() -> Any:
 
 
 class GuardedSession:
-    """An onnxruntime session whose failures while running are :class:`ModelError`\ s.
+    """An onnxruntime session whose failures while running raise :class:`ModelError`.
 
     onnxruntime raises its own exception types (``Fail``, ``InvalidArgument``,
     ``RuntimeException``: not faceshot's, and not documented as stable); ``what`` names the model
