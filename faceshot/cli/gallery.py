@@ -84,7 +84,8 @@ def enroll(
     for rejected in result.rejected:
         error(f"rejected: {rejected.reason}")
     if result.rejected:
-        if not result.added and not result.skipped:
+        refused = {rejected.error for rejected in result.rejected} & {"QualityError", "MultipleFacesError"}
+        if not result.added and not result.skipped and refused:
             err.print("nothing enrolled; --force accepts photos the quality gate refuses")
         raise typer.Exit(EXIT_ERROR)
 
