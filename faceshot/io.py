@@ -179,6 +179,8 @@ def _read_bytes(source: ImageInput, name: str) -> bytes:
             if path.is_dir():
                 raise ImageNotFoundError(f"{name}: is a directory, not an image file")
             return path.read_bytes()
+        except ImageError:  # ours (also a FileNotFoundError): already says what is wrong
+            raise
         except FileNotFoundError:
             raise ImageNotFoundError(f"{name}: no such file") from None
         except ValueError:  # "embedded null byte": no operating system accepts it in a path

@@ -180,7 +180,7 @@ def test_missing_path(tmp_path):
 
 
 def test_directory(tmp_path):
-    with pytest.raises(ImageNotFoundError, match="directory"):
+    with pytest.raises(ImageNotFoundError, match="is a directory"):
         faceshot.load_image(tmp_path)
 
 
