@@ -182,7 +182,7 @@ def _read_bytes(source: ImageInput, name: str) -> bytes:
         except ImageError:  # ours (also a FileNotFoundError): already says what is wrong
             raise
         except FileNotFoundError:
-            raise ImageNotFoundError(f"{name}: no such file") from None
+            raise ImageNotFoundError(f"{name}: no such file{_data_url_hint(name)}") from None
         except ValueError:  # "embedded null byte": no operating system accepts it in a path
             raise ImageNotFoundError(f"{name!r}: not a usable path (it contains a NUL character)") from None
         except TypeError:  # os.PathLike whose __fspath__ returns something else
@@ -190,8 +190,8 @@ def _read_bytes(source: ImageInput, name: str) -> bytes:
         except OSError as exc:
             if exc.errno == errno.ENAMETOOLONG:
                 raise ImageNotFoundError(
-                    f"{name}: the file name is too long for the file system "
-                    f"({max(map(len, Path(name).parts), default=0)} characters in one part)"
+                    f"{_shortened(name)}: the file name is too long for the file system "
+                    f"({max(map(len, Path(name).parts), default=0)} characters in one part){_data_url_hint(name)}"
                 ) from None
             raise ImageNotFoundError(f"{name}: cannot be read ({exc.strerror or exc})") from None
     if hasattr(source, "read"):
@@ -208,6 +208,16 @@ def _read_bytes(source: ImageInput, name: str) -> bytes:
         f"cannot read an image from a {type(source).__name__}; "
         "pass a path, a data URL, bytes, a binary file, a numpy array or a PIL image"
     )
+
+
+def _data_url_hint(name: str) -> str:
+    if _is_data_url(name):
+        return "; a data URL is read from a str, not from a path (pathlib.Path)"
+    return ""
+
+
+def _shortened(name: str, keep: int = 120) -> str:
+    return name if len(name) <= keep else f"{name[: keep // 2]}…{name[-keep // 2 :]}"
 
 
 # -- decoding -------------------------------------------------------------------------------------

@@ -417,7 +417,28 @@ def test_heic_without_the_extra_names_it(tmp_path, obama):
     assert "refused:" in run.stdout and "faceshot[heic]" in run.stdout, run.stdout + run.stderr
 
 
-def test_folder_scans_pick_up_heic_jfif_and_jpe():
+def test_cluster_reads_heic_jfif_and_jpe_photos(tmp_path, images):
+    # cluster used to skip these endings silently.
+    pillow_heif = pytest.importorskip("pillow_heif", reason="the heic extra (pillow-heif) is not installed")
+    import json
+    import shutil
+    import subprocess
+    import sys
+
     from faceshot.io import IMAGE_SUFFIXES
 
     assert {".heic", ".heif", ".jfif", ".jpe"} <= IMAGE_SUFFIXES
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    pillow_heif.from_pillow(Image.open(images / "obama.jpg").convert("RGB")).save(folder / "a.heic", quality=90)
+    shutil.copy(images / "obama2.jpg", folder / "b.jfif")
+    shutil.copy(images / "obama3.jpg", folder / "c.jpe")
+    run = subprocess.run(
+        [sys.executable, "-m", "faceshot", "cluster", str(folder), "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    sources = {Path(face["image"]).name for cluster in result["clusters"] for face in cluster["faces"]}
+    sources |= {Path(face["image"]).name for face in result["unclustered"]}
+    assert result["photos"] == 3 and not result["failed"], result
+    assert sources == {"a.heic", "b.jfif", "c.jpe"}, result
