@@ -72,19 +72,6 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
-def describe(source: ImageInput) -> str:
-    """A short human name for an input, for error messages and reports."""
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return f"<{len(source)} bytes>"
-    if isinstance(source, np.ndarray):
-        return f"<array {source.shape} {source.dtype}>"
-    if isinstance(source, Image.Image):
-        return f"<PIL image {source.size[0]}x{source.size[1]} {source.mode}>"
-    return getattr(source, "name", None) or f"<{type(source).__name__}>"
-
-
 def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Load an image as an ``(height, width, 3)`` RGB ``uint8`` array.
 
