@@ -23,6 +23,7 @@ import binascii
 import errno
 import io
 import logging
+import numbers
 import os
 import struct
 import threading
@@ -34,6 +35,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from faceshot.errors import (
+    ConfigError,
     CorruptImageError,
     ImageError,
     ImageNotFoundError,
@@ -80,8 +82,11 @@ def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
     they are decoded (raise it to accept bigger photos; they are downscaled for detection anyway).
 
     Raises a subclass of :class:`~faceshot.errors.ImageError` that says what was wrong and what to do,
-    or :class:`~faceshot.errors.MissingExtraError` for a HEIC photo without the ``heic`` extra.
+    or :class:`~faceshot.errors.MissingExtraError` for a HEIC photo without the ``heic`` extra;
+    :class:`~faceshot.errors.ConfigError` when ``max_pixels`` is not a positive integer.
     """
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) or max_pixels < 1:
+        raise ConfigError(f"max_pixels must be a positive whole number of pixels, got {max_pixels!r}")
     name = describe(source)
     if isinstance(source, np.ndarray):
         return _check_size(_from_array(source, name), name)

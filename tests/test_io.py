@@ -442,3 +442,9 @@ def test_cluster_reads_heic_jfif_and_jpe_photos(tmp_path, images):
     sources |= {Path(face["image"]).name for face in result["unclustered"]}
     assert result["photos"] == 3 and not result["failed"], result
     assert sources == {"a.heic", "b.jfif", "c.jpe"}, result
+
+
+@pytest.mark.parametrize("limit", [0, -1, "many", 2.5])
+def test_an_impossible_pixel_limit_is_a_config_error(images, limit):
+    with pytest.raises(faceshot.ConfigError, match="max_pixels"):
+        faceshot.load_image(images / "obama.jpg", max_pixels=limit)
