@@ -443,7 +443,16 @@ _TRANSPOSE = {2: "flip_lr", 3: "rot180", 4: "flip_ud", 5: "transpose", 6: "rot27
 
 
 def _exif_block(image: Image.Image) -> bytes | None:
+    """The TIFF-structured EXIF block an image carries (``eXIf`` chunk, WEBP ``EXIF`` chunk, or the
+    hex text ImageMagick writes into PNGs as "Raw profile type exif"), without its ``Exif`` prefix."""
     exif = image.info.get("exif")
+    raw = image.info.get("Raw profile type exif")
+    if exif is None and isinstance(raw, str):
+        try:
+            exif = bytes.fromhex("".join(raw.strip().split("\n")[2:]))
+        except ValueError:
+            logger.warning("%s: the EXIF text block is damaged; the photo is used as stored", describe(image))
+            return None
     if isinstance(exif, (bytes, bytearray)):
         return bytes(exif[6:]) if exif[:6] == b"Exif\0\0" else bytes(exif)
     return None

@@ -448,3 +448,17 @@ def test_cluster_reads_heic_jfif_and_jpe_photos(tmp_path, images):
 def test_an_impossible_pixel_limit_is_a_config_error(images, limit):
     with pytest.raises(faceshot.ConfigError, match="max_pixels"):
         faceshot.load_image(images / "obama.jpg", max_pixels=limit)
+
+
+def test_exif_orientation_in_imagemagick_png_text(obama):
+    from PIL import PngImagePlugin
+
+    sideways = obama.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = exif.tobytes()  # "Exif\0\0" + TIFF
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", f"\nexif\n{len(data):8}\n{data.hex()}\n")
+    buffer = io.BytesIO()
+    sideways.save(buffer, "PNG", pnginfo=info)
+    assert faceshot.load_image(buffer.getvalue()).shape[:2] == (obama.height, obama.width)
