@@ -54,7 +54,8 @@ def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
     table gives it (2 for bad input or usage); no traceback.
 
     An ``OSError`` is the user's file system refusing a file the command writes or reads (a report
-    in a missing folder, a full disk): also exit 2 with the reason. Ctrl-C exits 130, quietly.
+    in a missing folder, a full disk): also exit 2 with the reason. Ctrl-C exits 130 ("interrupted",
+    no traceback).
     """
 
     @functools.wraps(command)

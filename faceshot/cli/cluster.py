@@ -38,7 +38,6 @@ from faceshot.cluster import Clustering, Collection, clusterers, contact_sheet, 
 from faceshot.gallery import Gallery
 
 
-
 class RunByDefault(TyperGroup):
     """A group whose first argument, when not one of its subcommands, goes to the ``run`` command."""
 
