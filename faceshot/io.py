@@ -105,6 +105,8 @@ def load_image_base64(text: str | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
     Raises :class:`~faceshot.errors.CorruptImageError` when the text is not valid base64, and the
     errors of :func:`load_image` for the image it holds.
     """
+    if not isinstance(text, (str, bytes)):
+        raise ImageError(f"base64 images are text (str or bytes), not a {type(text).__name__}")
     if isinstance(text, bytes):
         try:
             text = text.decode("ascii")

@@ -260,6 +260,8 @@ def test_bad_base64():
         faceshot.load_image_base64("this is not base64!")
     with pytest.raises(CorruptImageError, match="base64"):
         faceshot.load_image_base64("héllo".encode())
+    with pytest.raises(ImageError, match="text"):
+        faceshot.load_image_base64(None)
 
 
 # -- truncated JPEGs ----------------------------------------------------------------------------
