@@ -5,6 +5,7 @@ from faceshot.api import detect, embed, engine, represent, verify
 from faceshot.engine import Engine
 from faceshot.errors import (
     ConfigError,
+    ConflictError,
     CorruptImageError,
     EmbedderMismatchError,
     FaceError,
@@ -13,16 +14,20 @@ from faceshot.errors import (
     ImageNotFoundError,
     ImageTooLargeError,
     ImageTooSmallError,
+    GalleryBusyError,
     GalleryError,
+    GalleryReadOnlyError,
+    MissingExtraError,
     ModelError,
     MultipleFacesError,
     NoFaceError,
     NotFound,
     QualityError,
+    UnavailableError,
     UnsupportedImageError,
 )
 from faceshot.gallery import Gallery, Identification
-from faceshot.io import load_image
+from faceshot.io import load_image, load_image_base64
 from faceshot.match import Calibration, OperatingPoint, cosine_similarity
 from faceshot.results import Box, Face, FaceEmbedding, Verification
 
@@ -32,13 +37,16 @@ __all__ = [
     "Box",
     "Calibration",
     "ConfigError",
+    "ConflictError",
     "CorruptImageError",
     "EmbedderMismatchError",
     "Engine",
     "Face",
     "FaceEmbedding",
     "FaceError",
+    "GalleryBusyError",
     "GalleryError",
+    "GalleryReadOnlyError",
     "FaceshotError",
     "Gallery",
     "Identification",
@@ -46,12 +54,14 @@ __all__ = [
     "ImageNotFoundError",
     "ImageTooLargeError",
     "ImageTooSmallError",
+    "MissingExtraError",
     "ModelError",
     "MultipleFacesError",
     "NoFaceError",
     "NotFound",
     "OperatingPoint",
     "QualityError",
+    "UnavailableError",
     "UnsupportedImageError",
     "Verification",
     "annotate",
@@ -60,6 +70,7 @@ __all__ = [
     "embed",
     "engine",
     "load_image",
+    "load_image_base64",
     "represent",
     "verify",
 ]

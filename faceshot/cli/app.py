@@ -1,19 +1,27 @@
-"""The Typer application, and the one place where faceshot's errors become exit codes.
+"""The Typer application, the one place where faceshot's errors become exit codes, and the consoles.
 
 Exit codes: 0 success (``verify``: same person), 1 a negative answer (``verify``: different
-people; ``enroll-dir``: finished, but some files failed), 2 an error, with the reason on stderr.
+people; ``enroll-dir``: finished, but some files failed), 2 an error, with the reason on stderr;
+69 a server that cannot be reached and 75 a gallery busy with another writer (run it again). The
+codes come from :data:`faceshot.errors.EXIT_CODES`.
+
+Text is printed as typed: names, paths and reasons are data, so the consoles read no rich markup
+(``[test]`` stays ``[test]``) and no emoji codes (``:smile:`` stays ``:smile:``); the few styled
+words are built as :class:`rich.text.Text`. ``--json`` output goes through ``print`` untouched.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Callable, Iterable, Optional, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
-from faceshot.errors import FaceshotError
+from faceshot.errors import FaceshotError, exit_code
 
 app = typer.Typer(
     name="faceshot",
@@ -22,9 +30,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+#: Standard output and standard error, for people: literal text, no markup, no emoji codes, no wrapping.
+out = Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
 
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130  # what shells report for a command stopped by Ctrl-C
 T = TypeVar("T")
 
 DetectorOption = typer.Option("hog", "--detector", "-d", help="hog: fast, frontal faces. cnn: finds turned faces, slow on CPU. cnn-onnx: cnn's faces, about 15 times faster.")
@@ -39,7 +50,13 @@ Threshold = Optional[float]
 
 
 def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """Turn faceshot's errors into a one-line message on stderr and exit code 2 (no traceback)."""
+    """Turn faceshot's errors into a one-line reason on stderr and the exit code the error tree's
+    table gives it (2 for bad input or usage); no traceback.
+
+    An ``OSError`` is the user's file system refusing a file the command writes or reads (a report
+    in a missing folder, a full disk): also exit 2 with the reason. Ctrl-C exits 130 ("interrupted",
+    no traceback).
+    """
 
     @functools.wraps(command)
     def run(*args: object, **kwargs: object) -> None:
@@ -47,13 +64,22 @@ def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
             command(*args, **kwargs)
         except FaceshotError as exc:
             error(exc)
+            raise typer.Exit(exit_code(exc)) from None
+        except OSError as exc:
+            logging.getLogger(__name__).debug("command failed", exc_info=True)
+            where = f"{exc.filename}: " if exc.filename else ""
+            error(f"{where}{exc.strerror or exc}")
             raise typer.Exit(EXIT_ERROR) from None
+        except KeyboardInterrupt:
+            error("interrupted")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return run
 
 
 def error(message: object) -> None:
-    err.print(f"[red]error:[/red] {message}", markup=True)
+    """``error: <message>`` on stderr, the message printed literally."""
+    err.print(Text.assemble(("error:", "red"), " ", str(message)))
 
 
 def progress(items: Iterable[T], label: str, total: int | None = None) -> Iterable[T]:
@@ -71,5 +97,6 @@ def progress(items: Iterable[T], label: str, total: int | None = None) -> Iterab
 
 
 def progress_bar() -> Progress:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    # markup=False: descriptions hold people's names ("enrolling [test]").
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     return Progress(*columns, console=err, transient=True)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -31,13 +30,12 @@ from faceshot.cli.app import (
     app,
     err,
     error,
+    out,
     progress_bar,
     reports_errors,
 )
 from faceshot.cluster import Clustering, Collection, clusterers, contact_sheet, write_folders
 from faceshot.gallery import Gallery
-
-out = Console(soft_wrap=True, highlight=False)
 
 
 class RunByDefault(TyperGroup):

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from faceshot.cli.app import DetectorOption, JsonOption, app, err, progress_bar, reports_errors
+from faceshot.cli.app import DetectorOption, JsonOption, app, err, out, progress_bar, reports_errors
 from faceshot.embed import DEFAULT_EMBEDDER
 from faceshot.errors import ConfigError
 from faceshot.evaluate.lfw import read_pairs
@@ -22,7 +21,6 @@ from faceshot.evaluate.verification import VerificationReport, kfold, roc
 eval_app = typer.Typer(help="Measure accuracy on your own labelled photos (LFW protocol, open-set identification, few-shot).",
                        no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
-out = Console(soft_wrap=True, highlight=False)
 
 
 @eval_app.command("verify")

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from faceshot.annotate import annotate
+from faceshot.annotate import annotate, font_for
 from faceshot.cli.app import (
     EXIT_ERROR,
     EXIT_NO,
@@ -26,6 +26,7 @@ from faceshot.cli.app import (
     app,
     err,
     error,
+    out,
     progress,
     progress_bar,
     reports_errors,
@@ -33,7 +34,6 @@ from faceshot.cli.app import (
 from faceshot.errors import FaceshotError
 from faceshot.gallery import DirProgress, Gallery
 
-out = Console(soft_wrap=True, highlight=False)
 people_app = typer.Typer(help="List, inspect and correct the people in a gallery.", no_args_is_help=True)
 gallery_app = typer.Typer(help="Check, rebuild, export and import a gallery.", no_args_is_help=True)
 app.add_typer(people_app, name="people")
@@ -84,7 +84,8 @@ def enroll(
     for rejected in result.rejected:
         error(f"rejected: {rejected.reason}")
     if result.rejected:
-        if not result.added and not result.skipped:
+        refused = {rejected.error for rejected in result.rejected} & {"QualityError", "MultipleFacesError"}
+        if not result.added and not result.skipped and refused:
             err.print("nothing enrolled; --force accepts photos the quality gate refuses")
         raise typer.Exit(EXIT_ERROR)
 
@@ -139,11 +140,16 @@ def identify(
     annotate_to: Optional[Path] = typer.Option(
         None, "--annotate", help="Write a copy of the photo with boxes and names (a folder when several photos)."
     ),
+    font: Optional[Path] = typer.Option(
+        None, "--font", help="With --annotate: a TrueType/OpenType file to draw names with (default: an installed font that has their characters)."
+    ),
     db: Optional[Path] = DbOption,
     embedder: Optional[str] = EmbedderOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Who is in each photo? Every face gets a name, or 'unknown' when nobody enrolled matches."""
+    if font is not None:
+        font_for("", 12, font)  # a font file that cannot be read is refused before any work
     failed = 0
     with open_gallery(db, embedder) as gallery:
         for image in progress(images, "identifying"):
@@ -165,7 +171,7 @@ def identify(
                 for number, item in enumerate(found):
                     table.add_row(
                         str(number),
-                        item.identity or "[red]unknown[/red]",
+                        item.identity or Text("unknown", style="red"),
                         "" if item.score is None else f"{item.score:.3f}",
                         ", ".join(f"{name} {score:.3f}" for name, score in item.candidates),
                     )
@@ -173,7 +179,7 @@ def identify(
             if annotate_to is not None:
                 target = annotate_to / f"{image.stem}.annotated.jpg" if len(images) > 1 else annotate_to
                 target.parent.mkdir(parents=True, exist_ok=True)
-                annotate(pixels, found).save(target, quality=90)
+                annotate(pixels, found, font=font).save(target, quality=90)
     if failed:
         raise typer.Exit(EXIT_ERROR)
 

@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-from faceshot.cli.app import EXIT_NO, DetectorOption, JsonOption, app, error, progress_bar, reports_errors
+from faceshot.cli.app import EXIT_NO, DetectorOption, JsonOption, app, error, out, progress_bar, reports_errors
 from faceshot.errors import ConfigError
 
-out = Console(soft_wrap=True, highlight=False)
 
 
 @app.command("train")

@@ -21,6 +21,7 @@ from PIL import Image
 from faceshot import models
 from faceshot.detect import Detector, detectors
 from faceshot.detect import mmod, mmod_onnx
+from faceshot.errors import ConfigError
 from faceshot.results import Box, Face
 
 __all__ = ["DlibDetector", "HogDetector", "CnnDetector", "CnnOnnxDetector"]
@@ -51,9 +52,9 @@ class DlibDetector(Detector):
         large_face: float | None = 0.2,
     ) -> None:
         if max_side < 64:
-            raise ValueError("max_side must be at least 64 pixels")
+            raise ConfigError(f"max_side must be at least 64 pixels, got {max_side}")
         if large_face is not None and not 0 < large_face <= 1:
-            raise ValueError("large_face must be a fraction of the photo's shorter side, in (0, 1]")
+            raise ConfigError(f"large_face must be a fraction of the photo's shorter side, in (0, 1], got {large_face}")
         self.max_side = max_side
         self.upsample = upsample
         self.upsample_below = upsample_below
@@ -175,7 +176,7 @@ class CnnOnnxDetector(DlibDetector):
         See ``max_side`` and ``upsample`` in :class:`DlibDetector`."""
         super().__init__(**options)
         if threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+            raise ConfigError(f"threads must be at least 1, got {threads}")
         self.threads = threads
         self.threshold = threshold
         self.cache_dir = None if cache_dir is None else Path(cache_dir)

@@ -38,7 +38,7 @@ from faceshot.embed.dlib_format import (
     Wrapper,
     read_network,
 )
-from faceshot.errors import ModelError
+from faceshot.errors import ConfigError, ModelError
 from faceshot.match import Calibration
 from faceshot.onnx_graphs import (
     Graph,
@@ -268,9 +268,9 @@ class DlibResnetOnnxEmbedder(Embedder):
         model_file: str | Path | None = None,
     ) -> None:
         if threads is not None and threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
+            raise ConfigError(f"threads must be at least 1, got {threads}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.mirror = mirror
         self.name = "dlib-resnet-onnx" if mirror else "dlib-resnet-onnx-single"
         self.threads = threads or available_cores()

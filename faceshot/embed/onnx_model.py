@@ -28,7 +28,7 @@ from PIL import Image
 from faceshot.embed import Embedder, normalize
 from faceshot.errors import ModelError
 from faceshot.io import load_image
-from faceshot.onnx_graphs import available_cores, onnxruntime_module
+from faceshot.onnx_graphs import GuardedSession, available_cores, onnxruntime_module
 
 __all__ = ["OnnxModelEmbedder", "prepare_image", "FORMAT", "WHOLE_IMAGE"]
 
@@ -143,7 +143,9 @@ class OnnxModelEmbedder(Embedder):
             options.inter_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
-                self._session = ort.InferenceSession(self._data, options, providers=["CPUExecutionProvider"])
+                self._session = GuardedSession(
+                    ort.InferenceSession(self._data, options, providers=["CPUExecutionProvider"]), str(self.path)
+                )
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise ModelError(f"onnxruntime cannot load {self.path}: {exc}") from None
         return self._session

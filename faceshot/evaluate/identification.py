@@ -52,7 +52,9 @@ def rank_people(
         for person in range(count):
             per_person[:, person] = face_scores[:, owners == person].max(axis=1)
     else:
-        raise ValueError(f"aggregation must be 'max' or 'mean', got {aggregation!r}")
+        from faceshot.errors import ConfigError
+
+        raise ConfigError(f"aggregation must be 'max' or 'mean', got {aggregation!r}")
     order = np.argsort(-per_person, axis=1, kind="stable")
     return Ranking(order, np.take_along_axis(per_person, order, axis=1))
 

@@ -61,6 +61,8 @@ def read_pairs(pairs_file: str | Path, root: str | Path, *, check_files: bool = 
             else:
                 kind = "'name i j'" if same else "'name1 i name2 j'"
                 raise ConfigError(f"{pairs_file}:{number}: expected a {kind} line, got {line!r}")
+        except ConfigError:  # a ValueError too, but already the right message
+            raise
         except ValueError:
             raise ConfigError(f"{pairs_file}:{number}: image numbers must be integers, got {line!r}") from None
         if check_files:
