@@ -55,8 +55,8 @@ def test_reasons_quote_names_and_paths_literally(gallery):
 
 
 def test_rename_prints_both_names_literally(gallery):
-    renamed = faceshot("people", "rename", "[test]", "[b]bold[/b] :cat:", "--db", "g.db", cwd=gallery)
+    renamed = faceshot("people", "rename", "[test]", "[b]bold[red] :cat:", "--db", "g.db", cwd=gallery)
     assert renamed.returncode == 0, renamed.stderr
-    assert "renamed [test] to [b]bold[/b] :cat:" in renamed.stdout
-    back = faceshot("people", "rename", "[b]bold[/b] :cat:", "[test]", "--db", "g.db", cwd=gallery)
+    assert "renamed [test] to [b]bold[red] :cat:" in renamed.stdout
+    back = faceshot("people", "rename", "[b]bold[red] :cat:", "[test]", "--db", "g.db", cwd=gallery)
     assert back.returncode == 0, back.stderr
