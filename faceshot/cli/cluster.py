@@ -18,14 +18,15 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from faceshot.api import engine
 from faceshot.cli.app import (
     EXIT_ERROR,
     EXIT_NO,
     DbOption,
     DetectorOption,
+    EmbedderOption,
     FarOption,
     JsonOption,
+    MaxPixelsOption,
     Threshold,
     WorkersOption,
     app,
@@ -36,6 +37,7 @@ from faceshot.cli.app import (
 )
 from faceshot.cluster import Clustering, Collection, clusterers, contact_sheet, write_folders
 from faceshot.gallery import Gallery
+from faceshot.spec import open_engine
 
 out = Console(soft_wrap=True, highlight=False)
 
@@ -109,7 +111,9 @@ def run(
         False, "--keep-thumbnails", help="With --db: also keep a small JPEG of each face (off: no image is stored)."
     ),
     workers: Optional[int] = WorkersOption,
-    detector: str = DetectorOption,
+    detector: Optional[str] = DetectorOption,
+    embedder: Optional[str] = EmbedderOption,
+    max_pixels: Optional[int] = MaxPixelsOption,
     db: Optional[Path] = ClusterDbOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -118,7 +122,8 @@ def run(
     With --db, photos seen before are skipped and new faces join the saved clusters. Files that
     cannot be read are listed on stderr and the rest are clustered (exit code 1 when any failed).
     """
-    with Collection(db, engine(detector), algorithm=algorithm, threshold=threshold, far=far, min_size=min_size,
+    engine = open_engine(db, detector=detector, embedder=embedder, max_pixels=max_pixels)
+    with Collection(db, engine, algorithm=algorithm, threshold=threshold, far=far, min_size=min_size,
                     keep_thumbnails=keep_thumbnails, workers=workers) as collection, progress_bar() as bar:
         task = bar.add_task("finding faces", total=None)
         result = collection.add(folders, progress=lambda done, total: bar.update(task, completed=done, total=total))

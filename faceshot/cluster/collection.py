@@ -36,6 +36,8 @@ from faceshot.engine import Engine
 from faceshot.errors import ConfigError, FaceshotError, GalleryError, ImageNotFoundError, NotFound
 from faceshot.gallery import FoundFace, Gallery, Rejected
 from faceshot.io import IMAGE_SUFFIXES
+from faceshot.detect import Detector
+from faceshot.spec import EngineSpec, open_engine, record_engine
 
 __all__ = ["Collection", "cluster", "DEFAULT_FAR", "DEFAULT_MIN_SIZE", "default_threshold", "image_files"]
 
@@ -95,8 +97,9 @@ class Collection:
 
     ``db``: the gallery file to keep the clusters in (created if missing; the same file a
     :class:`~faceshot.gallery.Gallery` uses), or ``None`` to keep nothing (one-shot).
-    ``engine``: detector and embedder (by default the shared engine, with the embedder a saved
-    collection was made with). ``algorithm``: see :mod:`faceshot.cluster.algorithms`.
+    ``engine``: detector, embedder and pixel limit (by default resolved as a gallery's is, by
+    :func:`faceshot.spec.open_engine`: the environment, then a saved collection's settings, its
+    vector space pinned). ``algorithm``: see :mod:`faceshot.cluster.algorithms`.
     ``threshold``: the score two faces need to be linked (cosine, as ``verify``); by default the
     one a saved collection used last, else :func:`default_threshold`. Higher: purer clusters, more
     of them, more faces left alone. ``far``: the threshold at this false-accept rate instead.
@@ -119,16 +122,13 @@ class Collection:
         keep_thumbnails: bool = False,
         workers: int | None = None,
     ) -> None:
-        if engine is None:
-            from faceshot.api import engine as shared_engine
-            from faceshot.gallery import LocalStore
-
-            stored = LocalStore.stored_embedder(db) if db is not None else None
-            engine = shared_engine() if stored is None else shared_engine(embedder=stored)
-        self.engine = engine
+        # Resolved as a gallery resolves it: the saved collection's vector space, pinned.
+        self.engine = engine = open_engine(db, engine=engine)
         self.db = None if db is None else Path(db)
         self.store = ClusterStore(":memory:" if db is None else Path(db),
                                   embedder=engine.embedder.space, dim=engine.embedder.dim)
+        if db is not None:
+            record_engine(self.store.db, engine)
         try:
             self._configure(engine, algorithm, threshold, far, min_size, options)
         except BaseException:
@@ -222,8 +222,7 @@ class Collection:
         no_face: list[str] = []
         added = 0
         batch: list[tuple[Path, str, list[Any]]] = []
-        results = represent_files([path for path, _ in fresh], detector=self.engine.detector.name,
-                                  embedder=self.engine.embedder.name, workers=self.workers)
+        results = represent_files([path for path, _ in fresh], engine=self.engine, workers=self.workers)
         for done, ((path, digest), result) in enumerate(zip(fresh, results), start=1):
             if result.error is not None:
                 failed.append(Rejected(str(path), type(result.error).__name__, str(result.error)))
@@ -392,12 +391,19 @@ def cluster(
     threshold: float | None = None,
     far: float | None = None,
     min_size: int | None = None,
-    detector: str = "hog",
+    detector: str | Detector | None = None,
+    engine: Engine | EngineSpec | None = None,
     workers: int | None = None,
 ) -> Clustering:
-    """Group the faces in these photos and folders by person, keeping nothing (see :class:`Collection`)."""
-    from faceshot.api import engine
+    """Group the faces in these photos and folders by person, keeping nothing (see :class:`Collection`).
 
-    with Collection(None, engine(detector), algorithm=algorithm, threshold=threshold, far=far, min_size=min_size,
+    ``engine`` (or its spec): the detector, embedder and pixel limit; ``detector`` alone: an engine
+    with that detector and the resolved defaults (:func:`faceshot.spec.open_engine`).
+    """
+    if isinstance(engine, EngineSpec):
+        engine = engine.build()
+    elif engine is None:
+        engine = open_engine(None, detector=detector)
+    with Collection(None, engine, algorithm=algorithm, threshold=threshold, far=far, min_size=min_size,
                     workers=workers) as collection:
         return collection.add(inputs)

@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from faceshot.bulk import one_vector_per_file
-from faceshot.embed import DEFAULT_EMBEDDER
-from faceshot.engine import Multiple
+from faceshot.bulk import bulk_engine, one_vector_per_file
+from faceshot.engine import Engine, Multiple
+from faceshot.spec import EngineSpec
 from faceshot.errors import ConfigError
 from faceshot.evaluate.open_set import list_people
 
@@ -69,14 +69,18 @@ def calibrate(
     root: str | Path,
     far: float,
     *,
-    detector: str = "hog",
-    embedder: str = DEFAULT_EMBEDDER,
+    engine: Engine | EngineSpec | None = None,
+    detector: str | None = None,
+    embedder: str | None = None,
     multiple: Multiple = "largest",
     workers: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> ThresholdCalibration:
-    """The threshold at false-accept rate ``far`` on ROOT/person/photo (see the module docstring)."""
+    """The threshold at false-accept rate ``far`` on ROOT/person/photo (see the module docstring).
+
+    ``engine`` (or its spec): the pipeline measured; else one of ``detector`` and ``embedder``.
+    """
     if not 0.0 < far < 1.0:
         raise ConfigError(f"a false-accept rate is a fraction between 0 and 1, got {far}")
     people = list_people(root)
@@ -85,7 +89,7 @@ def calibrate(
     paths = [str(photo) for photos in people.values() for photo in photos]
     owner = {str(photo): index for index, photos in enumerate(people.values()) for photo in photos}
     found = one_vector_per_file(
-        paths, detector=detector, embedder=embedder, multiple=multiple, workers=workers, progress=progress
+        paths, engine=bulk_engine(engine, detector, embedder), multiple=multiple, workers=workers, progress=progress
     )
     vectors, labels = list(found.values()), [owner[path] for path in found]
     if len(set(labels)) < 2:

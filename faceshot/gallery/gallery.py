@@ -27,6 +27,7 @@ from PIL import Image
 
 from faceshot.bulk import represent_files
 from faceshot.engine import Engine
+from faceshot.spec import open_engine, record_engine
 from faceshot.errors import ConfigError, FaceshotError, MultipleFacesError, NoFaceError, NotFound
 from faceshot.gallery.exchange import read_export, write_export
 from faceshot.gallery.local import LocalStore
@@ -113,18 +114,14 @@ class Gallery:
         if path is None:
             path = os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH
         self.path = Path(path)
-        if engine is None:
-            from faceshot.api import engine as shared_engine
-
-            stored = LocalStore.stored_embedder(self.path) if store is None else store.embedder
-            engine = shared_engine()
-            if stored and stored != engine.embedder.space:
-                engine = shared_engine(embedder=stored)
-        self.engine = engine
+        # The engine given, else the one resolved from the environment and the gallery's own settings
+        # (its vector space pinned); one function for galleries, collections and the command line.
+        self.engine = engine = open_engine(self.path if store is None else store, engine=engine)
         embedder = engine.embedder
         # A gallery records the vector space, not the program that computed it: dlib-resnet and
         # dlib-resnet-onnx give the same vectors and may share a gallery.
         self.store: Store = store or LocalStore(self.path, embedder=embedder.space, dim=embedder.dim, index=index)
+        record_engine(self.store, engine)
         self.quality = quality
         self.settings = GallerySettings(self.store)
         self._aggregation = None if aggregation is None else check_aggregation(aggregation)
@@ -423,8 +420,7 @@ class Gallery:
 
         results = represent_files(
             [photo for _, photo, _ in todo],
-            detector=self.engine.detector.name,
-            embedder=self.engine.embedder,
+            engine=self.engine,
             one_face="largest",
             workers=workers,
             keep_chips=True,
