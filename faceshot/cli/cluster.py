@@ -83,7 +83,8 @@ def print_clustering(result: Clustering, *, samples: int = 3, rows: int = 50) ->
     out.print(
         f"{len(result.clusters)} cluster(s) of {sum(c.size for c in result.clusters)} faces, "
         f"{len(result.unclustered)} face(s) unclustered "
-        f"({result.algorithm}, threshold {result.threshold:.3f}, at least {result.min_size} faces a cluster)"
+        f"({result.algorithm}, threshold {'none' if result.threshold is None else f'{result.threshold:.3f}'}, "
+        f"at least {result.min_size} faces a cluster)"
     )
 
 

@@ -157,12 +157,27 @@ class Collection:
             raise ConfigError("give a threshold or a false-accept rate, not both")
         if far is not None:
             threshold = engine.operating_point(far=far).threshold
-        self.threshold = float(threshold if threshold is not None else saved.get("threshold") or default_threshold(engine))
-        if not -1.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"a threshold is a cosine score between -1 and 1, got {self.threshold}")
+        if threshold is None:
+            threshold = saved.get("threshold")
+        if threshold is None and engine.embedder.calibration is not None:
+            threshold = default_threshold(engine)
+        # An embedder without calibration (a trained model) and no threshold: listing and naming
+        # clusters still work; clustering asks for a threshold (see the ``threshold`` property).
+        self._threshold = None if threshold is None else float(threshold)
+        if self._threshold is not None and not -1.0 <= self._threshold <= 1.0:
+            raise ConfigError(f"a threshold is a cosine score between -1 and 1, got {self._threshold}")
         self.min_size = int(min_size if min_size is not None else saved.get("min_size") or DEFAULT_MIN_SIZE)
         if self.min_size < 1:
             raise ConfigError(f"min_size must be at least 1, got {self.min_size}")
+
+    @property
+    def threshold(self) -> float:
+        """The score two faces need to be linked (:class:`ConfigError` when there is none to use)."""
+        if self._threshold is None:
+            raise ConfigError(
+                f"embedder {self.engine.embedder.name!r} has no calibration; pass a clustering threshold"
+            )
+        return self._threshold
 
     @classmethod
     def saved(cls, db: str | os.PathLike[str] | None = None, **options: Any) -> "Collection":
@@ -177,7 +192,8 @@ class Collection:
 
     def __repr__(self) -> str:
         where = "memory" if self.db is None else str(self.db)
-        return f"Collection({where!r}, algorithm={self.algorithm!r}, threshold={self.threshold:.4f})"
+        threshold = "none" if self._threshold is None else f"{self._threshold:.4f}"
+        return f"Collection({where!r}, algorithm={self.algorithm!r}, threshold={threshold})"
 
     def __enter__(self) -> "Collection":
         return self
@@ -201,6 +217,7 @@ class Collection:
         are still clustered; photos seen before are skipped. ``progress(done, total)`` is called
         after each new photo. Returns the whole collection afterwards.
         """
+        self.threshold  # noqa: B018  (raises before any work when there is no threshold to cluster with)
         files, failed = image_files(inputs)
         unreadable = 0
         todo: list[tuple[Path, str]] = []
@@ -300,7 +317,7 @@ class Collection:
             key=lambda c: (-c.size, c.id),
         )
         return Clustering(tuple(clusters), tuple(unclustered), algorithm=self.algorithm,
-                          threshold=self.threshold, min_size=self.min_size, **run)
+                          threshold=self._threshold, min_size=self.min_size, **run)
 
     def cluster(self, cluster_id: int) -> Cluster:
         """One cluster with its faces (:class:`~faceshot.errors.NotFound` if there is none by that id)."""
