@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -127,6 +128,13 @@ def _on_workers(
     """
     pool: Executor
     if backend == "processes":
+        try:
+            pickle.dumps(engine.spec)
+        except Exception as exc:  # pickle raises TypeError, AttributeError, PicklingError, among others
+            raise ConfigError(
+                f"the engine ({engine.spec}) cannot be sent to worker processes: {exc}; make its detector "
+                f"and embedder picklable, or use backend='threads'"
+            ) from None
         threads = max(1, available_cores() // workers)
         pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(engine.spec, threads))
         call: Callable[[str], R] = functools.partial(_in_worker, task)

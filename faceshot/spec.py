@@ -257,6 +257,11 @@ class EngineSpec:
         return " ".join(parts + [f"max_pixels={self.max_pixels}"])
 
     @property
+    def is_text(self) -> bool:
+        """Whether every part is text (the description can be written down, and is cached when built)."""
+        return all(part is None or isinstance(part, str) for part in (self.detector, self.embedder, self.aligner))
+
+    @property
     def detector_text(self) -> str:
         """The detector as text (an instance: its class and name), for reports."""
         return _describe(self.detector)
@@ -271,7 +276,16 @@ class EngineSpec:
         return dataclasses.replace(self, **changes)
 
     def build(self) -> "Engine":
-        """The engine this describes, built once per process and shared (models load on first use)."""
+        """The engine this describes, built once per process and shared (models load on first use).
+
+        A description holding instances (a :class:`Detector`, an :class:`Embedder`) builds a new
+        engine around those same instances each time: only texts are kept in the cache, which
+        would otherwise grow with every instance ever passed.
+        """
+        if not self.is_text:
+            from faceshot.engine import Engine
+
+            return Engine.from_spec(self)
         key = (os.getpid(), self)
         with _engines_lock:
             engine = _engines.get(key)

@@ -156,6 +156,8 @@ def test_an_engine_gives_back_its_description_and_a_description_builds_once_per_
     detector = HogDetector(upsample=0)
     assert Engine(detector=detector).spec.detector is detector
     assert pickle.loads(pickle.dumps(Engine(detector=detector).spec)).detector.upsample == 0
+    spec = EngineSpec(detector=detector)
+    assert not spec.is_text and spec.build().detector is detector and spec.build() is not spec.build()
 
 
 # --- resolution: flag > environment > gallery > default --------------------------------------------
@@ -390,3 +392,14 @@ print(onnx_graphs.sessions_started(), len(models._per_thread.__dict__.get("model
 
 def test_default_pixel_limit_is_the_io_default():
     assert EngineSpec().max_pixels == DEFAULT_MAX_PIXELS == Engine().max_pixels
+
+
+def test_an_engine_that_cannot_reach_worker_processes_says_so(images):
+    class Local(HogDetector):  # a class defined in a function cannot be pickled
+        pass
+
+    engine = Engine(detector=Local())
+    with pytest.raises(ConfigError, match="cannot be sent to worker processes.*backend='threads'"):
+        list(represent_files([images / "obama.jpg", images / "biden.jpg"], engine=engine, workers=2))
+    found = list(represent_files([images / "obama.jpg", images / "biden.jpg"], engine=engine, workers=2, backend="threads"))
+    assert [r.found for r in found] == [1, 1]
