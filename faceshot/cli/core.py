@@ -75,7 +75,7 @@ def verify(
     multiple: str = typer.Option(
         "largest", "--multiple", help="With several faces in a photo: compare the 'largest', the 'central' one, or 'error'."
     ),
-    db: Optional[Path] = typer.Option(None, "--db", help="Use the threshold `faceshot calibrate --db` saved in this gallery."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Use the threshold `faceshot calibrate --db` saved in this gallery, and its embedder and engine defaults."),
     embedder: Optional[str] = EmbedderOption,
     detector: Optional[str] = DetectorOption,
     max_pixels: Optional[int] = MaxPixelsOption,
@@ -84,7 +84,7 @@ def verify(
     """Are the two photos the same person? Exit code 0 = same, 1 = different, 2 = error."""
     if db is not None and threshold is None and far is None:
         threshold = calibrated_threshold(db)
-    result = open_engine(detector=detector, embedder=embedder, max_pixels=max_pixels).verify(
+    result = open_engine(db, detector=detector, embedder=embedder, max_pixels=max_pixels).verify(
         image_a, image_b, threshold=threshold, far=far, multiple=multiple  # type: ignore[arg-type]
     )
     if as_json:

@@ -17,9 +17,9 @@ import numpy as np
 
 from faceshot.bulk import bulk_engine, one_vector_per_file
 from faceshot.engine import Engine, Multiple
-from faceshot.spec import EngineSpec
 from faceshot.errors import ConfigError
 from faceshot.evaluate.open_set import list_people
+from faceshot.spec import EngineSpec
 
 __all__ = ["ThresholdCalibration", "calibrate", "wilson_interval"]
 

@@ -18,10 +18,10 @@ import numpy as np
 
 from faceshot.bulk import bulk_engine, one_vector_per_file
 from faceshot.engine import Engine, Multiple
-from faceshot.spec import EngineSpec
 from faceshot.errors import ConfigError
 from faceshot.io import IMAGE_SUFFIXES
 from faceshot.evaluate.identification import OpenSetResult, Ranking, classifier_ranking, open_set, rank_people
+from faceshot.spec import EngineSpec
 
 __all__ = ["list_people", "Split", "split_open_set", "OpenSetRun", "evaluate_open_set"]
 

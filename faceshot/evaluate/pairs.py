@@ -10,10 +10,10 @@ import numpy as np
 
 from faceshot.bulk import bulk_engine, one_vector_per_file
 from faceshot.engine import Engine, Multiple
-from faceshot.spec import EngineSpec
 from faceshot.errors import ConfigError
 from faceshot.evaluate.lfw import Pair
 from faceshot.evaluate.verification import UNSCORED
+from faceshot.spec import EngineSpec
 
 __all__ = ["ScoredPairs", "score_pairs", "score_pairs_face_recognition", "PEERS"]
 
