@@ -501,12 +501,18 @@ def open_engine(
     return resolve_spec(detector, embedder, max_pixels, stored=stored, environ=environ).build()
 
 
-def record_engine(store: Any, engine: "Engine") -> None:
+def record_engine(store: Any, engine: "Engine", transaction: Any = None) -> None:
     """Record in a gallery (``store``: with ``get_setting``/``set_setting``) what reopening it needs
-    and its space cannot say: the model file of a trained embedder, so that an error can name it."""
+    and its space cannot say: the model file of a trained embedder, so that an error can name it.
+    ``transaction``: a context manager factory the write must run in, for stores that need one."""
     path = getattr(engine.embedder, "path", None)
     if path is None or "@" not in engine.embedder.space:
         return
     path = os.path.abspath(path)
-    if store.get_setting(SETTING_MODEL_FILE) != path:
+    if store.get_setting(SETTING_MODEL_FILE) == path:
+        return
+    if transaction is None:
+        store.set_setting(SETTING_MODEL_FILE, path)
+        return
+    with transaction():
         store.set_setting(SETTING_MODEL_FILE, path)

@@ -403,3 +403,27 @@ def test_an_engine_that_cannot_reach_worker_processes_says_so(images):
         list(represent_files([images / "obama.jpg", images / "biden.jpg"], engine=engine, workers=2))
     found = list(represent_files([images / "obama.jpg", images / "biden.jpg"], engine=engine, workers=2, backend="threads"))
     assert [r.found for r in found] == [1, 1]
+
+
+def test_a_collection_made_with_a_trained_model_reopens_with_it(tmp_path, people, adapter_model, monkeypatch):
+    from faceshot.cluster import Collection
+
+    monkeypatch.delenv("FACESHOT_EMBEDDER", raising=False)
+    db = tmp_path / "photos.db"
+    run = cli("cluster", "run", people / "obama", "--db", db, "--embedder", adapter_model, "--threshold", 0.5,
+              "--workers", 2, "--json")
+    assert run.exit_code == 0, run.output
+    with Collection(db) as collection:  # no embedder given: the recorded model file
+        assert collection.engine.embedder.space.startswith("office@")
+        assert collection.threshold == 0.5
+        assert collection.add([people / "biden"]).added == 1
+
+
+def test_cli_variables_reach_verify(images):
+    run = cli("verify", images / "obama.jpg", images / "obama2.jpg", env={"FACESHOT_MAX_PIXELS": "1000000"})
+    assert run.exit_code == 2 and "pixels" in run.output
+    run = cli("verify", images / "obama.jpg", images / "obama2.jpg", "--max-pixels", 2_000_000,
+              env={"FACESHOT_MAX_PIXELS": "1000000"})
+    assert run.exit_code == 0, run.output
+    run = cli("verify", images / "obama.jpg", images / "obama2.jpg", env={"FACESHOT_EMBEDDER": "dlib-resnet-onnx:speed=1"})
+    assert run.exit_code == 2 and "FACESHOT_EMBEDDER" in run.output and "threads" in run.output

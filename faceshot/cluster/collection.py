@@ -128,7 +128,7 @@ class Collection:
         self.store = ClusterStore(":memory:" if db is None else Path(db),
                                   embedder=engine.embedder.space, dim=engine.embedder.dim)
         if db is not None:
-            record_engine(self.store.db, engine)
+            record_engine(self.store.db, engine, self.store.transaction)
         try:
             self._configure(engine, algorithm, threshold, far, min_size, options)
         except BaseException:
