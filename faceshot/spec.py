@@ -109,10 +109,6 @@ class Stage:
             return self.name
         return self.name + ":" + ",".join(f"{key}={_format(value)}" for key, value in self.options)
 
-    @property
-    def is_file(self) -> bool:
-        return self.name.lower().endswith(".onnx")
-
     def kwargs(self) -> dict[str, Value]:
         return dict(self.options)
 

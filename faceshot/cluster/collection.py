@@ -32,11 +32,11 @@ from faceshot.cluster.assign import grow
 from faceshot.cluster.crops import face_crop, jpeg
 from faceshot.cluster.results import Cluster, ClusteredFace, Clustering, Naming
 from faceshot.cluster.store import ClusterStore, StoredFace
+from faceshot.detect import Detector
 from faceshot.engine import Engine
 from faceshot.errors import ConfigError, FaceshotError, GalleryError, ImageNotFoundError, NotFound
 from faceshot.gallery import FoundFace, Gallery, Rejected
 from faceshot.io import IMAGE_SUFFIXES
-from faceshot.detect import Detector
 from faceshot.spec import EngineSpec, open_engine, record_engine
 
 __all__ = ["Collection", "cluster", "DEFAULT_FAR", "DEFAULT_MIN_SIZE", "default_threshold", "image_files"]

@@ -27,7 +27,6 @@ from PIL import Image
 
 from faceshot.bulk import represent_files
 from faceshot.engine import Engine
-from faceshot.spec import open_engine, record_engine
 from faceshot.errors import ConfigError, FaceshotError, MultipleFacesError, NoFaceError, NotFound
 from faceshot.gallery.exchange import read_export, write_export
 from faceshot.gallery.local import LocalStore
@@ -53,6 +52,7 @@ from faceshot.io import ImageInput, describe
 from faceshot.match import OperatingPoint
 from faceshot.quality import DEFAULT_LIMITS, Quality, QualityLimits, assess, require
 from faceshot.results import Face
+from faceshot.spec import open_engine, record_engine
 
 __all__ = ["Gallery", "FoundFace", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE"]
 
