@@ -26,7 +26,7 @@ from faceshot.match import OperatingPoint, cosine_similarity
 from faceshot.results import Face, FaceEmbedding, Verification
 from faceshot.spec import DEFAULT_DETECTOR, EngineSpec, build_aligner, build_detector, build_embedder
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "EngineSpec"]
 
 log = logging.getLogger(__name__)
 
