@@ -3,39 +3,51 @@
     import faceshot
     result = faceshot.verify("passport.jpg", "camera.jpg")
     print(result.same, result.score)
+
+``detector`` and ``embedder`` take the texts of :mod:`faceshot.spec` (``"hog:upsample=1"``,
+``"hog>cnn-onnx"``, ``"model.onnx"``) or instances; each configuration's engine is built once per
+process and shared.
 """
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-from faceshot.embed import DEFAULT_EMBEDDER
+from faceshot.detect import Detector
+from faceshot.embed import DEFAULT_EMBEDDER, Embedder
 from faceshot.engine import Engine, Multiple
-from faceshot.io import ImageInput
+from faceshot.io import DEFAULT_MAX_PIXELS, ImageInput
 from faceshot.results import Face, FaceEmbedding, Verification
+from faceshot.spec import DEFAULT_DETECTOR, EngineSpec
 
 __all__ = ["engine", "detect", "embed", "represent", "verify"]
 
 
-@functools.lru_cache(maxsize=8)
-def engine(detector: str = "hog", embedder: str = DEFAULT_EMBEDDER) -> Engine:
-    """The shared engine for this configuration (built once per process)."""
-    return Engine(detector=detector, embedder=embedder)
+def engine(
+    detector: str | Detector = DEFAULT_DETECTOR,
+    embedder: str | Embedder = DEFAULT_EMBEDDER,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Engine:
+    """The shared engine for this configuration (built once per process; see :class:`EngineSpec`)."""
+    return EngineSpec(detector, embedder, max_pixels=max_pixels).build()
 
 
-def detect(image: ImageInput, *, detector: str = "hog") -> list[Face]:
+def detect(image: ImageInput, *, detector: str | Detector = DEFAULT_DETECTOR) -> list[Face]:
     """Every face in the image, largest first: box, detector score and five landmarks each."""
     return engine(detector).detect(image)
 
 
-def embed(image: ImageInput, *, detector: str = "hog", embedder: str = DEFAULT_EMBEDDER) -> np.ndarray:
+def embed(
+    image: ImageInput, *, detector: str | Detector = DEFAULT_DETECTOR, embedder: str | Embedder = DEFAULT_EMBEDDER
+) -> np.ndarray:
     """One unit-length embedding per face, largest face first, as an ``(N, dim)`` array."""
     return engine(detector, embedder).embed(image)
 
 
-def represent(image: ImageInput, *, detector: str = "hog", embedder: str = DEFAULT_EMBEDDER) -> list[FaceEmbedding]:
+def represent(
+    image: ImageInput, *, detector: str | Detector = DEFAULT_DETECTOR, embedder: str | Embedder = DEFAULT_EMBEDDER
+) -> list[FaceEmbedding]:
     """Every face with its embedding, largest first."""
     return engine(detector, embedder).represent(image)
 
@@ -47,8 +59,8 @@ def verify(
     threshold: float | None = None,
     far: float | None = None,
     multiple: Multiple = "largest",
-    detector: str = "hog",
-    embedder: str = DEFAULT_EMBEDDER,
+    detector: str | Detector = DEFAULT_DETECTOR,
+    embedder: str | Embedder = DEFAULT_EMBEDDER,
 ) -> Verification:
     """Same person or not; see :meth:`faceshot.engine.Engine.verify` for the options."""
     return engine(detector, embedder).verify(a, b, threshold=threshold, far=far, multiple=multiple)

@@ -6,12 +6,18 @@ while the detector keeps every core busy. At most a few images per worker are in
 stays bounded however many files there are, and results come back in the order of the paths.
 
 A bad file does not stop the run: its result carries the error instead of faces.
+
+The engine travels to worker processes as its description (:class:`~faceshot.spec.EngineSpec`), so a
+custom :class:`~faceshot.detect.Detector`, detector options, the pixel limit and a trained model all
+reach them; each worker builds it once and gets its share of the cores for onnxruntime
+(:func:`faceshot.onnx_graphs.set_thread_budget`).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import pickle
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,12 +26,14 @@ from typing import Callable, Iterable, Iterator, Literal, TypeVar
 import numpy as np
 
 from faceshot.detect import Detector
-from faceshot.embed import DEFAULT_EMBEDDER, Embedder, create_embedder
+from faceshot.embed import DEFAULT_EMBEDDER, Embedder
 from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError, FaceshotError
+from faceshot.onnx_graphs import available_cores, set_thread_budget
 from faceshot.results import Face, FaceEmbedding
+from faceshot.spec import DEFAULT_DETECTOR, EngineSpec
 
-__all__ = ["FileResult", "FileFaces", "represent_files", "detect_files", "one_vector_per_file", "ordered_map", "Backend"]
+__all__ = ["FileResult", "FileFaces", "bulk_engine", "represent_files", "detect_files", "one_vector_per_file", "ordered_map", "Backend"]
 
 Backend = Literal["threads", "processes"]
 T = TypeVar("T")
@@ -97,10 +105,12 @@ def _cut(engine: Engine, path: str, one_face: Multiple | None) -> _Cut:
 _worker_engine: Engine | None = None
 
 
-def _start_worker(detector: str | Detector, aligner: str) -> None:
+def _start_worker(spec: EngineSpec, threads: int) -> None:
     global _worker_engine
-    # Workers never embed: the default embedder stands in (its model is never loaded here).
-    _worker_engine = Engine(detector=detector, aligner=aligner)
+    # This worker's share of the cores, for any onnxruntime session it starts (cnn-onnx's network).
+    set_thread_budget(threads)
+    # Workers never embed: the embedder is built (to know its aligner) but its model never loaded.
+    _worker_engine = spec.build()
 
 
 def _in_worker(task: Callable[[Engine, str], R], path: str) -> R:
@@ -113,12 +123,20 @@ def _on_workers(
 ) -> Iterator[Future[R]]:
     """``task(engine, name)`` for every name on a pool of ``workers``, as futures in input order.
 
-    ``task`` must be a module-level function: worker processes receive it, and a copy of ``engine``'s
-    detector (its settings; dlib models are loaded where they run), pickled.
+    ``task`` must be a module-level function: worker processes receive it, and ``engine.spec``,
+    pickled, from which each builds the same engine once (models load where they run).
     """
     pool: Executor
     if backend == "processes":
-        pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(engine.detector, engine.aligner.name))
+        try:
+            pickle.dumps(engine.spec)
+        except Exception as exc:  # pickle raises TypeError, AttributeError, PicklingError, among others
+            raise ConfigError(
+                f"the engine ({engine.spec}) cannot be sent to worker processes: {exc}; make its detector "
+                f"and embedder picklable, or use backend='threads'"
+            ) from None
+        threads = max(1, available_cores() // workers)
+        pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(engine.spec, threads))
         call: Callable[[str], R] = functools.partial(_in_worker, task)
     else:
         pool = ThreadPoolExecutor(workers, thread_name_prefix="faceshot-cut")
@@ -142,11 +160,24 @@ def ordered_map(executor: Executor, fn: Callable[[T], R], items: Iterable[T], ah
         yield pending.popleft()
 
 
+def bulk_engine(
+    engine: Engine | EngineSpec | None, detector: str | Detector | None, embedder: str | Embedder | None
+) -> Engine:
+    """The engine a bulk call runs: ``engine`` (built once per process from a spec), or one made from
+    ``detector`` and ``embedder`` (the older keywords; not both ways at once)."""
+    if engine is not None:
+        if detector is not None or embedder is not None:
+            raise ConfigError("give an engine, or a detector and embedder, not both")
+        return engine.build() if isinstance(engine, EngineSpec) else engine
+    return EngineSpec(detector or DEFAULT_DETECTOR, embedder or DEFAULT_EMBEDDER).build()
+
+
 def represent_files(
     paths: Iterable[str | os.PathLike],
     *,
-    detector: str | Detector = "hog",
-    embedder: str | Embedder = DEFAULT_EMBEDDER,
+    engine: Engine | EngineSpec | None = None,
+    detector: str | Detector | None = None,
+    embedder: str | Embedder | None = None,
     one_face: Multiple | None = None,
     workers: int | None = None,
     backend: Backend = "processes",
@@ -155,6 +186,9 @@ def represent_files(
 ) -> Iterator[FileResult]:
     """Yield one :class:`FileResult` per path, in the order given.
 
+    ``engine``: the engine (or its :class:`~faceshot.spec.EngineSpec`) to detect, align and embed
+    with: its detector and options, pixel limit and embedder reach every worker. ``detector`` and
+    ``embedder`` instead: texts or instances for an engine with the other parts left at their defaults.
     ``one_face``: embed only one face per photo, chosen as :meth:`Engine.one_face` does
     (``"largest"``, ``"central"`` or ``"error"``); a photo without a face is then an error result.
     ``workers``: how many images are decoded and searched at once (default: one per core); 1 runs
@@ -169,7 +203,7 @@ def represent_files(
     if one_face not in (None, "largest", "central", "error"):
         raise ConfigError(f"one_face must be 'largest', 'central' or 'error', got {one_face!r}")
     names = [os.fspath(path) for path in paths]
-    engine = Engine(detector=detector, embedder=create_embedder(embedder) if isinstance(embedder, str) else embedder)
+    engine = bulk_engine(engine, detector, embedder)
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(names) <= 1:
         for name in names:
@@ -192,17 +226,18 @@ def represent_files(
 def detect_files(
     paths: Iterable[str | os.PathLike],
     *,
-    detector: str | Detector = "hog",
+    engine: Engine | EngineSpec | None = None,
+    detector: str | Detector | None = None,
     workers: int | None = None,
     backend: Backend = "processes",
 ) -> Iterator[FileFaces]:
     """Yield the faces found in each file (boxes, scores, landmarks), in the order given.
 
-    The same worker pool as :func:`represent_files`, without the embedding stage.
+    The same worker pool as :func:`represent_files`, without the embedding stage (``engine``: as there).
     """
     _check_backend(backend)
     names = [os.fspath(path) for path in paths]
-    engine = Engine(detector=detector)
+    engine = bulk_engine(engine, detector, None)
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(names) <= 1:
         yield from (_locate(engine, name) for name in names)
@@ -241,19 +276,21 @@ def _embed(cuts: list[_Cut], engine: Engine, keep_chips: bool) -> Iterator[FileR
 def one_vector_per_file(
     paths: Iterable[str | os.PathLike],
     *,
-    detector: str = "hog",
-    embedder: str = DEFAULT_EMBEDDER,
+    engine: Engine | EngineSpec | None = None,
+    detector: str | Detector | None = None,
+    embedder: str | Embedder | None = None,
     multiple: Multiple = "largest",
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """``{path: embedding}`` of one face per photo (``multiple`` picks it); photos without one are absent.
 
-    ``progress(done, total)`` is called after each photo. This is what the evaluation protocols use.
+    ``engine``, ``detector``, ``embedder``: as in :func:`represent_files`. ``progress(done, total)``
+    is called after each photo. This is what the evaluation protocols use.
     """
     names = [os.fspath(path) for path in paths]
     vectors = {}
-    results = represent_files(names, detector=detector, embedder=embedder, one_face=multiple, workers=workers)
+    results = represent_files(names, engine=bulk_engine(engine, detector, embedder), one_face=multiple, workers=workers)
     for done, result in enumerate(results, start=1):
         if result.ok:
             vectors[result.path] = result.faces[0].embedding

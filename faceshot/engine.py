@@ -3,6 +3,11 @@
 ``Engine`` holds one detector, one aligner and one embedder. Models load on first use and are
 shared by every engine in the process. The module functions in :mod:`faceshot.api` are thin
 wrappers over a default ``Engine``.
+
+An engine is described by an :class:`~faceshot.spec.EngineSpec` (``engine.spec``), a picklable
+value from which every other path — bulk worker processes, clustering, evaluation, galleries —
+builds the same engine (``spec.build()``, once per process). Detector and embedder texts follow
+the grammar of :mod:`faceshot.spec` (``"hog:upsample=1"``, ``"hog>cnn-onnx"``, ``"model.onnx"``).
 """
 
 from __future__ import annotations
@@ -10,16 +15,17 @@ from __future__ import annotations
 import logging
 import numpy as np
 
-from faceshot.align import Aligner, create_aligner
-from faceshot.detect import Detector, create_detector
-from faceshot.embed import DEFAULT_EMBEDDER, Embedder, create_embedder
+from faceshot.align import Aligner
 from faceshot.choice import Multiple, choose_face, turned_face
+from faceshot.detect import Detector
+from faceshot.embed import DEFAULT_EMBEDDER, Embedder
 from faceshot.errors import ConfigError
 from faceshot.io import DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
 from faceshot.match import Calibration, OperatingPoint, cosine_similarity, resolve_operating_point
 from faceshot.results import Face, FaceEmbedding, Verification
+from faceshot.spec import DEFAULT_DETECTOR, EngineSpec, build_aligner, build_detector, build_embedder
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "EngineSpec"]
 
 log = logging.getLogger(__name__)
 
@@ -29,32 +35,45 @@ class Engine:
 
     ``detector``: ``"hog"`` (fast, frontal faces; default), ``"cnn"`` (finds turned faces, ~2 s per
     photo on CPU), ``"cnn-onnx"`` (``cnn``'s faces, its network run by onnxruntime: about 15 times
-    faster), or a :class:`~faceshot.detect.Detector` instance.
+    faster), with options (``"hog:upsample=1"``) or as a fallback chain (``"hog>cnn-onnx"``), or a
+    :class:`~faceshot.detect.Detector` instance.
     ``embedder``: ``"dlib-resnet-onnx"`` (default: dlib's ResNet converted to ONNX, the same vectors
-    as ``"dlib-resnet"``, which runs dlib itself), or an :class:`~faceshot.embed.Embedder` instance.
+    as ``"dlib-resnet"``, which runs dlib itself), a model file from ``faceshot train``
+    (``"model.onnx"``), or an :class:`~faceshot.embed.Embedder` instance.
     ``aligner``: defaults to the one the embedder was trained with.
     ``max_pixels``: larger images are refused before decoding.
+    Bad texts raise :class:`~faceshot.errors.ConfigError` naming what exists (see :mod:`faceshot.spec`).
     """
 
     def __init__(
         self,
-        detector: str | Detector = "hog",
+        detector: str | Detector = DEFAULT_DETECTOR,
         embedder: str | Embedder = DEFAULT_EMBEDDER,
         aligner: str | Aligner | None = None,
         *,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
-        self.detector = create_detector(detector) if isinstance(detector, str) else detector
-        self.embedder = create_embedder(embedder) if isinstance(embedder, str) else embedder
-        if aligner is None:
-            aligner = self.embedder.aligner
-        self.aligner = create_aligner(aligner) if isinstance(aligner, str) else aligner
-        self.max_pixels = max_pixels
+        self._spec = spec = EngineSpec(detector, embedder, aligner, max_pixels)
+        self.detector = build_detector(spec.detector) if isinstance(spec.detector, str) else spec.detector
+        self.embedder = build_embedder(spec.embedder) if isinstance(spec.embedder, str) else spec.embedder
+        aligner = spec.aligner if spec.aligner is not None else self.embedder.aligner
+        self.aligner = build_aligner(aligner) if isinstance(aligner, str) else aligner
+        self.max_pixels = spec.max_pixels
+
+    @classmethod
+    def from_spec(cls, spec: EngineSpec) -> "Engine":
+        """A new engine built from ``spec`` (:meth:`EngineSpec.build` shares one per process instead)."""
+        return cls(spec.detector, spec.embedder, spec.aligner, max_pixels=spec.max_pixels)
+
+    @property
+    def spec(self) -> EngineSpec:
+        """The description this engine was built from: picklable, for worker processes to rebuild it."""
+        return self._spec
 
     def __repr__(self) -> str:
         return (
             f"Engine(detector={self.detector.name!r}, aligner={self.aligner.name!r}, "
-            f"embedder={self.embedder.name!r})"
+            f"embedder={self.embedder.name!r}, max_pixels={self.max_pixels})"
         )
 
     def load(self, source: ImageInput) -> np.ndarray:

@@ -8,7 +8,14 @@ Used by the converted dlib networks (:mod:`faceshot.embed.dlib_onnx`, the face R
   convolution with the affine layer that follows it folded in; :func:`finish` makes the checked model.
 - :func:`cached_conversion` keeps a conversion in ``$XDG_CACHE_HOME/faceshot`` (``~/.cache/faceshot``),
   keyed by the source file's digest, written atomically, rebuilt when damaged or out of date.
-- :func:`session` starts (once per process, model and thread count) an onnxruntime session.
+- :func:`session` starts (once per process, model and thread count) an onnxruntime session;
+  :func:`new_session` is the one place every faceshot session is made, with the process's
+  thread budget (:func:`thread_budget`) unless told otherwise.
+
+**Threads.** An onnxruntime session is safe to run from several threads at once, so one session per
+model is shared by every thread of a process. Its intra-op threads are the process's *thread
+budget*: every core the process may run on, unless a bulk pool set it (``set_thread_budget``) to
+its share, ``max(1, cores // workers)``, so that N worker processes do not start N × cores threads.
 
 Needs ``pip install onnxruntime onnx`` (not torch).
 """
@@ -43,6 +50,9 @@ __all__ = [
     "onnxruntime_module",
     "available_cores",
     "GuardedSession",
+    "thread_budget",
+    "set_thread_budget",
+    "new_session",
     "session",
 ]
 
@@ -275,6 +285,44 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+_budget: int | None = None
+
+
+def thread_budget() -> int:
+    """Intra-op threads for a session made without an explicit count: the budget a bulk pool set in
+    this process (:func:`set_thread_budget`), else every core the process may run on."""
+    return _budget or available_cores()
+
+
+def set_thread_budget(threads: int | None) -> None:
+    """Set this process's thread budget (``None``: every core again). Sessions already made keep theirs."""
+    global _budget
+    if threads is not None and threads < 1:
+        raise ValueError(f"a thread budget is at least 1, got {threads}")
+    _budget = threads
+
+
+def new_session(data: bytes, threads: int | None = None, *, spin: bool = False, what: str = "the model") -> Any:
+    """A CPU onnxruntime session of the serialized model ``data``: the one factory faceshot uses.
+
+    ``threads``: intra-op threads (default :func:`thread_budget`); inter-op threads are 1.
+    Raises :class:`ModelError` naming ``what`` when onnxruntime cannot load the model; the
+    session returned (a :class:`GuardedSession`) raises it too when a run fails.
+    """
+    ort = onnxruntime_module()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or thread_budget()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning worker threads wait faster but burn their core meanwhile: on a machine busy
+    # with other work, measured, they halved the speed of 2 threads on 2 cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    try:
+        return GuardedSession(ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]), what)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelError(f"onnxruntime cannot load {what}: {exc}") from None
+
+
 _sessions: dict[tuple[int, str, str, str, int, bool], Any] = {}
 _sessions_lock = threading.Lock()
 
@@ -283,10 +331,14 @@ def session(
     model: Callable[[Path | None, Path | None], bytes],
     source: Path | None,
     directory: Path | None,
-    threads: int,
+    threads: int | None,
     spin: bool = False,
 ) -> Any:
-    """An onnxruntime session of the serialized model ``model(source, directory)`` returns."""
+    """The onnxruntime session of the serialized model ``model(source, directory)`` returns.
+
+    ``threads``: intra-op threads, ``None`` for the process's :func:`thread_budget`.
+    """
+    threads = threads or thread_budget()
     # One session per model and thread count per process, shared by every user (sessions are
     # thread-safe to run). The process id is part of the key: a child made by fork() must not use
     # its parent's session, whose worker threads did not survive the fork.
@@ -294,19 +346,13 @@ def session(
     with _sessions_lock:
         running = _sessions.get(key)
         if running is None:
-            ort = onnxruntime_module()
-            data = model(source, directory)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            # Spinning worker threads wait faster but burn their core meanwhile: on a machine busy
-            # with other work, measured, they halved the speed of 2 threads on 2 cores.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-            try:
-                running = GuardedSession(ort.InferenceSession(data, options, providers=["CPUExecutionProvider"]),
-                                         "the converted dlib model")
-            except Exception as exc:  # onnxruntime raises its own exception types
-                raise ModelError(f"onnxruntime cannot load the converted dlib model: {exc}") from None
+            running = new_session(model(source, directory), threads, spin=spin, what="the converted dlib model")
             _sessions[key] = running
     return running
+
+
+def sessions_started() -> int:
+    """How many shared sessions this process has started (a test that nothing was loaded reads it)."""
+    pid = os.getpid()
+    with _sessions_lock:
+        return sum(1 for key in _sessions if key[0] == pid)

@@ -38,7 +38,23 @@ EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
 EXIT_INTERRUPTED = 130  # what shells report for a command stopped by Ctrl-C
 T = TypeVar("T")
 
-DetectorOption = typer.Option("hog", "--detector", "-d", help="hog: fast, frontal faces. cnn: finds turned faces, slow on CPU. cnn-onnx: cnn's faces, about 15 times faster.")
+# The engine options every command that detects or embeds takes. Unset, each comes from the
+# environment (FACESHOT_DETECTOR, FACESHOT_EMBEDDER, FACESHOT_MAX_PIXELS), then the gallery's
+# settings, then the package default: faceshot.spec.resolve_spec decides, not the commands.
+DetectorOption = typer.Option(
+    None, "--detector", "-d",
+    help="hog: fast, frontal faces. cnn: finds turned faces, slow on CPU. cnn-onnx: cnn's faces, about 15 times "
+    "faster. Options and fallbacks: hog:upsample=1, hog>cnn-onnx. Default: $FACESHOT_DETECTOR, the gallery's, hog.",
+)
+EmbedderOption = typer.Option(
+    None, "--embedder",
+    help="Embedder name (dlib-resnet-onnx, dlib-resnet, ...) or a model from `faceshot train` (.onnx). "
+    "Default: $FACESHOT_EMBEDDER, else the gallery's own, else dlib-resnet-onnx.",
+)
+MaxPixelsOption = typer.Option(
+    None, "--max-pixels", min=1,
+    help="Refuse images with more pixels than this before decoding. Default: $FACESHOT_MAX_PIXELS, the gallery's, 40000000.",
+)
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of text.")
 WorkersOption = typer.Option(None, "--workers", help="Processes to use (default: one per core).")
 DbOption = typer.Option(None, "--db", help="Gallery file. Default: $FACESHOT_DB, else ./faceshot.db.")

@@ -17,14 +17,15 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from faceshot.api import engine
 from faceshot.cli.app import (
     EXIT_ERROR,
     EXIT_NO,
     DbOption,
     DetectorOption,
+    EmbedderOption,
     FarOption,
     JsonOption,
+    MaxPixelsOption,
     Threshold,
     WorkersOption,
     app,
@@ -36,6 +37,7 @@ from faceshot.cli.app import (
 )
 from faceshot.cluster import Clustering, Collection, clusterers, contact_sheet, write_folders
 from faceshot.gallery import Gallery
+from faceshot.spec import open_engine
 
 
 class RunByDefault(TyperGroup):
@@ -79,7 +81,8 @@ def print_clustering(result: Clustering, *, samples: int = 3, rows: int = 50) ->
     out.print(
         f"{len(result.clusters)} cluster(s) of {sum(c.size for c in result.clusters)} faces, "
         f"{len(result.unclustered)} face(s) unclustered "
-        f"({result.algorithm}, threshold {result.threshold:.3f}, at least {result.min_size} faces a cluster)"
+        f"({result.algorithm}, threshold {'none' if result.threshold is None else f'{result.threshold:.3f}'}, "
+        f"at least {result.min_size} faces a cluster)"
     )
 
 
@@ -107,7 +110,9 @@ def run(
         False, "--keep-thumbnails", help="With --db: also keep a small JPEG of each face (off: no image is stored)."
     ),
     workers: Optional[int] = WorkersOption,
-    detector: str = DetectorOption,
+    detector: Optional[str] = DetectorOption,
+    embedder: Optional[str] = EmbedderOption,
+    max_pixels: Optional[int] = MaxPixelsOption,
     db: Optional[Path] = ClusterDbOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -116,7 +121,8 @@ def run(
     With --db, photos seen before are skipped and new faces join the saved clusters. Files that
     cannot be read are listed on stderr and the rest are clustered (exit code 1 when any failed).
     """
-    with Collection(db, engine(detector), algorithm=algorithm, threshold=threshold, far=far, min_size=min_size,
+    engine = open_engine(db, detector=detector, embedder=embedder, max_pixels=max_pixels)
+    with Collection(db, engine, algorithm=algorithm, threshold=threshold, far=far, min_size=min_size,
                     keep_thumbnails=keep_thumbnails, workers=workers) as collection, progress_bar() as bar:
         task = bar.add_task("finding faces", total=None)
         result = collection.add(folders, progress=lambda done, total: bar.update(task, completed=done, total=total))

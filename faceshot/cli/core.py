@@ -8,15 +8,16 @@ from typing import Optional
 
 import typer
 
-from faceshot.api import engine
 from faceshot.bulk import detect_files
 from faceshot.cli.app import (
     EXIT_ERROR,
     EXIT_NO,
     EXIT_OK,
     DetectorOption,
+    EmbedderOption,
     FarOption,
     JsonOption,
+    MaxPixelsOption,
     Threshold,
     WorkersOption,
     ThresholdOption,
@@ -25,14 +26,15 @@ from faceshot.cli.app import (
     progress,
     reports_errors,
 )
-from faceshot.embed import DEFAULT_EMBEDDER
+from faceshot.spec import open_engine
 
 
 @app.command()
 @reports_errors
 def detect(
     images: list[Path] = typer.Argument(..., help="Image files to search for faces."),
-    detector: str = DetectorOption,
+    detector: Optional[str] = DetectorOption,
+    max_pixels: Optional[int] = MaxPixelsOption,
     as_json: bool = JsonOption,
     workers: Optional[int] = WorkersOption,
 ) -> None:
@@ -45,7 +47,8 @@ def detect(
     failed = 0
     if not as_json:
         print("image,face,left,top,right,bottom,score")
-    for result in progress(detect_files(images, detector=detector, workers=workers), "detecting", len(images)):
+    found = detect_files(images, engine=open_engine(detector=detector, max_pixels=max_pixels), workers=workers)
+    for result in progress(found, "detecting", len(images)):
         if not result.ok:
             failed += 1
             error(result.error)
@@ -72,22 +75,22 @@ def verify(
     multiple: str = typer.Option(
         "largest", "--multiple", help="With several faces in a photo: compare the 'largest', the 'central' one, or 'error'."
     ),
-    db: Optional[Path] = typer.Option(None, "--db", help="Use the FAR table `faceshot calibrate --db` saved in this gallery (its threshold by default)."),
-    embedder: str = typer.Option(
-        DEFAULT_EMBEDDER, "--embedder", help="Embedder name, or a model from `faceshot train` (.onnx; needs --threshold)."
-    ),
-    detector: str = DetectorOption,
+    db: Optional[Path] = typer.Option(None, "--db", help="Use the FAR table `faceshot calibrate --db` saved in this gallery (its threshold by default), and its embedder and engine defaults."),
+    embedder: Optional[str] = EmbedderOption,
+    detector: Optional[str] = DetectorOption,
+    max_pixels: Optional[int] = MaxPixelsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Are the two photos the same person? Exit code 0 = same, 1 = different, 2 = error."""
     how = dict(threshold=threshold, far=far, multiple=multiple)
+    engine = open_engine(db, detector=detector, embedder=embedder, max_pixels=max_pixels)
     if db is not None:
         from faceshot.gallery import Gallery
 
-        with Gallery(db, engine(detector, embedder)) as gallery:
+        with Gallery(db, engine, create=False) as gallery:
             result = gallery.verify(image_a, image_b, **how)  # type: ignore[arg-type]
     else:
-        result = engine(detector, embedder).verify(image_a, image_b, **how)  # type: ignore[arg-type]
+        result = engine.verify(image_a, image_b, **how)  # type: ignore[arg-type]
     if as_json:
         print(json.dumps(result.to_dict()))
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -10,13 +9,23 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from faceshot.cli.app import DetectorOption, JsonOption, app, err, out, progress_bar, reports_errors
-from faceshot.embed import DEFAULT_EMBEDDER
+from faceshot.cli.app import (
+    DetectorOption,
+    EmbedderOption,
+    JsonOption,
+    MaxPixelsOption,
+    app,
+    err,
+    out,
+    progress_bar,
+    reports_errors,
+)
 from faceshot.errors import ConfigError
 from faceshot.evaluate.lfw import read_pairs
 from faceshot.evaluate.open_set import evaluate_open_set
 from faceshot.evaluate.pairs import PEERS, score_pairs
 from faceshot.evaluate.verification import VerificationReport, kfold, roc
+from faceshot.spec import open_engine, resolve_spec
 
 eval_app = typer.Typer(help="Measure accuracy on your own labelled photos (LFW protocol, open-set identification, few-shot).",
                        no_args_is_help=True)
@@ -32,11 +41,13 @@ def eval_verify(
     report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
     multiple: str = typer.Option("central", "--multiple", help="Face used when an image has several: central, largest."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
-    embedder: str = typer.Option(DEFAULT_EMBEDDER, "--embedder", help="Embedder to evaluate."),
-    detector: str = DetectorOption,
+    embedder: Optional[str] = EmbedderOption,
+    detector: Optional[str] = DetectorOption,
+    max_pixels: Optional[int] = MaxPixelsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """The LFW protocol: threshold chosen on 9 folds, accuracy on the 10th; mean ± std, ROC AUC, EER, TAR@FAR."""
+    spec = resolve_spec(detector, embedder, max_pixels)
     unknown = sorted(set(compare) - set(PEERS))
     if unknown:
         raise ConfigError(f"unknown peer {', '.join(unknown)}; choose one of: {', '.join(PEERS)}")
@@ -51,7 +62,7 @@ def eval_verify(
                 bar.update(task, completed=done, total=total)
 
             if peer is None:
-                scored = score_pairs(pairs, detector=detector, embedder=embedder, multiple=multiple,  # type: ignore[arg-type]
+                scored = score_pairs(pairs, engine=spec, multiple=multiple,  # type: ignore[arg-type]
                                      workers=workers, progress=advance)
             else:
                 scored = peer(pairs, workers=workers, progress=advance)
@@ -66,7 +77,7 @@ def eval_verify(
     if report is not None:
         from faceshot.evaluate.report import verification_report
 
-        settings = {"pairs file": str(pairs_file), "root": str(root), "detector": detector, "embedder": embedder,
+        settings = {"pairs file": str(pairs_file), "root": str(root), "detector": spec.detector_text, "embedder": spec.embedder_text,
                     "face choice": multiple,
                     "policy for images without a face": "their pairs count as rejected (different)"}
         verification_report(report, pairs, runs, title=f"faceshot eval verify: {pairs_file.name}", settings=settings)
@@ -104,17 +115,20 @@ def eval_identify(
     multiple: str = typer.Option("largest", "--multiple", help="Face used when a photo has several: largest, central."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report (DET curve) here."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
-    detector: str = DetectorOption,
+    detector: Optional[str] = DetectorOption,
+    embedder: Optional[str] = EmbedderOption,
+    max_pixels: Optional[int] = MaxPixelsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """One-shot (or few-shot) open-set identification: rank-1/5, FNIR at FPIR 1e-1, 1e-2, 1e-3."""
+    spec = resolve_spec(detector, embedder, max_pixels)
     if baseline not in ("", "classifier"):
         raise ConfigError(f"unknown baseline {baseline!r}; choose: classifier")
     with progress_bar() as bar:
         task = bar.add_task("embedding", total=None)
         run = evaluate_open_set(
             folder, enroll=enroll, unknown_fraction=unknown_fraction, seed=seed, baseline=baseline == "classifier",
-            detector=detector, multiple=multiple, workers=workers,  # type: ignore[arg-type]
+            engine=spec, multiple=multiple, workers=workers,  # type: ignore[arg-type]
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     if report is not None:
@@ -145,14 +159,18 @@ def eval_identify(
 @reports_errors
 def eval_fewshot(
     folder: Path = typer.Argument(..., help="ROOT/class/image (any depth), or Omniglot's runs (runNN/class_labels.txt)."),
-    model: str = typer.Option(DEFAULT_EMBEDDER, "--model", help="A model file from `faceshot train` (.onnx) or an embedder name."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "--embedder",
+        help="A model file from `faceshot train` (.onnx) or an embedder name. Default: $FACESHOT_EMBEDDER, else dlib-resnet-onnx.",
+    ),
     ways: int = typer.Option(5, "--ways", help="Classes per episode (N-way)."),
     shots: int = typer.Option(1, "--shots", help="Labelled examples per class (K-shot)."),
     episodes: int = typer.Option(600, "--episodes", help="Episodes to average."),
     queries: int = typer.Option(5, "--queries", help="Query images per class and episode."),
     seed: int = typer.Option(0, "--seed", help="Seed of the episodes."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes embedding face photos (default: one per core)."),
-    detector: str = DetectorOption,
+    detector: Optional[str] = DetectorOption,
+    max_pixels: Optional[int] = MaxPixelsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """N-way K-shot accuracy: each query takes the class of the nearest mean of K examples (cosine).
@@ -161,10 +179,12 @@ def eval_fewshot(
     """
     from faceshot.evaluate.fewshot import evaluate_folder
 
+    spec = resolve_spec(detector, model, max_pixels)
+    model = spec.embedder_text
     with progress_bar() as bar:
         task = bar.add_task("embedding", total=None)
         result = evaluate_folder(folder, model, ways=ways, shots=shots, count=episodes, queries=queries, seed=seed,
-                                 detector=detector, workers=workers,
+                                 detector=spec.detector_text, max_pixels=spec.max_pixels, workers=workers,
                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
     if as_json:
         print(json.dumps(result.to_dict() | {"model": model}))
@@ -184,7 +204,9 @@ def calibrate(
     far: float = typer.Option(..., "--far", help="The false-accept rate to reach, e.g. 0.001."),
     db: Optional[Path] = typer.Option(None, "--db", help="Save the FAR table in this gallery: identify's thresholds and verify --db use it."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
-    detector: str = DetectorOption,
+    detector: Optional[str] = DetectorOption,
+    embedder: Optional[str] = EmbedderOption,
+    max_pixels: Optional[int] = MaxPixelsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """The threshold that gives false-accept rate FAR on your own photos, with a confidence interval.
@@ -196,17 +218,15 @@ def calibrate(
     from faceshot.evaluate.calibrate import calibrate as measure
     from faceshot.gallery import Gallery
 
-    with contextlib.ExitStack() as stack:
-        # An existing gallery's embedder measures (its vectors are the ones to calibrate); a new
+    with progress_bar() as bar:
+        task = bar.add_task("embedding", total=None)
+        # With --db, the gallery's own engine (its vector space) is the one measured; a new
         # gallery is only made once the measurement succeeded.
-        gallery = stack.enter_context(Gallery(db)) if db is not None and db.exists() else None
-        with progress_bar() as bar:
-            task = bar.add_task("embedding", total=None)
-            result = measure(folder, far, detector=detector, workers=workers,
-                             embedder=DEFAULT_EMBEDDER if gallery is None else gallery.engine.embedder,
-                             progress=lambda done, total: bar.update(task, completed=done, total=total))
-        if db is not None:
-            gallery = gallery or stack.enter_context(Gallery(db))
+        engine = open_engine(db, detector=detector, embedder=embedder, max_pixels=max_pixels)
+        result = measure(folder, far, engine=engine, workers=workers,
+                         progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if db is not None:
+        with Gallery(db, engine=engine) as gallery:
             gallery.calibration = result.to_calibration(str(folder))
     if as_json:
         print(json.dumps(result.to_dict()))

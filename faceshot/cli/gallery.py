@@ -6,6 +6,7 @@ Thin adapters over :class:`faceshot.gallery.Gallery`; every decision is made the
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,8 +19,11 @@ from faceshot.cli.app import (
     EXIT_ERROR,
     EXIT_NO,
     DbOption,
+    DetectorOption,
+    EmbedderOption,
     FarOption,
     JsonOption,
+    MaxPixelsOption,
     Threshold,
     ThresholdOption,
     WorkersOption,
@@ -33,6 +37,13 @@ from faceshot.cli.app import (
 )
 from faceshot.errors import FaceshotError
 from faceshot.gallery import DirProgress, Gallery
+from faceshot.gallery.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
+from faceshot.spec import open_engine
+
+
+def gallery_path(db: Optional[Path]) -> Path:
+    """The gallery file a command uses: ``--db``, else ``$FACESHOT_DB``, else ``./faceshot.db`` (as :class:`Gallery`)."""
+    return Path(db or os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH)
 
 people_app = typer.Typer(help="List, inspect and correct the people in a gallery.", no_args_is_help=True)
 gallery_app = typer.Typer(help="Check, rebuild, export and import a gallery.", no_args_is_help=True)
@@ -42,18 +53,15 @@ app.add_typer(gallery_app, name="gallery")
 GroupOption = typer.Option([], "--group", "-g", help="Group (tag) the person joins; repeat for several.")
 ForceOption = typer.Option(False, "--force", help="Skip the quality gate; with several faces, take the largest.")
 ThumbnailOption = typer.Option(False, "--keep-thumbnail", help="Also keep a small JPEG of each face (off: no image is stored).")
-EmbedderOption = typer.Option(
-    None, "--embedder", help="A model from `faceshot train` (.onnx) or an embedder name; default: the gallery's own."
-)
 
 
-def open_gallery(db: Optional[Path], embedder: Optional[str]) -> Gallery:
-    """The gallery, with the embedder asked for (it refuses one of another space) or its own."""
-    if embedder is None:
-        return Gallery(db)
-    from faceshot.api import engine
-
-    return Gallery(db, engine=engine(embedder=embedder))
+def open_gallery(
+    db: Optional[Path], detector: Optional[str] = None, embedder: Optional[str] = None, max_pixels: Optional[int] = None
+) -> Gallery:
+    """The gallery, with the engine resolved from the flags, the environment and its own settings
+    (an embedder of another vector space is refused when it opens)."""
+    path = gallery_path(db)
+    return Gallery(path, engine=open_engine(path, detector=detector, embedder=embedder, max_pixels=max_pixels))
 
 
 def show_json(data: Any) -> None:
@@ -69,11 +77,13 @@ def enroll(
     force: bool = ForceOption,
     keep_thumbnail: bool = ThumbnailOption,
     db: Optional[Path] = DbOption,
+    detector: Optional[str] = DetectorOption,
     embedder: Optional[str] = EmbedderOption,
+    max_pixels: Optional[int] = MaxPixelsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Enroll a person from one photo or a few. Rejected photos are listed with the reason (exit 2)."""
-    with open_gallery(db, embedder) as gallery:
+    with open_gallery(db, detector, embedder, max_pixels) as gallery:
         result = gallery.enroll(name, images, groups=group, force=force, keep_thumbnail=keep_thumbnail)
     if as_json:
         show_json(result.to_dict())
@@ -99,13 +109,16 @@ def enroll_dir(
     keep_thumbnail: bool = ThumbnailOption,
     workers: Optional[int] = WorkersOption,
     db: Optional[Path] = DbOption,
+    detector: Optional[str] = DetectorOption,
+    embedder: Optional[str] = EmbedderOption,
+    max_pixels: Optional[int] = MaxPixelsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Enroll every person in a folder. Resumable: photos already enrolled are skipped.
 
     Bad photos are reported and skipped; exit code 1 when any failed, 0 when none did.
     """
-    with Gallery(db) as gallery, progress_bar() as bar:
+    with open_gallery(db, detector, embedder, max_pixels) as gallery, progress_bar() as bar:
         task = bar.add_task("enrolling", total=None)
 
         def advance(step: DirProgress) -> None:
@@ -144,14 +157,16 @@ def identify(
         None, "--font", help="With --annotate: a TrueType/OpenType file to draw names with (default: an installed font that has their characters)."
     ),
     db: Optional[Path] = DbOption,
+    detector: Optional[str] = DetectorOption,
     embedder: Optional[str] = EmbedderOption,
+    max_pixels: Optional[int] = MaxPixelsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Who is in each photo? Every face gets a name, or 'unknown' when nobody enrolled matches."""
     if font is not None:
         font_for("", 12, font)  # a font file that cannot be read is refused before any work
     failed = 0
-    with open_gallery(db, embedder) as gallery:
+    with open_gallery(db, detector, embedder, max_pixels) as gallery:
         for image in progress(images, "identifying"):
             try:
                 pixels = gallery.engine.load(image)

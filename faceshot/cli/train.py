@@ -37,7 +37,7 @@ def train_command(
     name: Optional[str] = typer.Option(None, "--name", help="The model's name (default: the file's stem)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="face-adapter: processes embedding the photos."),
-    detector: str = DetectorOption,
+    detector: Optional[str] = DetectorOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Train on your labelled folders, then compare with the baseline on held-out classes.
@@ -49,6 +49,7 @@ def train_command(
     from faceshot.train._torch import require
 
     require()
+    from faceshot.spec import resolve_spec
     from faceshot.train.export import export_model
     from faceshot.train.sources import load_folders
     from faceshot.train.trainer import TrainConfig, train
@@ -60,6 +61,7 @@ def train_command(
                          time_limit=minutes * 60, threads=threads)
     with progress_bar() as bar:
         task = bar.add_task("reading images" if backbone != "face-adapter" else "embedding faces", total=None)
+        detector = resolve_spec(detector).detector_text  # the flag, else $FACESHOT_DETECTOR, else hog
         data = load_folders(folders, backbone=backbone, size=size, channels=channels, detector=detector, workers=workers,
                             progress=lambda done, total: bar.update(task, completed=done, total=total))
         options = {"size": size, "channels": channels} if backbone == "small-cnn" else {"dim_in": int(data.inputs.shape[1])}

@@ -32,10 +32,12 @@ from faceshot.cluster.assign import grow
 from faceshot.cluster.crops import face_crop, jpeg
 from faceshot.cluster.results import Cluster, ClusteredFace, Clustering, Naming
 from faceshot.cluster.store import ClusterStore, StoredFace
+from faceshot.detect import Detector
 from faceshot.engine import Engine
 from faceshot.errors import ConfigError, FaceshotError, GalleryError, ImageNotFoundError, NotFound
 from faceshot.gallery import FoundFace, Gallery, Rejected
 from faceshot.io import IMAGE_SUFFIXES
+from faceshot.spec import EngineSpec, open_engine, record_engine
 
 __all__ = ["Collection", "cluster", "DEFAULT_FAR", "DEFAULT_MIN_SIZE", "default_threshold", "image_files"]
 
@@ -95,8 +97,9 @@ class Collection:
 
     ``db``: the gallery file to keep the clusters in (created if missing; the same file a
     :class:`~faceshot.gallery.Gallery` uses), or ``None`` to keep nothing (one-shot).
-    ``engine``: detector and embedder (by default the shared engine, with the embedder a saved
-    collection was made with). ``algorithm``: see :mod:`faceshot.cluster.algorithms`.
+    ``engine``: detector, embedder and pixel limit (by default resolved as a gallery's is, by
+    :func:`faceshot.spec.open_engine`: the environment, then a saved collection's settings, its
+    vector space pinned). ``algorithm``: see :mod:`faceshot.cluster.algorithms`.
     ``threshold``: the score two faces need to be linked (cosine, as ``verify``); by default the
     one a saved collection used last, else :func:`default_threshold`. Higher: purer clusters, more
     of them, more faces left alone. ``far``: the threshold at this false-accept rate instead.
@@ -119,16 +122,13 @@ class Collection:
         keep_thumbnails: bool = False,
         workers: int | None = None,
     ) -> None:
-        if engine is None:
-            from faceshot.api import engine as shared_engine
-            from faceshot.gallery import LocalStore
-
-            stored = LocalStore.stored_embedder(db) if db is not None else None
-            engine = shared_engine() if stored is None else shared_engine(embedder=stored)
-        self.engine = engine
+        # Resolved as a gallery resolves it: the saved collection's vector space, pinned.
+        self.engine = engine = open_engine(db, engine=engine)
         self.db = None if db is None else Path(db)
         self.store = ClusterStore(":memory:" if db is None else Path(db),
                                   embedder=engine.embedder.space, dim=engine.embedder.dim)
+        if db is not None:
+            record_engine(self.store.db, engine, self.store.transaction)
         try:
             self._configure(engine, algorithm, threshold, far, min_size, options)
         except BaseException:
@@ -157,12 +157,27 @@ class Collection:
             raise ConfigError("give a threshold or a false-accept rate, not both")
         if far is not None:
             threshold = engine.operating_point(far=far).threshold
-        self.threshold = float(threshold if threshold is not None else saved.get("threshold") or default_threshold(engine))
-        if not -1.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"a threshold is a cosine score between -1 and 1, got {self.threshold}")
+        if threshold is None:
+            threshold = saved.get("threshold")
+        if threshold is None and engine.embedder.calibration is not None:
+            threshold = default_threshold(engine)
+        # An embedder without calibration (a trained model) and no threshold: listing and naming
+        # clusters still work; clustering asks for a threshold (see the ``threshold`` property).
+        self._threshold = None if threshold is None else float(threshold)
+        if self._threshold is not None and not -1.0 <= self._threshold <= 1.0:
+            raise ConfigError(f"a threshold is a cosine score between -1 and 1, got {self._threshold}")
         self.min_size = int(min_size if min_size is not None else saved.get("min_size") or DEFAULT_MIN_SIZE)
         if self.min_size < 1:
             raise ConfigError(f"min_size must be at least 1, got {self.min_size}")
+
+    @property
+    def threshold(self) -> float:
+        """The score two faces need to be linked (:class:`ConfigError` when there is none to use)."""
+        if self._threshold is None:
+            raise ConfigError(
+                f"embedder {self.engine.embedder.name!r} has no calibration; pass a clustering threshold"
+            )
+        return self._threshold
 
     @classmethod
     def saved(cls, db: str | os.PathLike[str] | None = None, **options: Any) -> "Collection":
@@ -177,7 +192,8 @@ class Collection:
 
     def __repr__(self) -> str:
         where = "memory" if self.db is None else str(self.db)
-        return f"Collection({where!r}, algorithm={self.algorithm!r}, threshold={self.threshold:.4f})"
+        threshold = "none" if self._threshold is None else f"{self._threshold:.4f}"
+        return f"Collection({where!r}, algorithm={self.algorithm!r}, threshold={threshold})"
 
     def __enter__(self) -> "Collection":
         return self
@@ -201,6 +217,7 @@ class Collection:
         are still clustered; photos seen before are skipped. ``progress(done, total)`` is called
         after each new photo. Returns the whole collection afterwards.
         """
+        self.threshold  # noqa: B018  (raises before any work when there is no threshold to cluster with)
         files, failed = image_files(inputs)
         unreadable = 0
         todo: list[tuple[Path, str]] = []
@@ -222,8 +239,7 @@ class Collection:
         no_face: list[str] = []
         added = 0
         batch: list[tuple[Path, str, list[Any]]] = []
-        results = represent_files([path for path, _ in fresh], detector=self.engine.detector.name,
-                                  embedder=self.engine.embedder.name, workers=self.workers)
+        results = represent_files([path for path, _ in fresh], engine=self.engine, workers=self.workers)
         for done, ((path, digest), result) in enumerate(zip(fresh, results), start=1):
             if result.error is not None:
                 failed.append(Rejected(str(path), type(result.error).__name__, str(result.error)))
@@ -301,7 +317,7 @@ class Collection:
             key=lambda c: (-c.size, c.id),
         )
         return Clustering(tuple(clusters), tuple(unclustered), algorithm=self.algorithm,
-                          threshold=self.threshold, min_size=self.min_size, **run)
+                          threshold=self._threshold, min_size=self.min_size, **run)
 
     def cluster(self, cluster_id: int) -> Cluster:
         """One cluster with its faces (:class:`~faceshot.errors.NotFound` if there is none by that id)."""
@@ -392,12 +408,19 @@ def cluster(
     threshold: float | None = None,
     far: float | None = None,
     min_size: int | None = None,
-    detector: str = "hog",
+    detector: str | Detector | None = None,
+    engine: Engine | EngineSpec | None = None,
     workers: int | None = None,
 ) -> Clustering:
-    """Group the faces in these photos and folders by person, keeping nothing (see :class:`Collection`)."""
-    from faceshot.api import engine
+    """Group the faces in these photos and folders by person, keeping nothing (see :class:`Collection`).
 
-    with Collection(None, engine(detector), algorithm=algorithm, threshold=threshold, far=far, min_size=min_size,
+    ``engine`` (or its spec): the detector, embedder and pixel limit; ``detector`` alone: an engine
+    with that detector and the resolved defaults (:func:`faceshot.spec.open_engine`).
+    """
+    if isinstance(engine, EngineSpec):
+        engine = engine.build()
+    elif engine is None:
+        engine = open_engine(None, detector=detector)
+    with Collection(None, engine, algorithm=algorithm, threshold=threshold, far=far, min_size=min_size,
                     workers=workers) as collection:
         return collection.add(inputs)

@@ -53,7 +53,8 @@ class Clustering:
     (same bytes), not embedded again; ``no_face``: files in which no face was found; ``failed``:
     files that could not be read, with the reason. ``added``: faces found in this run, of which
     ``joined`` went into clusters that already existed. ``threshold``/``algorithm``/``min_size``:
-    the settings used.
+    the settings used (``threshold`` is ``None`` for a collection never clustered whose embedder
+    has no calibration).
     """
 
     clusters: tuple[Cluster, ...]
@@ -65,7 +66,7 @@ class Clustering:
     added: int
     joined: int
     algorithm: str
-    threshold: float
+    threshold: float | None
     min_size: int
 
     @property
@@ -83,7 +84,7 @@ class Clustering:
             "added": self.added,
             "joined": self.joined,
             "algorithm": self.algorithm,
-            "threshold": round(self.threshold, 6),
+            "threshold": None if self.threshold is None else round(self.threshold, 6),
             "min_size": self.min_size,
         }
 

@@ -163,19 +163,19 @@ class CnnOnnxDetector(DlibDetector):
     def __init__(
         self,
         *,
-        threads: int = 1,
+        threads: int | None = 1,
         threshold: float = 0.0,
         cache_dir: str | Path | None = None,
         model_file: str | Path | None = None,
         **options: Any,
     ) -> None:
         """``threads``: cores onnxruntime may use for one image (default 1: the bulk workers run one
-        detector per core). ``threshold``: dlib's ``adjust_threshold``; lower finds more faces and
+        detector per core; ``None``: the process's thread budget, :func:`faceshot.onnx_graphs.thread_budget`). ``threshold``: dlib's ``adjust_threshold``; lower finds more faces and
         more false ones. ``cache_dir``: where the converted network is kept (default
         ``$XDG_CACHE_HOME/faceshot``). ``model_file``: another copy of ``mmod_human_face_detector.dat``.
         See ``max_side`` and ``upsample`` in :class:`DlibDetector`."""
         super().__init__(**options)
-        if threads < 1:
+        if threads is not None and threads < 1:
             raise ConfigError(f"threads must be at least 1, got {threads}")
         self.threads = threads
         self.threshold = threshold

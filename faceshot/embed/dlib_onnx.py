@@ -42,7 +42,6 @@ from faceshot.errors import ConfigError, ModelError
 from faceshot.match import Calibration
 from faceshot.onnx_graphs import (
     Graph,
-    available_cores,
     cache_dir,
     cached_conversion,
     conv,
@@ -245,8 +244,9 @@ class DlibResnetOnnxEmbedder(Embedder):
     """dlib's face ResNet run by onnxruntime; vectors in the space of ``dlib-resnet`` (or ``-single``).
 
     ``mirror``: average each chip's vector with its mirror image's, as ``dlib-resnet`` does (twice
-    the work; better accuracy). ``threads``: cores onnxruntime may use (default: all this process
-    may run on). ``batch_size``: chips per run; larger batches use more memory, rarely run faster.
+    the work; better accuracy). ``threads``: cores onnxruntime may use (default: the process's
+    thread budget, :func:`faceshot.onnx_graphs.thread_budget`: every core it may run on, or its
+    share of them in a bulk worker). ``batch_size``: chips per run; larger batches use more memory, rarely run faster.
     ``spin``: let idle onnxruntime threads spin rather than sleep (it may help on cores with nothing
     else to do; on a busy machine it halved the speed of 2 threads). ``cache_dir``: where the converted model is kept (default
     ``$XDG_CACHE_HOME/faceshot``).
@@ -273,7 +273,7 @@ class DlibResnetOnnxEmbedder(Embedder):
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.mirror = mirror
         self.name = "dlib-resnet-onnx" if mirror else "dlib-resnet-onnx-single"
-        self.threads = threads or available_cores()
+        self.threads = threads
         self.batch_size = batch_size
         self.spin = spin
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -317,5 +317,8 @@ class DlibResnetOnnxEmbedder(Embedder):
             yield np.ascontiguousarray(chips[start : start + self.batch_size])
 
 
-embedders.register("dlib-resnet-onnx")(lambda **options: DlibResnetOnnxEmbedder(mirror=True, **options))
-embedders.register("dlib-resnet-onnx-single")(lambda **options: DlibResnetOnnxEmbedder(mirror=False, **options))
+_OPTIONS = ("threads", "batch_size", "spin", "cache_dir", "model_file")
+embedders.register("dlib-resnet-onnx", options=_OPTIONS)(lambda **options: DlibResnetOnnxEmbedder(mirror=True, **options))
+embedders.register("dlib-resnet-onnx-single", options=_OPTIONS)(
+    lambda **options: DlibResnetOnnxEmbedder(mirror=False, **options)
+)

@@ -28,7 +28,7 @@ from PIL import Image
 from faceshot.embed import Embedder, normalize
 from faceshot.errors import ModelError
 from faceshot.io import load_image
-from faceshot.onnx_graphs import GuardedSession, available_cores, onnxruntime_module
+from faceshot.onnx_graphs import new_session
 
 __all__ = ["OnnxModelEmbedder", "prepare_image", "FORMAT", "WHOLE_IMAGE"]
 
@@ -53,7 +53,8 @@ def prepare_image(source: str | os.PathLike | np.ndarray, size: int, channels: i
 class OnnxModelEmbedder(Embedder):
     """An embedder read from an ONNX file with faceshot metadata (see the module's documentation).
 
-    ``threads``: cores onnxruntime (and the base embedder) may use. ``batch_size``: inputs per run.
+    ``threads``: cores onnxruntime (and the base embedder) may use (default: the process's thread
+    budget, :func:`faceshot.onnx_graphs.thread_budget`). ``batch_size``: inputs per run.
     Raises :class:`ModelError` when the file is missing, damaged, or not such a model.
     """
 
@@ -136,18 +137,10 @@ class OnnxModelEmbedder(Embedder):
         return normalize(np.concatenate(out))
 
     def _start(self) -> Any:
+        # One session per embedder, shared by its threads (onnxruntime sessions are thread-safe);
+        # two threads starting it at once make two, and one is dropped: harmless.
         if self._session is None:
-            ort = onnxruntime_module()
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads or available_cores()
-            options.inter_op_num_threads = 1
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            try:
-                self._session = GuardedSession(
-                    ort.InferenceSession(self._data, options, providers=["CPUExecutionProvider"]), str(self.path)
-                )
-            except Exception as exc:  # onnxruntime raises its own exception types
-                raise ModelError(f"onnxruntime cannot load {self.path}: {exc}") from None
+            self._session = new_session(self._data, self.threads, what=str(self.path))
         return self._session
 
     def __getstate__(self) -> dict[str, Any]:

@@ -20,12 +20,12 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from faceshot.bulk import one_vector_per_file
-from faceshot.embed import DEFAULT_EMBEDDER, Embedder, create_embedder
-from faceshot.engine import Multiple
+from faceshot.bulk import bulk_engine, one_vector_per_file
+from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError
 from faceshot.evaluate.open_set import list_people
 from faceshot.match import Calibration, check_rate
+from faceshot.spec import EngineSpec
 
 __all__ = ["ThresholdCalibration", "calibrate", "far_rows", "wilson_interval"]
 
@@ -99,24 +99,28 @@ def calibrate(
     root: str | Path,
     far: float,
     *,
-    detector: str = "hog",
-    embedder: str | Embedder = DEFAULT_EMBEDDER,
+    engine: Engine | EngineSpec | None = None,
+    detector: str | None = None,
+    embedder: str | None = None,
     multiple: Multiple = "largest",
     workers: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> ThresholdCalibration:
     """The threshold at false-accept rate ``far`` on ROOT/person/photo, and the FAR table there
-    (see the module docstring). ``embedder``: a name (the gallery's, to save the result in one)."""
+    (see the module docstring).
+
+    ``engine`` (or its spec): the pipeline measured (a gallery's, to save the result in it); else
+    one of ``detector`` and ``embedder``.
+    """
     far = check_rate(far, "false-accept rate")
     people = list_people(root)
     photos = np.array([len(photos) for photos in people.values()])
     _check_measurable(far, int((photos.sum() ** 2 - (photos**2).sum()) // 2))  # before any work, at most
     paths = [str(photo) for photos in people.values() for photo in photos]
     owner = {str(photo): index for index, photos in enumerate(people.values()) for photo in photos}
-    found = one_vector_per_file(
-        paths, detector=detector, embedder=embedder, multiple=multiple, workers=workers, progress=progress
-    )
+    measured = bulk_engine(engine, detector, embedder)
+    found = one_vector_per_file(paths, engine=measured, multiple=multiple, workers=workers, progress=progress)
     vectors, labels = list(found.values()), [owner[path] for path in found]
     if len(set(labels)) < 2:
         raise ConfigError(f"{root}: faces of at least two people are needed to measure false accepts")
@@ -146,7 +150,7 @@ def calibrate(
         genuine_pairs=genuine_pairs,
         people=len(set(labels)),
         images_without_face=len(paths) - len(vectors),
-        embedder=create_embedder(embedder).space if isinstance(embedder, str) else embedder.space,
+        embedder=measured.embedder.space,
         far_table=table,
     )
 

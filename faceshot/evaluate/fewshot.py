@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from faceshot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from faceshot.engine import Engine
+    from faceshot.spec import EngineSpec
 
 __all__ = [
     "FewShotResult",
@@ -188,23 +192,27 @@ def score_omniglot_runs(runs: Sequence[OmniglotRun], embed: Callable[[list[Path]
 def file_vectors(
     paths: Sequence[Path], model: str, *, detector: str = "hog", workers: int | None = None,
     progress: Callable[[int, int], None] | None = None, embedder: Any = None,
+    engine: "Engine | EngineSpec | None" = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The unit vectors of ``paths`` under ``model`` and the index of each path that has one.
 
     ``model``: a registered embedder name or a ``.onnx`` file (``embedder``: that model, if already
     loaded). Models of whole images see every file; face models see the largest face of each photo,
-    and photos without a face are left out.
+    and photos without a face are left out, found by ``engine`` (or its spec: detector, options and
+    pixel limit; its embedder must be ``model``'s), else by an engine of ``detector`` and the model.
     """
-    from faceshot.embed import create_embedder
     from faceshot.embed.onnx_model import WHOLE_IMAGE
+    from faceshot.spec import EngineSpec, build_embedder
 
-    embedder = embedder or create_embedder(model)
+    embedder = embedder or build_embedder(model)
     if embedder.aligner == WHOLE_IMAGE:
         vectors = embedder.embed_files(list(paths))
         return vectors, np.arange(len(paths))
     from faceshot.bulk import one_vector_per_file
 
-    found = one_vector_per_file(paths, detector=detector, embedder=model, workers=workers, progress=progress)
+    if engine is None:
+        engine = EngineSpec(detector, embedder)
+    found = one_vector_per_file(paths, engine=engine, workers=workers, progress=progress)
     kept = np.array([i for i, path in enumerate(paths) if str(path) in found], dtype=np.int64)
     vectors = np.stack([found[str(paths[i])] for i in kept]) if len(kept) else np.zeros((0, embedder.dim), np.float32)
     return vectors, kept
@@ -213,21 +221,25 @@ def file_vectors(
 def evaluate_folder(
     folder: str | Path, model: str, *, ways: int = 5, shots: int = 1, count: int = 600, queries: int = 5,
     seed: int = 0, detector: str = "hog", workers: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, max_pixels: int | None = None,
 ) -> FewShotResult:
     """N-way K-shot accuracy of ``model`` on ``folder``: labelled sub-folders, or Lake's Omniglot runs.
 
     On Omniglot runs (``runNN/class_labels.txt``), ``ways``, ``shots`` and ``count`` are the runs'
     own (20-way 1-shot, one group per run) and each test image is scored as Lake et al. do.
     """
-    from faceshot.embed import create_embedder
+    from faceshot.io import DEFAULT_MAX_PIXELS
+    from faceshot.spec import EngineSpec, build_embedder
 
-    embedder = create_embedder(model)  # a bad model file fails before any image is read
+    embedder = build_embedder(model)  # a bad model file fails before any image is read
+    # One description for every image of the run: the detector (with its options), the model
+    # (built once, shared with the engine) and the pixel limit.
+    engine = EngineSpec(detector, embedder, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
     if is_omniglot_runs(folder):
         runs = read_omniglot_runs(folder)
 
         def embed(paths: list[Path]) -> np.ndarray:
-            vectors, kept = file_vectors(paths, model, detector=detector, workers=workers, embedder=embedder)
+            vectors, kept = file_vectors(paths, model, workers=workers, embedder=embedder, engine=engine)
             if len(kept) != len(paths):
                 raise ConfigError(f"{model} found no face in {len(paths) - len(kept)} images of the run: use a model of whole images")
             return vectors
@@ -236,8 +248,8 @@ def evaluate_folder(
     from faceshot.train.folders import find_classes
 
     images = find_classes([folder], min_images=shots + 1)
-    vectors, kept = file_vectors(images.paths, model, detector=detector, workers=workers, progress=progress,
-                                 embedder=embedder)
+    vectors, kept = file_vectors(images.paths, model, workers=workers, progress=progress,
+                                 embedder=embedder, engine=engine)
     labels = images.labels[kept]
     drawn = episodes(labels, ways=ways, shots=shots, queries=queries, count=count, seed=seed)
     return evaluate_episodes(vectors, drawn, ways=ways, shots=shots)

@@ -16,12 +16,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from faceshot.bulk import one_vector_per_file
-from faceshot.embed import DEFAULT_EMBEDDER
-from faceshot.engine import Multiple
+from faceshot.bulk import bulk_engine, one_vector_per_file
+from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError
 from faceshot.io import IMAGE_SUFFIXES
 from faceshot.evaluate.identification import OpenSetResult, Ranking, classifier_ranking, open_set, rank_people
+from faceshot.spec import EngineSpec
 
 __all__ = ["list_people", "Split", "split_open_set", "OpenSetRun", "evaluate_open_set"]
 
@@ -109,8 +109,9 @@ def evaluate_open_set(
     unknown_fraction: float = 0.3,
     seed: int = 0,
     baseline: bool = False,
-    detector: str = "hog",
-    embedder: str = DEFAULT_EMBEDDER,
+    engine: Engine | EngineSpec | None = None,
+    detector: str | None = None,
+    embedder: str | None = None,
     multiple: Multiple = "largest",
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -119,14 +120,14 @@ def evaluate_open_set(
     """Run the open-set protocol on ROOT/person/photo (see the module docstring).
 
     ``vectors``: embeddings already computed (``{path: vector}``, a photo without a face absent),
-    to run several splits on one embedding pass; by default the photos are embedded here.
+    to run several splits on one embedding pass; by default the photos are embedded here, with
+    ``engine`` (or its spec), else an engine of ``detector`` and ``embedder``.
     """
+    engine = bulk_engine(engine, detector, embedder)
     split = split_open_set(list_people(root), enroll=enroll, unknown_fraction=unknown_fraction, seed=seed)
     paths = sorted({str(path) for path, _ in split.enroll + split.probes})
     if vectors is None:
-        vectors = one_vector_per_file(
-            paths, detector=detector, embedder=embedder, multiple=multiple, workers=workers, progress=progress
-        )
+        vectors = one_vector_per_file(paths, engine=engine, multiple=multiple, workers=workers, progress=progress)
 
     enrolled = [(vectors[str(path)], person) for path, person in split.enroll if str(path) in vectors]
     # Renumber the people who kept at least one enrolled face; the others become strangers.
@@ -154,5 +155,5 @@ def evaluate_open_set(
         strangers=len(set(split.strangers)) + len(split.names) - len(kept),
         images_without_face=sum(1 for path in paths if path not in vectors),
         settings={"root": str(root), "enroll": enroll, "unknown_fraction": unknown_fraction, "seed": seed,
-                  "detector": detector, "embedder": embedder, "face choice": multiple},
+                  "detector": engine.spec.detector_text, "embedder": engine.spec.embedder_text, "face choice": multiple},
     )

@@ -8,12 +8,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from faceshot.bulk import one_vector_per_file
-from faceshot.embed import DEFAULT_EMBEDDER
-from faceshot.engine import Multiple
+from faceshot.bulk import bulk_engine, one_vector_per_file
+from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError
 from faceshot.evaluate.lfw import Pair
 from faceshot.evaluate.verification import UNSCORED
+from faceshot.spec import EngineSpec
 
 __all__ = ["ScoredPairs", "score_pairs", "score_pairs_face_recognition", "PEERS"]
 
@@ -51,18 +51,23 @@ def _assemble(name: str, pairs: Sequence[Pair], vectors: dict[str, np.ndarray], 
 def score_pairs(
     pairs: Sequence[Pair],
     *,
-    detector: str = "hog",
-    embedder: str = DEFAULT_EMBEDDER,
+    engine: Engine | EngineSpec | None = None,
+    detector: str | None = None,
+    embedder: str | None = None,
     multiple: Multiple = "central",
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoredPairs:
-    """faceshot's pipeline: one face per image (``multiple`` picks it), cosine similarity per pair."""
+    """faceshot's pipeline: one face per image (``multiple`` picks it), cosine similarity per pair.
+
+    ``engine`` (or its spec): the pipeline to score with; ``detector``/``embedder``: texts for one
+    with the other parts at their defaults (see :func:`faceshot.bulk.represent_files`).
+    """
+    engine = bulk_engine(engine, detector, embedder)
     paths = sorted({str(path) for p in pairs for path in (p.a, p.b)})
-    vectors = one_vector_per_file(
-        paths, detector=detector, embedder=embedder, multiple=multiple, workers=workers, progress=progress
-    )
-    return _assemble(f"faceshot ({detector}, {embedder})", pairs, vectors, lambda a, b: float(a @ b))
+    vectors = one_vector_per_file(paths, engine=engine, multiple=multiple, workers=workers, progress=progress)
+    label = f"faceshot ({engine.spec.detector_text}, {engine.spec.embedder_text})"
+    return _assemble(label, pairs, vectors, lambda a, b: float(a @ b))
 
 
 def _face_recognition_encoding(path: str) -> np.ndarray | None:

@@ -50,6 +50,7 @@ from faceshot.match import Calibration, OperatingPoint, check_embeddings, decide
 from faceshot.quality import DEFAULT_LIMITS, QualityLimits
 from faceshot.results import Face, Verification
 from faceshot.walk import by_top_folder
+from faceshot.spec import open_engine, record_engine
 
 __all__ = ["Gallery", "FoundFace", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE"]
 
@@ -114,20 +115,16 @@ class Gallery:
         if path is None:
             path = os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH
         self.path = Path(path)
-        if engine is None:
-            from faceshot.api import engine as shared_engine
-
-            stored = LocalStore.stored_embedder(self.path) if store is None else store.embedder
-            engine = shared_engine()
-            if stored and stored != engine.embedder.space:
-                engine = shared_engine(embedder=stored)
-        self.engine = engine
+        # The engine given, else the one resolved from the environment and the gallery's own settings
+        # (its vector space pinned); one function for galleries, collections and the command line.
+        self.engine = engine = open_engine(self.path if store is None else store, engine=engine)
         embedder = engine.embedder
         # A gallery records the vector space, not the program that computed it: dlib-resnet and
         # dlib-resnet-onnx give the same vectors and may share a gallery.
         self.store: Store = store or LocalStore(
             self.path, embedder=embedder.space, dim=embedder.dim, index=index, create=create
         )
+        record_engine(self.store, engine)
         self.quality = quality
         self.settings = GallerySettings(self.store)
         self._pipeline = Enrollment(self.engine, self.store, quality)
@@ -396,8 +393,7 @@ class Gallery:
 
         results = represent_files(
             [photo for _, photo, _ in todo],
-            detector=self.engine.detector.name,
-            embedder=self.engine.embedder,
+            engine=self.engine,
             one_face="largest",
             workers=workers,
             keep_chips=True,
