@@ -355,3 +355,19 @@ def test_threads_of_one_process_share_a_store(open_store):
         thread.join()
     assert not errors
     assert store.scope() == (80, 1, 80)
+
+
+def test_several_groups_are_searched_as_their_union(open_store):
+    store = open_store()
+    rng = np.random.default_rng(8)
+    a, b, c = unit(rng, 3)
+    store.add_faces("in-a", [NewFace(a)], create=True, groups=["a"])
+    store.add_faces("in-b", [NewFace(b)], create=True, groups=["b", "a"])
+    store.add_faces("in-c", [NewFace(c)], create=True, groups=["c"])
+    assert store.scope(["a", "b"]) == (2, 1, 2)  # in-b is in both and counted once
+    hits = store.search(np.stack([a, b, c]), 3, group=["a", "b"])
+    assert [{hit.person for hit in row} for row in hits] == [{"in-a", "in-b"}] * 3
+    with pytest.raises(NotFound, match="nope"):
+        store.search(a[None, :], 1, group=["a", "nope"])
+    with pytest.raises(NotFound, match="empty list"):
+        store.scope([])

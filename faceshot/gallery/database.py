@@ -720,26 +720,37 @@ class Database:
             members.setdefault(row["grp"], []).append(row["person"])
         return [(group, tuple(people)) for group, people in members.items()]
 
-    def group_face_ids(self, group: str) -> np.ndarray:
-        grp = self.group_id(group)
+    def group_ids(self, groups: str | Iterable[str]) -> list[int]:
+        """The ids of one group or several; :class:`~faceshot.errors.NotFound` names any that does not exist."""
+        names = [groups] if isinstance(groups, str) else list(dict.fromkeys(groups))
+        if not names:
+            raise NotFound("no group given (an empty list of groups searches nobody)")
+        return [self.group_id(name) for name in names]
+
+    def group_face_ids(self, groups: str | Iterable[str]) -> np.ndarray:
+        """Every face of the members of one group or several (their union), ascending."""
+        ids = self.group_ids(groups)
         rows = self.conn.execute(
-            "SELECT faces.id FROM faces JOIN memberships ON memberships.person = faces.person WHERE memberships.grp = ?",
-            (grp,),
+            "SELECT DISTINCT faces.id FROM faces JOIN memberships ON memberships.person = faces.person "
+            f"WHERE memberships.grp IN ({','.join('?' * len(ids))}) ORDER BY faces.id",
+            ids,
         )
         return np.array([row[0] for row in rows], dtype=np.int64)
 
-    def scope(self, group: str | None) -> tuple[int, int, int]:
-        if group is None:
+    def scope(self, groups: str | Iterable[str] | None) -> tuple[int, int, int]:
+        """``(faces, most faces of one person, people)`` among everyone, or the members of the groups."""
+        if groups is None:
             row = self.conn.execute(
                 "SELECT COALESCE(SUM(n), 0), COALESCE(MAX(n), 0), COUNT(*) "
                 "FROM (SELECT COUNT(*) AS n FROM faces GROUP BY person)"
             ).fetchone()
         else:
-            grp = self.group_id(group)
+            ids = self.group_ids(groups)
             row = self.conn.execute(
                 "SELECT COALESCE(SUM(n), 0), COALESCE(MAX(n), 0), COUNT(*) FROM (SELECT COUNT(*) AS n FROM faces "
-                "JOIN memberships ON memberships.person = faces.person WHERE memberships.grp = ? GROUP BY faces.person)",
-                (grp,),
+                "WHERE faces.person IN (SELECT person FROM memberships "
+                f"WHERE grp IN ({','.join('?' * len(ids))})) GROUP BY faces.person)",
+                ids,
             ).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 

@@ -438,21 +438,25 @@ class Gallery:
         top_k: int = 5,
         threshold: float | None = None,
         far: float | None = None,
-        group: str | None = None,
+        group: str | Sequence[str] | None = None,
         aggregation: Aggregation | None = None,
         fpir: float | None = None,
     ) -> list[Identification]:
         """Who is in this photo? One :class:`Identification` per face, largest face first.
 
         A face is named after the best-scoring enrolled person if that score reaches the
-        threshold, and is unknown otherwise. How sure that must be, first given first used:
-        ``threshold`` (a score); ``far`` (a per-comparison false-accept rate, e.g. ``1e-3``);
-        ``fpir`` (the share of strangers who may be named, e.g. ``0.01``); the gallery's
-        ``settings.threshold`` (saved by ``faceshot calibrate --db``); else FPIR 1%. A stranger is
-        compared with every face searched, so an FPIR threshold rises with the faces searched (the
-        whole gallery, or the group): see :meth:`operating_point`. ``top_k``: how many
-        candidate people to list per face. ``group``: compare only with members of this group.
-        ``aggregation``: see :class:`Gallery`.
+        threshold, and is unknown otherwise (:func:`faceshot.match.decide`). How sure that must
+        be, first given first used: ``threshold`` (a score); ``far`` (a per-comparison
+        false-accept rate, e.g. ``1e-3``); ``fpir`` (the share of strangers who may be named, e.g.
+        ``0.01``); the gallery's ``settings.threshold`` (a fixed threshold set by hand); else FPIR
+        1%. Rates are read from the gallery's :attr:`calibration` (the FAR table ``faceshot
+        calibrate --db`` saved, else the embedder's). A stranger is compared with every face
+        searched, so an FPIR threshold rises with the faces searched (the whole gallery, or the
+        groups): see :meth:`operating_point`. Each result carries the operating point used.
+        ``top_k``: how many candidate people to list per face. ``group``: compare only with
+        members of this group, or of these groups (their union), restricted inside the index.
+        ``aggregation``: see :class:`Gallery`. Raises :class:`~faceshot.errors.NotFound` for an
+        unknown group, :class:`~faceshot.errors.ConfigError` for an impossible option.
         """
         self._check_search(top_k, aggregation)
         faces_in_scope, _, _ = self.store.scope(group)  # an unknown group fails here, before any work
@@ -472,7 +476,7 @@ class Gallery:
         threshold: float | None = None,
         far: float | None = None,
         fpir: float | None = None,
-        group: str | None = None,
+        group: str | Sequence[str] | None = None,
         aggregation: Aggregation | None = None,
         space: str | None = None,
     ) -> list[Identification]:
@@ -505,7 +509,7 @@ class Gallery:
         point: OperatingPoint,
         *,
         top_k: int,
-        group: str | None,
+        group: str | Sequence[str] | None,
         aggregation: Aggregation | None,
     ) -> list[Identification]:
         """Rank people for each vector and decide (:func:`faceshot.match.decide`) at ``point``."""

@@ -315,11 +315,11 @@ class LocalStore(Store):
             return self._db.changes(after, limit=limit)
 
     # -- search -----------------------------------------------------------------------------
-    def scope(self, group: str | None = None) -> tuple[int, int, int]:
+    def scope(self, group: str | Sequence[str] | None = None) -> tuple[int, int, int]:
         with self._reading():
             return self._db.scope(group)
 
-    def search(self, vectors: np.ndarray, k: int, *, group: str | None = None) -> list[list[Hit]]:
+    def search(self, vectors: np.ndarray, k: int, *, group: str | Sequence[str] | None = None) -> list[list[Hit]]:
         queries = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         with self._reading():
             follower = self._follower()

@@ -14,8 +14,9 @@ __all__ = ["GallerySettings"]
 class GallerySettings:
     """Key/value settings of one gallery (JSON values), with typed access to the ones faceshot reads.
 
-    ``threshold``: the identification threshold used when ``identify`` is given none (``None``:
-    the embedder's calibrated default). ``aggregation``: how a person's several faces are scored
+    ``threshold``: a fixed identification threshold used when ``identify`` is given none (``None``:
+    the FPIR-1% threshold for the faces searched, from the gallery's FAR table). ``calibration``
+    (read through :attr:`Gallery.calibration`): the FAR table ``faceshot calibrate --db`` saved. ``aggregation``: how a person's several faces are scored
     (``"max"`` or ``"mean"``; ``None``: ``"mean"``). Reserved keys (``embedder``, ``dim``,
     ``schema``, ``generation``) can be read but not set.
     """

@@ -206,15 +206,17 @@ class Store(ABC):
 
     # -- search -----------------------------------------------------------------------------
     @abstractmethod
-    def scope(self, group: str | None = None) -> tuple[int, int, int]:
-        """``(faces, most faces of one person, people)`` among everyone, or among one group's members."""
+    def scope(self, group: str | Sequence[str] | None = None) -> tuple[int, int, int]:
+        """``(faces, most faces of one person, people)`` among everyone, or among the members of
+        one group or several (their union)."""
 
     @abstractmethod
-    def search(self, vectors: np.ndarray, k: int, *, group: str | None = None) -> list[list[Hit]]:
+    def search(self, vectors: np.ndarray, k: int, *, group: str | Sequence[str] | None = None) -> list[list[Hit]]:
         """The ``k`` nearest faces to each query vector, best first.
 
-        With ``group``, only faces of that group's members are searched (restricted inside the
-        search, so someone outside the group can never crowd them out).
+        With ``group`` (one name, or several for their union), only faces of those groups' members
+        are searched (restricted inside the search, so someone outside can never crowd them out).
+        :class:`~faceshot.errors.NotFound` names a group that does not exist.
         """
 
     # -- upkeep -----------------------------------------------------------------------------
