@@ -35,7 +35,7 @@ from faceshot.cli.app import (
     progress_bar,
     reports_errors,
 )
-from faceshot.errors import FaceshotError
+from faceshot.errors import FaceshotError, NotFound
 from faceshot.gallery import DirProgress, Gallery
 from faceshot.gallery.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
 from faceshot.spec import open_engine
@@ -56,12 +56,22 @@ ThumbnailOption = typer.Option(False, "--keep-thumbnail", help="Also keep a smal
 
 
 def open_gallery(
-    db: Optional[Path], detector: Optional[str] = None, embedder: Optional[str] = None, max_pixels: Optional[int] = None
+    db: Optional[Path],
+    detector: Optional[str] = None,
+    embedder: Optional[str] = None,
+    max_pixels: Optional[int] = None,
+    *,
+    create: bool = False,
 ) -> Gallery:
     """The gallery, with the engine resolved from the flags, the environment and its own settings
-    (an embedder of another vector space is refused when it opens)."""
+    (an embedder of another vector space is refused when it opens). Only the commands that make
+    galleries (enroll, enroll-dir, gallery import, calibrate --db, cluster --db) pass ``create``;
+    every other command refuses a missing file (exit 2) instead of making an empty one."""
     path = gallery_path(db)
-    return Gallery(path, engine=open_engine(path, detector=detector, embedder=embedder, max_pixels=max_pixels))
+    if not create and not path.is_file():
+        raise NotFound(f"{path}: no such gallery; enroll someone first (faceshot enroll NAME PHOTO --db {path})")
+    return Gallery(path, engine=open_engine(path, detector=detector, embedder=embedder, max_pixels=max_pixels),
+                   create=create)
 
 
 def show_json(data: Any) -> None:
@@ -83,7 +93,7 @@ def enroll(
     as_json: bool = JsonOption,
 ) -> None:
     """Enroll a person from one photo or a few. Rejected photos are listed with the reason (exit 2)."""
-    with open_gallery(db, detector, embedder, max_pixels) as gallery:
+    with open_gallery(db, detector, embedder, max_pixels, create=True) as gallery:
         result = gallery.enroll(name, images, groups=group, force=force, keep_thumbnail=keep_thumbnail)
     if as_json:
         show_json(result.to_dict())
@@ -118,7 +128,7 @@ def enroll_dir(
 
     Bad photos are reported and skipped; exit code 1 when any failed, 0 when none did.
     """
-    with open_gallery(db, detector, embedder, max_pixels) as gallery, progress_bar() as bar:
+    with open_gallery(db, detector, embedder, max_pixels, create=True) as gallery, progress_bar() as bar:
         task = bar.add_task("enrolling", total=None)
 
         def advance(step: DirProgress) -> None:
@@ -203,7 +213,7 @@ def identify(
 @reports_errors
 def people_list(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> None:
     """Everyone enrolled, with their face counts and groups."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         people = gallery.people()
     if as_json:
         show_json([person.to_dict() for person in people])
@@ -221,7 +231,7 @@ def people_list(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> No
 @reports_errors
 def people_show(name: str, db: Optional[Path] = DbOption) -> None:
     """One person's details and faces (as JSON)."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         show_json(gallery.person(name).to_dict())
 
 
@@ -229,7 +239,7 @@ def people_show(name: str, db: Optional[Path] = DbOption) -> None:
 @reports_errors
 def people_rename(old: str, new: str, db: Optional[Path] = DbOption) -> None:
     """Rename a person."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         gallery.rename(old, new)
     out.print(f"renamed {old} to {new}")
 
@@ -238,7 +248,7 @@ def people_rename(old: str, new: str, db: Optional[Path] = DbOption) -> None:
 @reports_errors
 def people_merge(source: str, target: str, db: Optional[Path] = DbOption) -> None:
     """Move all of SOURCE's faces and groups to TARGET, then delete SOURCE."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         moved = gallery.merge(source, target)
     out.print(f"merged {source} into {target}: {moved} face(s) moved")
 
@@ -247,7 +257,7 @@ def people_merge(source: str, target: str, db: Optional[Path] = DbOption) -> Non
 @reports_errors
 def people_remove(name: str, db: Optional[Path] = DbOption) -> None:
     """Delete a person and every vector of theirs."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         removed = gallery.delete(name)
     out.print(f"removed {name} and {removed} face(s)")
 
@@ -256,7 +266,7 @@ def people_remove(name: str, db: Optional[Path] = DbOption) -> None:
 @reports_errors
 def people_remove_face(face_id: int, db: Optional[Path] = DbOption) -> None:
     """Remove one face (by its id, from `people show`)."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         name = gallery.remove_face(face_id)
     out.print(f"removed face {face_id} of {name}")
 
@@ -265,7 +275,7 @@ def people_remove_face(face_id: int, db: Optional[Path] = DbOption) -> None:
 @reports_errors
 def gallery_check(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> None:
     """Compare the search index with the database; exit 1 when they disagree."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         report = gallery.check()
     if as_json:
         show_json(report.to_dict())
@@ -281,7 +291,7 @@ def gallery_check(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> 
 @reports_errors
 def gallery_rebuild(db: Optional[Path] = DbOption) -> None:
     """Rebuild the search index from the database."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         report = gallery.rebuild()
     out.print(f"rebuilt: {report.indexed} faces indexed")
 
@@ -290,7 +300,7 @@ def gallery_rebuild(db: Optional[Path] = DbOption) -> None:
 @reports_errors
 def gallery_export(path: Path, db: Optional[Path] = DbOption) -> None:
     """Write people, groups and embeddings (no photos) to a JSON Lines file."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         summary = gallery.export(path)
     out.print(f"exported {summary.people} people, {summary.faces} faces to {summary.path}")
 
@@ -299,6 +309,6 @@ def gallery_export(path: Path, db: Optional[Path] = DbOption) -> None:
 @reports_errors
 def gallery_import(path: Path, db: Optional[Path] = DbOption) -> None:
     """Read a file written by `gallery export` (all or nothing)."""
-    with Gallery(db) as gallery:
+    with Gallery(gallery_path(db)) as gallery:
         summary = gallery.import_(path)
     out.print(f"imported {summary.faces} faces for {summary.people} people ({summary.skipped} already present)")
