@@ -74,6 +74,16 @@ def open_gallery(
                    create=create)
 
 
+def operating_point_line(found: Any) -> str:
+    """How sure a name had to be: the threshold and the rates it stands for (one line)."""
+    rates = []
+    if found.fpir is not None:
+        rates.append(f"FPIR {found.fpir:.2g}")
+    rates.append("FAR not measured at this threshold" if found.far is None else f"FAR {found.far:.2g} per comparison")
+    note = " (clamped: the asked rate is beyond what the calibration measured)" if found.clamped else ""
+    return f"threshold {found.threshold:.4f}: {', '.join(rates)}{note}"
+
+
 def show_json(data: Any) -> None:
     print(json.dumps(data))
 
@@ -201,6 +211,8 @@ def identify(
                         ", ".join(f"{name} {score:.3f}" for name, score in item.candidates),
                     )
                 out.print(table if found else f"{image}: no face found")
+                if found:
+                    out.print(operating_point_line(found[0]))
             if annotate_to is not None:
                 target = annotate_to / f"{image.stem}.annotated.jpg" if len(images) > 1 else annotate_to
                 target.parent.mkdir(parents=True, exist_ok=True)

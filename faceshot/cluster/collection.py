@@ -61,7 +61,11 @@ def default_threshold(engine: Engine) -> float:
     calibration = engine.embedder.calibration
     if calibration is None:
         raise ConfigError(f"embedder {engine.embedder.name!r} has no calibration; pass a clustering threshold")
-    return calibration.threshold_for(DEFAULT_FAR)
+    point = calibration.point_for(DEFAULT_FAR)
+    if point.clamped:
+        log.warning("the clustering threshold for FAR %g is beyond %s's calibration; using %.4f (FAR %s)",
+                    DEFAULT_FAR, engine.embedder.name, point.threshold, point.far)
+    return point.threshold
 
 
 def image_files(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Rejected]]:
