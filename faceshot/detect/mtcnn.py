@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from faceshot.detect import Detector, detectors
 from faceshot.detect import mtcnn_weights
@@ -56,10 +55,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "un
     """Greedy non-maximum suppression: indices of the boxes kept, highest score first.
 
     ``boxes``: ``float [N, 4]`` (x1, y1, x2, y2). A box is dropped when its overlap with a kept box,
-    divided by the union (``mode="union"``) or by the smaller box (``"min"``), exceeds ``threshold``.
+    divided by the union (``mode="union"``, as torchvision's ``nms``, which facenet-pytorch uses in
+    its first two stages) or by the smaller box (``"min"``, its last stage, which counts a box's
+    pixels inclusively: ``x2 − x1 + 1`` wide), exceeds ``threshold``.
     """
     order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    one = 1.0 if mode == "min" else 0.0
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2] + one, boxes[:, 3] + one
     area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
     keep = []
     while order.size:
@@ -98,26 +100,58 @@ def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
 
 
 def _normalise(pixels: np.ndarray) -> np.ndarray:
-    """``uint8 [N, H, W, 3]`` → ``float32 [N, 3, H, W]`` of ``(pixel − 127.5) / 128``."""
+    """``[N, H, W, 3]`` pixel values → ``float32 [N, 3, H, W]`` of ``(pixel − 127.5) / 128``."""
     return ((pixels.astype(np.float32) - 127.5) * 0.0078125).transpose(0, 3, 1, 2)
 
 
-def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    # A box filter averages the pixels each output pixel covers, like torch's "area" resampling
-    # that facenet-pytorch uses.
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.BOX))
+def _spans(size: np.ndarray | int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and last-plus-one input cell each of ``out`` output cells averages, for inputs of
+    ``size`` cells (an int, or an array of sizes ``[K]`` giving ``[K, out]``).
+
+    Cell i averages floor(i·size/out) up to ceil((i+1)·size/out): torch's adaptive average pooling,
+    which its "area" resampling (facenet-pytorch's ``imresample``) is, shrinking or enlarging.
+    """
+    size = np.asarray(size)[..., None]
+    i = np.arange(out)
+    return (i * size) // out, -((-(i + 1) * size) // out)
 
 
-def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
-    """The part of ``image`` in each box (cut at its edges, as facenet-pytorch's pad does), resized to ``size``²."""
-    height, width = image.shape[:2]
+def _integral(image: np.ndarray) -> np.ndarray:
+    """The summed-area table of ``image`` ``[H, W, 3]``: ``float64 [H + 1, W + 1, 3]``, exact for any photo."""
+    table = np.zeros((image.shape[0] + 1, image.shape[1] + 1, image.shape[2]), np.float64)
+    np.cumsum(image, axis=0, dtype=np.float64, out=table[1:, 1:])
+    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+    return table
+
+
+def _area(table: np.ndarray, rows: tuple[np.ndarray, np.ndarray], columns: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Mean pixel of each (row span × column span) from the summed-area ``table``: ``float32 [..., h, w, 3]``."""
+    (r0, r1), (c0, c1) = rows, columns
+    r0, r1, c0, c1 = r0[..., :, None], r1[..., :, None], c0[..., None, :], c1[..., None, :]
+    total = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+    return (total / ((r1 - r0) * (c1 - c0))[..., None]).astype(np.float32)
+
+
+def _resize(table: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The image of the summed-area ``table``, area-resampled to ``height`` × ``width``: ``float32 [h, w, 3]``."""
+    return _area(table, _spans(table.shape[0] - 1, height), _spans(table.shape[1] - 1, width))
+
+
+def _crops(table: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """The part of the image in each box (cut at its edges, as facenet-pytorch's ``pad`` does),
+    area-resampled to ``size`` × ``size``: ``float32 [K, size, size, 3]``. ``table``: the image's
+    summed-area table."""
+    height, width = table.shape[0] - 1, table.shape[1] - 1
     b = np.trunc(boxes[:, :4]).astype(np.int64)
-    x, y = np.maximum(b[:, 0], 1), np.maximum(b[:, 1], 1)
-    ex, ey = np.minimum(b[:, 2], width), np.minimum(b[:, 3], height)
-    out = np.zeros((len(boxes), size, size, 3), dtype=np.uint8)
-    for k in range(len(boxes)):
-        if ey[k] > y[k] - 1 and ex[k] > x[k] - 1:
-            out[k] = _resize(image[y[k] - 1: ey[k], x[k] - 1: ex[k]], size, size)
+    # facenet-pytorch's pad: 1-based corners clipped to the image, then the slice [y − 1, ey).
+    x0, y0 = np.maximum(b[:, 0], 1) - 1, np.maximum(b[:, 1], 1) - 1
+    x1, y1 = np.minimum(b[:, 2], width), np.minimum(b[:, 3], height)
+    empty = (x1 <= x0) | (y1 <= y0)
+    x1, y1 = np.where(empty, x0 + 1, x1), np.where(empty, y0 + 1, y1)
+    rows = tuple(y0[:, None] + s for s in _spans(y1 - y0, size))
+    columns = tuple(x0[:, None] + s for s in _spans(x1 - x0, size))
+    out = _area(table, rows, columns)  # type: ignore[arg-type]
+    out[empty] = 127.5  # a box outside the image: a blank crop (0 once normalised)
     return out
 
 
@@ -205,12 +239,13 @@ class MtcnnDetector(Detector):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ConfigError(f"MTCNN needs an RGB uint8 image [H, W, 3], got {image.dtype} {image.shape}")
         height, width = image.shape[:2]
-        boxes = self._propose(image)
+        table = _integral(image)  # every resampling below reads it: the pyramid and the crops
+        boxes = self._propose(table)
         if len(boxes):
-            boxes = self._refine(image, boxes)
+            boxes = self._refine(table, boxes)
         if not len(boxes):
             return []
-        boxes, points = self._output(image, boxes)
+        boxes, points = self._output(table, boxes)
         found = []
         for row, pts in zip(boxes, points):
             box = Box(max(round(row[0]), 0), max(round(row[1]), 0), min(round(row[2]), width), min(round(row[3]), height))
@@ -218,13 +253,13 @@ class MtcnnDetector(Detector):
                 found.append(MtcnnFace(box, float(row[4]), tuple((float(x), float(y)) for x, y in pts)))
         return found
 
-    def _propose(self, image: np.ndarray) -> np.ndarray:
+    def _propose(self, table: np.ndarray) -> np.ndarray:
         """Stage 1: P-Net over the pyramid. ``[K, 5]`` boxes (x1, y1, x2, y2, probability), squared."""
-        height, width = image.shape[:2]
+        height, width = table.shape[0] - 1, table.shape[1] - 1
         stride, cell = 2, 12
         candidates = []
         for scale in self.scales(height, width):
-            level = _resize(image, int(width * scale + 1), int(height * scale + 1))
+            level = _resize(table, int(height * scale + 1), int(width * scale + 1))
             reg, prob = self._run("pnet", _normalise(level[None]))
             face = prob[0, 1]
             ys, xs = np.nonzero(face >= self.thresholds[0])
@@ -243,18 +278,18 @@ class MtcnnDetector(Detector):
         moved = boxes[:, :4] + boxes[:, 5:9] * np.stack([w, h, w, h], axis=1)
         return _square(np.concatenate([moved, boxes[:, 4:5]], axis=1))
 
-    def _refine(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def _refine(self, table: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Stage 2: R-Net on 24×24 crops. The boxes it keeps, regressed and squared."""
-        reg, prob = self._run("rnet", _normalise(_crops(image, boxes, 24)))
+        reg, prob = self._run("rnet", _normalise(_crops(table, boxes, 24)))
         keep = prob[:, 1] > self.thresholds[1]
         boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], axis=1)
         reg = reg[keep]
         pick = nms(boxes[:, :4], boxes[:, 4], 0.7)
         return _square(_regress(boxes[pick], reg[pick]))
 
-    def _output(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _output(self, table: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stage 3: O-Net on 48×48 crops. Final boxes ``[K, 5]`` and landmarks ``[K, 5, 2]``."""
-        reg, marks, prob = self._run("onet", _normalise(_crops(image, boxes, 48)))
+        reg, marks, prob = self._run("onet", _normalise(_crops(table, boxes, 48)))
         keep = prob[:, 1] > self.thresholds[2]
         boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], axis=1)
         reg, marks = reg[keep], marks[keep]
