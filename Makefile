@@ -57,7 +57,7 @@ bench-deps: venv
 # One command per benchmark from a fresh clone: `make bench-end_to_end`, `make bench-detect_speed
 # ARGS="--cnn"`... runs benchmarks/<name>.py with everything it needs installed (the data it reads
 # is in ../shared/datasets; see BENCHMARKS.md for each one's figures and wall time).
-bench-%: bench-deps test-images
+bench-%: bench-deps test-images test-models
 	$(PY) benchmarks/$*.py $(ARGS)
 
 clean:
