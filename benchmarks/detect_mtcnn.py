@@ -1,12 +1,15 @@
 """MTCNN against dlib's detectors: recall, precision, speed and LFW photos without a face, same run.
 
-    python benchmarks/detect_mtcnn.py [--lfw 300] [--models .cache/models] [--json OUT]
+    python benchmarks/detect_mtcnn.py [--lfw 300] [--models .cache/models] [--yunet FILE] [--json OUT]
 
 Needs MTCNN's graphs (``faceshot models fetch mtcnn``, or ``make test-models`` for ``.cache/models``).
 Detectors compared, each with its defaults unless named: ``hog``, ``cnn-onnx`` and ``mtcnn``
 (min_face 20, thresholds 0.6/0.7/0.7 as facenet-pytorch), plus ``mtcnn`` looking for faces of at
 least 40 px, and requiring an O-Net confidence of 0.9 and 0.99 (counted from the same run: the
-faces of the default search above that confidence), to show what the confidence threshold trades.
+faces of the default search above that confidence), to show what the confidence threshold trades. ``--yunet FILE`` adds YuNet (OpenCV Zoo's ONNX file),
+searched once with a confidence floor of 0.3 and counted at several thresholds, and prints the
+confidences of its faces (the surest face of each LFW photo, and every detection in non-face
+photos) to show where its useful range lies.
 
 Measured, one thread each, the detectors taking turns on every photo so that a change in the
 machine's load touches all of them alike; boxes only (the dlib landmarks every detector then places
@@ -29,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from detect_speed import DATASETS, photos, print_rows, scene_truth  # this folder: run as a script
 
 from faceshot.detect import create_detector
@@ -44,6 +49,7 @@ def main() -> None:
     parser.add_argument("--lfw", type=int, default=300, help="LFW photos in the sample")
     parser.add_argument("--models", type=Path, default=None,
                         help="where `faceshot models fetch mtcnn --cache-dir` wrote MTCNN (default: the cache)")
+    parser.add_argument("--yunet", type=Path, help="YuNet's ONNX file: add the yunet detector")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -58,6 +64,11 @@ def main() -> None:
         "mtcnn:min_face=40": lambda image: [(f.box, f.confidence) for f in mt40.locate(image)],  # type: ignore[attr-defined]
     }
     derived = {"mtcnn:confidence=0.9": ("mtcnn", 0.9), "mtcnn:confidence=0.99": ("mtcnn", 0.99)}
+    if args.yunet:
+        yunet = create_detector("yunet", model=str(args.yunet), confidence=0.3)
+        searches["yunet:confidence=0.3"] = lambda image: [(f.box, f.confidence) for f in yunet.locate(image)]  # type: ignore[attr-defined]
+        for floor in (0.5, 0.6, 0.7, 0.8, 0.9):
+            derived[f"yunet:confidence={floor}"] = ("yunet:confidence=0.3", floor)
 
     truth = scene_truth()
     scenes = photos(DATASETS / "scenes")
@@ -105,8 +116,17 @@ def main() -> None:
         ("precision", "precision", ">10.3f"), ("scene_faces", "faces", ">7"), ("scene_ms", "ms/scene", ">10.1f"),
         ("lfw_no_face", "LFW no face", ">13"), ("lfw_ms", "ms/LFW", ">8.1f"), ("nonface_alarms", "alarms", ">8"),
     ], args.json)
-    mt = sorted(confidences["mtcnn"], reverse=True)
-    print(f"mtcnn confidences of the detections in non-face photos (highest first): {[round(c, 3) for c in mt[:10]]}")
+    for label in ("mtcnn", "yunet:confidence=0.3"):
+        if label not in found:
+            continue
+        alarms = sorted(confidences[label], reverse=True)
+        print(f"{label}: confidences of the detections in non-face photos (highest first): {[round(c, 3) for c in alarms[:10]]}")
+        surest = np.array([max((c for _, c in found[label][str(p)]), default=0.0) for p in lfw])
+        print(f"{label}: the surest face's confidence per LFW photo: percentiles 1/5/50/95: "
+              f"{np.round(np.percentile(surest, [1, 5, 50, 95]), 3).tolist()}, lowest {np.round(np.sort(surest)[:5], 3).tolist()}")
+    for path in scenes:
+        print(f"{path.name:<40}" + "".join(f"{len(found[label][str(path)]):>5}" for label in found))
+    print("(faces per scene photo, columns in the order of the table)")
 
 
 if __name__ == "__main__":

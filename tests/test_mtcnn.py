@@ -404,3 +404,14 @@ def test_same_faces_as_facenet_pytorch(detector, weight_files, images, datasets,
             assert np.abs(np.array([found.box.left, found.box.top, found.box.right, found.box.bottom]) - clipped).max() <= 1
             assert abs(found.confidence - box[4]) < 1e-3
             np.testing.assert_allclose(found.points, marks, atol=0.5)
+
+
+def test_concurrent_detections_equal_the_single_thread_ones(detector, images):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fresh = create_detector("mtcnn", cache_dir=str(MODELS))  # its sessions are started by the threads
+    photos = [_rgb(images / name) for name in ("obama2.jpg", "insightface_t1.jpg")]
+    single = [detector.detect(image) for image in photos]
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(fresh.detect, photos * 3))
+    assert found == single * 3

@@ -38,13 +38,17 @@ from faceshot.errors import ConfigError
 from faceshot.onnx_graphs import new_session
 from faceshot.results import Box, Face
 
-__all__ = ["MtcnnDetector", "MtcnnFace", "nms"]
+__all__ = ["MtcnnDetector", "Detection", "nms"]
 
 @dataclass(frozen=True)
-class MtcnnFace:
-    """One MTCNN detection: ``box`` in the photo's pixels, ``confidence`` (O-Net's face probability,
-    0–1) and ``points``: MTCNN's five landmarks ``(x, y)`` in the photo's pixels, in its order: eye on
-    the image's left, other eye, nose tip, mouth corner on the left, other mouth corner."""
+class Detection:
+    """A face found by a detector with landmarks of its own (``mtcnn``, ``yunet``).
+
+    ``box`` in the photo's pixels; ``confidence``: the detector's (MTCNN: O-Net's face probability;
+    YuNet: its score; both 0–1); ``points``: the five landmarks ``(x, y)`` in the photo's pixels, in
+    MTCNN's order: the eye centre on the image's left, the other eye centre, the nose tip, the mouth
+    corner on the left, the other mouth corner.
+    """
 
     box: Box
     confidence: float
@@ -233,7 +237,7 @@ class MtcnnDetector(Detector):
             scale, side = scale * self.factor, side * self.factor
         return found
 
-    def locate(self, image: np.ndarray) -> list[MtcnnFace]:
+    def locate(self, image: np.ndarray) -> list[Detection]:
         """Every face MTCNN finds in the RGB ``uint8 [H, W, 3]`` ``image``, surest first: box,
         confidence and MTCNN's five landmarks, in the image's pixels."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -250,7 +254,7 @@ class MtcnnDetector(Detector):
         for row, pts in zip(boxes, points):
             box = Box(max(round(row[0]), 0), max(round(row[1]), 0), min(round(row[2]), width), min(round(row[3]), height))
             if box.area > 0:
-                found.append(MtcnnFace(box, float(row[4]), tuple((float(x), float(y)) for x, y in pts)))
+                found.append(Detection(box, float(row[4]), tuple((float(x), float(y)) for x, y in pts)))
         return found
 
     def _propose(self, table: np.ndarray) -> np.ndarray:
