@@ -415,3 +415,23 @@ def test_concurrent_detections_equal_the_single_thread_ones(detector, images):
     with ThreadPoolExecutor(4) as pool:
         found = list(pool.map(fresh.detect, photos * 3))
     assert found == single * 3
+
+
+def test_a_failed_download_is_a_model_error_that_names_the_wheel_option(tmp_path):
+    from faceshot.models_fetch import _download
+
+    # pip refuses the requirement before reaching any network.
+    with pytest.raises(ModelError, match="pip could not download .*--wheel FILE"):
+        _download("facenet-pytorch==", tmp_path)
+
+
+def test_worker_processes_detect_with_mtcnn(detector, images):
+    from faceshot.cli import app
+    from typer.testing import CliRunner
+
+    files = [str(images / name) for name in ("obama2.jpg", "biden.jpg", "insightface_t1.jpg")]
+    result = CliRunner().invoke(app, ["detect", *files, "--detector", f"mtcnn:cache_dir={MODELS}", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    rows = result.output.strip().splitlines()[1:]
+    counts = {f: sum(row.startswith(f + ",") for row in rows) for f in files}
+    assert counts == {f: len(detector.detect(_rgb(Path(f)))) for f in files}
