@@ -258,7 +258,7 @@ def test_options_are_checked():
     for text in ("mtcnn:min_face=8", "mtcnn:min_face=20.5", "mtcnn:factor=1.2", "mtcnn:confidence=1.5", "mtcnn:threads=0"):
         with pytest.raises(ConfigError):
             build_detector(text)
-    with pytest.raises(ConfigError, match="its options: cache_dir, confidence, factor, min_face"):
+    with pytest.raises(ConfigError, match="its options: cache_dir, confidence, factor, max_side, min_face, p_threshold, r_threshold, threads"):
         build_detector("mtcnn:upsample=1")
 
 
@@ -435,3 +435,17 @@ def test_worker_processes_detect_with_mtcnn(detector, images):
     rows = result.output.strip().splitlines()[1:]
     counts = {f: sum(row.startswith(f + ",") for row in rows) for f in files}
     assert counts == {f: len(detector.detect(_rgb(Path(f)))) for f in files}
+
+
+def test_large_photos_are_searched_downscaled_in_the_photos_coordinates(detector, images):
+    from faceshot.results import Box
+
+    image = Image.open(images / "obama2.jpg").convert("RGB")  # 626 × 1200
+    large = np.asarray(image.resize((image.width * 4, image.height * 4), Image.BILINEAR))  # searched at 2,000 px
+    (face,) = [f for f in detector.locate(np.asarray(image)) if f.confidence >= 0.99]
+    (big,) = [f for f in detector.locate(large) if f.confidence >= 0.99]
+    b = face.box
+    assert big.box.iou(Box(b.left * 4, b.top * 4, b.right * 4, b.bottom * 4)) >= 0.8
+    np.testing.assert_allclose(np.array(big.points) / 4, face.points, atol=6)
+    with pytest.raises(ConfigError, match="max_side"):
+        create_detector("mtcnn", max_side=10)
