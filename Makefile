@@ -5,9 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CACHE := .cache
 TEST_IMAGES := $(CACHE)/test_images
+TEST_MODELS := $(CACHE)/models
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: venv test demo test-images bench-deps clean
+.PHONY: venv test demo test-images test-models bench-deps clean
 
 venv: $(VENV)/.installed
 
@@ -31,7 +32,17 @@ $(TEST_IMAGES)/.done: | $(VENV)/.installed
 		$(CACHE)/sdist/insightface-2.1-py3-none-any.whl $(TEST_IMAGES)/insightface_t1.jpg
 	touch $@
 
-test: venv test-images
+# Models faceshot does not ship, fetched as a user would (`faceshot models fetch`): MTCNN's weights
+# from facenet-pytorch 2.6.0's wheel, converted to ONNX into $(TEST_MODELS), where tests/test_mtcnn.py reads them
+# (and the wheel itself, whose .pt files the tests read with torch to check the conversion).
+test-models: $(TEST_MODELS)/.done
+
+$(TEST_MODELS)/.done: | $(VENV)/.installed
+	$(PIP) download --no-deps --only-binary :all: facenet-pytorch==2.6.0 -d $(TEST_MODELS)
+	$(PY) -m faceshot models fetch mtcnn --cache-dir $(TEST_MODELS)
+	touch $@
+
+test: venv test-images test-models
 	$(PY) -m pytest
 
 demo: venv test-images
@@ -46,7 +57,7 @@ bench-deps: venv
 # One command per benchmark from a fresh clone: `make bench-end_to_end`, `make bench-detect_speed
 # ARGS="--cnn"`... runs benchmarks/<name>.py with everything it needs installed (the data it reads
 # is in ../shared/datasets; see BENCHMARKS.md for each one's figures and wall time).
-bench-%: bench-deps test-images
+bench-%: bench-deps test-images test-models
 	$(PY) benchmarks/$*.py $(ARGS)
 
 clean:

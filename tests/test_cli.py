@@ -90,8 +90,8 @@ def test_detect_csv(images):
 
 
 def test_unknown_detector_exits_2(images):
-    run = faceshot("detect", images / "obama.jpg", "--detector", "mtcnn")
-    assert run.returncode == 2 and "choose one of: cnn, cnn-onnx, hog" in run.stderr
+    run = faceshot("detect", images / "obama.jpg", "--detector", "retinaface")
+    assert run.returncode == 2 and "choose one of: cnn, cnn-onnx, hog, mtcnn, yunet" in run.stderr
 
 
 def test_verify_multiple_error_refuses_group_photos(images, tmp_path):

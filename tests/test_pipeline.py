@@ -75,8 +75,8 @@ def test_threshold_and_far_move_the_decision(images):
 
 
 def test_unknown_backend_names_list_the_valid_ones():
-    with pytest.raises(ConfigError, match="choose one of: cnn, cnn-onnx, hog"):
-        faceshot.Engine(detector="mtcnn")
+    with pytest.raises(ConfigError, match="choose one of: cnn, cnn-onnx, hog, mtcnn, yunet"):
+        faceshot.Engine(detector="retinaface")
     with pytest.raises(ConfigError, match="dlib-resnet"):
         faceshot.Engine(embedder="arcface")
 

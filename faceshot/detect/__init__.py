@@ -35,3 +35,5 @@ def create_detector(name: str, **options: object) -> Detector:
 
 
 from faceshot.detect import dlib_detectors  # noqa: E402,F401  (registers hog and cnn)
+from faceshot.detect import mtcnn  # noqa: E402,F401  (registers mtcnn)
+from faceshot.detect import yunet  # noqa: E402,F401  (registers yunet)

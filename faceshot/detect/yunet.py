@@ -1,0 +1,168 @@
+"""``yunet:model=PATH``: OpenCV Zoo's YuNet face detector (MIT), from a file the user supplies.
+
+faceshot does not ship YuNet; ``model`` names the user's ONNX file (OpenCV Zoo's
+``face_detection_yunet_2023mar.onnx`` or a re-export of it with symbolic height and width). It runs
+on onnxruntime; the output decoding is OpenCV's ``FaceDetectorYN`` (``face_detect.cpp``, 4.8+):
+
+- the input is the photo as BGR ``float32 [1, 3, H, W]`` pixel values 0–255, zero-padded on the
+  right and bottom to multiples of 32; photos whose longer side exceeds ``max_side`` are searched on
+  a copy downscaled to it, and the boxes mapped back;
+- for each stride s in 8, 16, 32 and each cell (row i, column j) of the ``H/s × W/s`` grid, outputs
+  ``cls_s``, ``obj_s`` (clipped to [0, 1]) give the confidence ``√(cls · obj)``; ``bbox_s`` the box
+  centre ``((j + dx)·s, (i + dy)·s)`` and size ``(e^dw·s, e^dh·s)``; ``kps_s`` five points
+  ``((j + kx)·s, (i + ky)·s)``: the eye centres, the nose tip and the mouth corners;
+- boxes at or above ``confidence`` are kept and suppressed at IoU 0.3 (OpenCV's defaults).
+
+``Face.score`` is that confidence, in [0, 1]. Its useful range is not OpenCV's default threshold of
+0.9: its real faces score about 0.9–0.95, and 0.7 is the default (see ``confidence`` in
+:class:`YunetDetector`).
+
+**Landmarks.** As with ``mtcnn``, YuNet's five points are not dlib's, which the aligners and the
+quality gate read, so :meth:`YunetDetector.detect` places dlib's 5-point predictor on each box and
+:meth:`YunetDetector.locate` returns YuNet's own points.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from faceshot.detect import Detector, detectors
+from faceshot.detect.dlib_detectors import DlibDetector
+from faceshot.detect.mtcnn import Detection, nms
+from faceshot.errors import ConfigError, ModelError
+from faceshot.onnx_graphs import new_session
+from faceshot.results import Box, Face
+
+__all__ = ["YunetDetector"]
+
+STRIDES = (8, 16, 32)
+_OUTPUTS = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES]
+
+
+@detectors.register("yunet")
+class YunetDetector(Detector):
+    """YuNet on onnxruntime: faces, their confidence and five landmarks. Picklable: the session is
+    started lazily in each process."""
+
+    name = "yunet"
+
+    def __init__(
+        self,
+        *,
+        model: str | Path | None = None,
+        confidence: float = 0.7,
+        max_side: int = 640,
+        nms_iou: float = 0.3,
+        threads: int | None = 1,
+    ) -> None:
+        """``model``: the YuNet ONNX file (required: faceshot does not ship it). ``confidence``: the
+        confidence a face needs. Default 0.7, measured (BENCHMARKS.md, "MTCNN and YuNet"): the surest
+        face of every LFW photo scored 0.90–0.95, so OpenCV's default of 0.9 lost a sixth of the
+        annotated faces in group photos; at 0.7 every annotated face was found with no false one
+        among them, and 1 of 22 non-face photos gave a detection (3 at 0.5, 7 at 0.3).
+        ``max_side``: larger photos are searched on a copy downscaled to this many pixels (default
+        640: YuNet's boxes grow from 8–32 px cells, and it is trained on photos of about that size;
+        faces smaller than about 10 px in the copy are missed). ``nms_iou``: boxes overlapping a
+        surer one by more than this are dropped (0.3, OpenCV's). ``threads``: onnxruntime threads
+        (default 1; ``None``: the process's thread budget). Raises :class:`ConfigError` for a
+        missing model or a value out of range."""
+        if model is None:
+            raise ConfigError("yunet needs its model file: yunet:model=PATH (OpenCV Zoo's face_detection_yunet_2023mar.onnx)")
+        if not 0 <= confidence < 1:
+            raise ConfigError(f"confidence must be in [0, 1), got {confidence}")
+        if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 32:
+            raise ConfigError(f"max_side must be a whole number of pixels, at least 32, got {max_side!r}")
+        if not 0 < nms_iou <= 1:
+            raise ConfigError(f"nms_iou must be in (0, 1], got {nms_iou}")
+        if threads is not None and threads < 1:
+            raise ConfigError(f"threads must be at least 1, got {threads}")
+        self.model = Path(model)
+        self.confidence = float(confidence)
+        self.max_side = max_side
+        self.nms_iou = float(nms_iou)
+        self.threads = threads
+        self._session: Any = None
+        self._pid = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_session"], state["_pid"] = None, 0  # started again in each process
+        return state
+
+    def _run(self, blob: np.ndarray) -> dict[str, np.ndarray]:
+        if self._session is None or self._pid != os.getpid():
+            try:
+                data = self.model.read_bytes()
+            except OSError as exc:
+                raise ModelError(f"cannot read the YuNet model {self.model}: {exc.strerror or exc}") from None
+            session = new_session(data, self.threads, what=f"YuNet ({self.model.name})")
+            names = [output.name for output in session.get_outputs()]
+            if sorted(names) != sorted(_OUTPUTS) or len(session.get_inputs()) != 1:
+                raise ModelError(f"{self.model} is not a YuNet face detector: its outputs are {', '.join(names)}, "
+                                 f"not {', '.join(_OUTPUTS)}")
+            self._session, self._pid = session, os.getpid()
+        outputs = self._session.run(_OUTPUTS, {self._session.get_inputs()[0].name: blob})
+        return dict(zip(_OUTPUTS, outputs))
+
+    def locate(self, image: np.ndarray) -> list[Detection]:
+        """Every face YuNet finds in the RGB ``uint8 [H, W, 3]`` ``image``, surest first: box,
+        confidence and YuNet's five landmarks (eye centres, nose tip, mouth corners), in the
+        image's pixels."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ConfigError(f"YuNet needs an RGB uint8 image [H, W, 3], got {image.dtype} {image.shape}")
+        height, width = image.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width))
+        small = image
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+        h, w = small.shape[:2]
+        padded_h, padded_w = -(-h // 32) * 32, -(-w // 32) * 32
+        blob = np.zeros((1, 3, padded_h, padded_w), np.float32)
+        blob[0, :, :h, :w] = small[:, :, ::-1].transpose(2, 0, 1)  # BGR, as OpenCV reads photos
+        out = self._run(blob)
+
+        boxes, scores, points = [], [], []
+        for s in STRIDES:
+            rows, cols = padded_h // s, padded_w // s
+            i, j = np.divmod(np.arange(rows * cols), cols)
+            cls = np.clip(out[f"cls_{s}"][0, :, 0], 0, 1)
+            obj = np.clip(out[f"obj_{s}"][0, :, 0], 0, 1)
+            score = np.sqrt(cls * obj)
+            keep = score >= self.confidence
+            if not keep.any():
+                continue
+            bbox, kps, i, j = out[f"bbox_{s}"][0][keep], out[f"kps_{s}"][0][keep], i[keep], j[keep]
+            cx, cy = (j + bbox[:, 0]) * s, (i + bbox[:, 1]) * s
+            bw, bh = np.exp(bbox[:, 2]) * s, np.exp(bbox[:, 3]) * s
+            boxes.append(np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1))
+            scores.append(score[keep])
+            points.append(np.stack([(kps[:, 0::2] + j[:, None]) * s, (kps[:, 1::2] + i[:, None]) * s], axis=2))
+        if not boxes:
+            return []
+        all_boxes, all_scores, all_points = np.concatenate(boxes), np.concatenate(scores), np.concatenate(points)
+        found = []
+        for k in nms(all_boxes, all_scores, self.nms_iou):
+            x1, y1, x2, y2 = all_boxes[k] / scale
+            box = Box(max(round(x1), 0), max(round(y1), 0), min(round(x2), width), min(round(y2), height))
+            if box.area > 0:
+                pts = tuple((float(x) / scale, float(y) / scale) for x, y in all_points[k])
+                found.append(Detection(box, float(all_scores[k]), pts))
+        return found
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Every face, largest first; ``landmarks`` are dlib's five, placed on YuNet's box (see the module)."""
+        faces = [Face(box=f.box, score=f.confidence, landmarks=self.landmarks(image, f.box)) for f in self.locate(image)]
+        faces.sort(key=lambda face: face.box.area, reverse=True)
+        return faces
+
+    # dlib's 5 landmarks (eye corners and nose) on the box, as the dlib detectors place them.
+    landmarks = DlibDetector.landmarks
+
+    def __repr__(self) -> str:
+        return f"YunetDetector(model={str(self.model)!r}, confidence={self.confidence}, max_side={self.max_side})"
