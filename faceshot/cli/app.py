@@ -44,7 +44,8 @@ T = TypeVar("T")
 DetectorOption = typer.Option(
     None, "--detector", "-d",
     help="hog: fast, frontal faces. cnn: finds turned faces, slow on CPU. cnn-onnx: cnn's faces, about 15 times "
-    "faster. Options and fallbacks: hog:upsample=1, hog>cnn-onnx. Default: $FACESHOT_DETECTOR, the gallery's, hog.",
+    "faster. mtcnn: small faces (after `faceshot models fetch mtcnn`). yunet:model=FILE: a YuNet ONNX file. "
+    "Options and fallbacks: hog:upsample=1, hog>cnn-onnx. Default: $FACESHOT_DETECTOR, the gallery's, hog.",
 )
 EmbedderOption = typer.Option(
     None, "--embedder",
