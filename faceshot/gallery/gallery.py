@@ -28,7 +28,7 @@ from faceshot.errors import ConfigError, EmbedderMismatchError, FaceshotError, N
 from faceshot.gallery.enrollment import Admitted, Candidate, Enrollment
 from faceshot.gallery.exchange import read_export, write_export
 from faceshot.gallery.local import LocalStore
-from faceshot.gallery.ranking import Aggregation, check_aggregation, rank_max, rank_mean
+from faceshot.gallery.ranking import Aggregation, check_aggregation, rank_max, rank_mean, template
 from faceshot.gallery.results import (
     CheckReport,
     DirProgress,
@@ -40,6 +40,7 @@ from faceshot.gallery.results import (
     ImportSummary,
     PersonDetails,
     PersonSummary,
+    PersonVerification,
     Rejected,
     Skipped,
 )
@@ -591,7 +592,44 @@ class Gallery:
         """:meth:`Engine.verify` with this gallery's :attr:`calibration` (its own FAR table, if saved)."""
         return self.engine.verify(a, b, threshold=threshold, far=far, multiple=multiple, calibration=self.calibration)
 
+    def verify_person(
+        self,
+        name: str,
+        image: ImageInput,
+        *,
+        threshold: float | None = None,
+        far: float | None = None,
+        multiple: Multiple = "largest",
+    ) -> PersonVerification:
+        """Is the face in ``image`` the enrolled person ``name``? (A 1:1 check: a passport gate, a badge.)
+
+        The photo's face (the largest; ``multiple="error"`` refuses several) is scored against the
+        person as identification scores them (:attr:`aggregation`), and decided at the 1:1
+        operating point :meth:`verify` uses (``threshold``, else ``far``, else the calibrated
+        default, from this gallery's :attr:`calibration`). Raises :class:`NotFound` for an unknown
+        person, :class:`~faceshot.errors.NoFaceError` when the photo shows none.
+        """
+        vectors = self.store.embeddings([name]).get(name)
+        if vectors is None or not len(vectors):
+            raise NotFound(f"no person named {name!r} in the gallery")
+        point = self.engine.operating_point(threshold, far, calibration=self.calibration)
+        found, count = self.engine.one_face(image, multiple=multiple)
+        probe = np.asarray(found.embedding, dtype=np.float32)
+        if self.aggregation == "max":
+            score = float(np.max(np.asarray(vectors, dtype=np.float32) @ probe))
+        else:
+            score = float(template(vectors) @ probe)
+        return PersonVerification(
+            person=self.store.person(name).name, same=score >= point.threshold, score=score,
+            threshold=point.threshold, far=point.far, face=found.face, faces_in_photo=count, clamped=point.clamped,
+        )
+
     # -- people and groups ------------------------------------------------------------------
+    def person_ids(self, names: Iterable[str]) -> dict[str, int]:
+        """Each named person's stable id: kept through renames, never given to anyone else.
+        Unknown names are left out. Needs a store with ``person_ids`` (the local one has it)."""
+        return self.store.person_ids(names)  # type: ignore[attr-defined]
+
     def people(self) -> list[PersonSummary]:
         """Everyone enrolled, by name, with their face count and groups."""
         return self.store.people()

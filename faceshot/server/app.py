@@ -1,0 +1,584 @@
+"""The REST service: FastAPI routes that parse a request, check its key, call the core, and answer JSON.
+
+No decision is made here: :class:`~faceshot.gallery.Gallery` does the recognition,
+:mod:`faceshot.keys` says what a key may do, :mod:`faceshot.server.problems` turns every error into
+problem+json. CPU work (decoding, detection, embedding, search) runs in the thread pool, never on
+the event loop; SQLite writes are committed before a request is answered.
+
+Each worker process (``faceshot serve --workers N``) opens its own :class:`Gallery` on the same
+file; the consistency contract (:mod:`faceshot.gallery.store`) makes a write through one worker
+visible to every other worker's next search, and a delete at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, AsyncIterator, Literal
+
+import numpy as np
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from faceshot.errors import ConfigError, FaceshotError, NotFound, TooManyRequestsError
+from faceshot.gallery import Gallery
+from faceshot.keys import ApiKey, KeyStore
+from faceshot.onnx_graphs import set_thread_budget
+from faceshot.server import problems
+from faceshot.server.inputs import read_request
+
+__all__ = ["create_app", "app_from_environment", "Limits"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask, and how many a key may have in flight (per worker process).
+
+    ``max_bytes``: the largest request body and image (bytes); ``max_faces``: faces answered per
+    photo (the largest first); ``in_flight``: requests one key may have running at once in one
+    worker (more: 429 with ``Retry-After``). Pixels are limited by the engine (``--max-pixels``).
+    """
+
+    max_bytes: int = 20 * 1024 * 1024
+    max_faces: int = 100
+    in_flight: int = 16
+
+    @classmethod
+    def from_environment(cls) -> "Limits":
+        def number(name: str, default: int) -> int:
+            text = os.environ.get(name)
+            if text is None:
+                return default
+            try:
+                value = int(text)
+            except ValueError:
+                raise ConfigError(f"{name} must be a whole number, got {text!r}") from None
+            if value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
+            return value
+
+        return cls(
+            max_bytes=number("FACESHOT_MAX_UPLOAD_BYTES", cls.max_bytes),
+            max_faces=number("FACESHOT_MAX_FACES", cls.max_faces),
+            in_flight=number("FACESHOT_MAX_IN_FLIGHT", cls.in_flight),
+        )
+
+
+# -- request bodies ---------------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Operating(_Body):
+    threshold: float | None = Field(None, description="Score needed for a match (cosine similarity).")
+    far: float | None = Field(None, gt=0, lt=1, description="Target false-accept rate instead, e.g. 0.001.")
+
+
+class DetectBody(_Body):
+    pass
+
+
+class VerifyBody(Operating):
+    multiple: Literal["largest", "central", "error"] = "largest"
+
+
+class IdentifyBody(Operating):
+    group: str | list[str] | None = None
+    top_k: int = Field(5, ge=1, le=100)
+    fpir: float | None = Field(None, gt=0, lt=1)
+    multiple: bool = Field(True, description="Answer every face (true) or only the largest (false).")
+
+
+class EmbeddingsIdentifyBody(IdentifyBody):
+    vectors: list[list[float]] = Field(..., min_length=1, max_length=1000)
+    space: str | None = Field(None, description="The vector space the vectors were made in (must be the gallery's).")
+
+
+class PersonBody(_Body):
+    name: str = Field(..., min_length=1, max_length=200)
+    groups: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    force: bool = False
+    keep_thumbnail: bool = False
+
+
+class FacesBody(_Body):
+    force: bool = False
+    keep_thumbnail: bool = False
+
+
+class PatchBody(_Body):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    metadata: dict[str, Any] | None = None
+    groups: list[str] | None = None
+
+
+class EmbeddingsBody(_Body):
+    vectors: list[list[float]] = Field(..., min_length=1, max_length=1000)
+    space: str | None = None
+    groups: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def _image_body(*fields: str, several: bool = False, model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a body taking image files (multipart) or base64 text (JSON), plus ``model``'s fields."""
+    schema = model.model_json_schema()
+    props = dict(schema.get("properties", {}))
+    multipart = dict(props)
+    json_props = dict(props)
+    for name in fields:
+        file = {"type": "string", "format": "binary"}
+        text = {"type": "string", "description": "base64 text or a data: URL"}
+        multipart[name] = {"type": "array", "items": file} if several else file
+        json_props[name] = {"type": "array", "items": text} if several else text
+    required = list(fields) + list(schema.get("required", []))
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": {"type": "object", "properties": multipart, "required": required}},
+                "application/json": {"schema": {"type": "object", "properties": json_props, "required": required}},
+            },
+        }
+    }
+
+
+# -- the application -------------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    gallery: Gallery
+    keys: KeyStore
+    limits: Limits
+    ready: bool = False
+    in_flight: dict[int, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def app_from_environment() -> FastAPI:
+    """The app for ``uvicorn --factory`` (each worker calls it): the gallery ``$FACESHOT_DB``, the
+    limits of :meth:`Limits.from_environment`, ``$FACESHOT_WORKER_THREADS`` ONNX threads."""
+    path = os.environ.get("FACESHOT_DB")
+    if not path:
+        raise ConfigError("FACESHOT_DB must name the gallery file the service opens")
+    threads = os.environ.get("FACESHOT_WORKER_THREADS")
+    if threads and threads.isdigit():
+        set_thread_budget(int(threads))  # `faceshot serve` shares the cores among its workers
+    return create_app(path, limits=Limits.from_environment())
+
+
+def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm: bool = True) -> FastAPI:
+    """The service over the gallery file ``db`` (which must exist: ``faceshot keys create`` makes one).
+
+    ``warm``: load the models at start-up (``/readyz`` answers 200 once done).
+    """
+    gallery = Gallery(Path(db), create=False)
+    state = _State(gallery, KeyStore(Path(db)), limits or Limits())
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warm:
+            await run_in_threadpool(_warm_up, gallery)
+        state.ready = True
+        try:
+            yield
+        finally:
+            gallery.close()
+            state.keys.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="faceshot",
+        version="1",
+        description="One-shot face recognition over one gallery. Every /v1 call needs an X-API-Key header "
+        "(`faceshot keys create`). Errors are RFC 9457 problem details with a stable `code`.",
+    )
+    app.state.faceshot = state
+    problems.install(app)
+    _metrics(app, state)
+
+    header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+    async def caller(request: Request, token: str | None = Depends(header)) -> Any:
+        key = await run_in_threadpool(state.keys.authenticate, token)
+        with state.lock:
+            if state.in_flight.get(key.id, 0) >= state.limits.in_flight:
+                raise TooManyRequestsError(
+                    f"this key already has {state.limits.in_flight} requests in flight; wait for one to finish"
+                )
+            state.in_flight[key.id] = state.in_flight.get(key.id, 0) + 1
+        try:
+            yield key
+        finally:
+            with state.lock:
+                state.in_flight[key.id] -= 1
+
+    def needs(role: str) -> Any:
+        async def check(key: ApiKey = Depends(caller)) -> ApiKey:
+            key.require(role)  # type: ignore[arg-type]
+            return key
+
+        return Depends(check)
+
+    recognize, enroll, admin = needs("recognize"), needs("enroll"), needs("admin")
+
+    def visible(key: ApiKey, name: str) -> Any:
+        """The person ``name`` as this key may see them (NotFound outside its groups)."""
+        details = gallery.person(name)
+        key.check_person(name, details.groups)
+        return details
+
+    def person_json(details: Any) -> dict[str, Any]:
+        data = details.to_dict()
+        data["person_id"] = gallery.person_ids([details.name]).get(details.name)
+        return data
+
+    def identification_json(found: list[Any]) -> list[dict[str, Any]]:
+        names = {c[0] for f in found for c in f.candidates}
+        ids = gallery.person_ids(names) if names else {}
+        answer = []
+        for item in found:
+            data = item.to_dict()
+            data["person_id"] = ids.get(item.identity) if item.identity else None
+            for candidate in data["candidates"]:
+                candidate["person_id"] = ids.get(candidate["name"])
+            answer.append(data)
+        return answer
+
+    # -- health -----------------------------------------------------------------------------------
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> Response:
+        """Models loaded and gallery open: ready for requests (503 until then)."""
+        if not state.ready:
+            return problems.problem(503, "unavailable", "loading the models", headers={"Retry-After": "1"})
+        return JSONResponse({"status": "ready", "gallery": str(gallery.path), "embedder": gallery.store.embedder})
+
+    # -- recognition ------------------------------------------------------------------------------
+    @app.post("/v1/detect", tags=["recognition"], openapi_extra=_image_body("image", model=DetectBody))
+    async def detect(request: Request, key: ApiKey = recognize) -> dict[str, Any]:
+        """Every face in the photo: box, confidence (the detector's belief), five landmarks; largest first."""
+        _, images = await read_request(request, DetectBody, {"image": False}, max_bytes=state.limits.max_bytes)
+        faces = await run_in_threadpool(gallery.engine.detect, images["image"][0].data)
+        return {"faces": [_face_json(face) for face in faces[: state.limits.max_faces]]}
+
+    @app.post("/v1/verify", tags=["recognition"], openapi_extra=_image_body("a", "b", model=VerifyBody))
+    async def verify(request: Request, key: ApiKey = recognize) -> dict[str, Any]:
+        """Are photos ``a`` and ``b`` the same person? Score, threshold, FAR, the boxes compared."""
+        body, images = await read_request(request, VerifyBody, {"a": False, "b": False}, max_bytes=state.limits.max_bytes)
+        result = await run_in_threadpool(
+            gallery.verify, images["a"][0].data, images["b"][0].data,
+            threshold=body.threshold, far=body.far, multiple=body.multiple,
+        )
+        return result.to_dict()
+
+    @app.post("/v1/identify", tags=["recognition"], openapi_extra=_image_body("image", model=IdentifyBody))
+    async def identify(request: Request, key: ApiKey = recognize) -> dict[str, Any]:
+        """Who is in the photo? One entry per face (largest first): identity (null: unknown), person_id,
+        score, candidates and the operating point. No face: an empty list."""
+        body, images = await read_request(request, IdentifyBody, {"image": False}, max_bytes=state.limits.max_bytes)
+        group = key.search_scope(body.group)
+        found = await run_in_threadpool(
+            gallery.identify, images["image"][0].data, top_k=body.top_k, threshold=body.threshold,
+            far=body.far, fpir=body.fpir, group=group,
+        )
+        found = found[: 1 if not body.multiple else state.limits.max_faces]
+        return {"faces": await run_in_threadpool(identification_json, found)}
+
+    @app.post("/v1/embeddings/identify", tags=["recognition"])
+    async def identify_embeddings(body: EmbeddingsIdentifyBody, key: ApiKey = recognize) -> dict[str, Any]:
+        """Who is each of these probe vectors (made on the client, in the gallery's vector space)?"""
+        group = key.search_scope(body.group)
+
+        def run() -> list[dict[str, Any]]:
+            found = gallery.identify_embeddings(
+                _vectors(body.vectors), top_k=body.top_k, threshold=body.threshold, far=body.far,
+                fpir=body.fpir, group=group, space=body.space,
+            )
+            return identification_json(found)
+
+        return {"faces": await run_in_threadpool(run)}
+
+    # -- people -----------------------------------------------------------------------------------
+    @app.get("/v1/people", tags=["people"])
+    async def people(
+        group: str | None = None,
+        offset: int = Query(0, ge=0),
+        limit: int = Query(100, ge=1, le=1000),
+        key: ApiKey = recognize,
+    ) -> dict[str, Any]:
+        """Everyone this key may see, by name (``group``: only its members), ``limit`` from ``offset``."""
+        scope = key.search_scope(group)
+        wanted = None if scope is None else ({scope} if isinstance(scope, str) else set(scope))
+
+        def run() -> dict[str, Any]:
+            if group is not None and group not in {g.name for g in gallery.groups()}:
+                raise NotFound(f"no group named {group!r} in the gallery")
+            everyone = [p for p in gallery.people() if wanted is None or set(p.groups) & wanted]
+            page = everyone[offset : offset + limit]
+            ids = gallery.person_ids([p.name for p in page])
+            return {
+                "people": [{**p.to_dict(), "person_id": ids.get(p.name)} for p in page],
+                "total": len(everyone), "offset": offset, "limit": limit,
+            }
+
+        return await run_in_threadpool(run)
+
+    @app.post(
+        "/v1/people", tags=["people"], status_code=201,
+        openapi_extra=_image_body("images", several=True, model=PersonBody),
+    )
+    async def create_person(request: Request, key: ApiKey = enroll) -> Response:
+        """Enroll a new person (name, groups, metadata) from the photos in ``images`` (at least one must
+        be usable: else 422 ``nothing_enrolled`` with each photo's reason). 409 if the name is taken."""
+        body, images = await read_request(
+            request, PersonBody, {"images": True}, max_bytes=state.limits.max_bytes, required=False
+        )
+        groups = key.enroll_groups(body.groups)
+
+        def run() -> dict[str, Any]:
+            if gallery.store.has_person(body.name):
+                raise _taken(body.name)
+            result = gallery.enroll(
+                body.name, [u.stream() for u in images["images"]], groups=groups, metadata=body.metadata,
+                force=body.force, keep_thumbnail=body.keep_thumbnail,
+            )
+            if not result.added:  # a person is made from at least one usable photo
+                return {**result.to_dict(), "person": None}
+            return {**result.to_dict(), "person": person_json(gallery.person(body.name))}
+
+        answer = await run_in_threadpool(run)
+        status = 201 if answer["person"] is not None else 422
+        if status == 422:
+            reasons = "; ".join(r["reason"] for r in answer["rejected"]) or "no photo was given"
+            return problems.problem(422, "nothing_enrolled", f"{body.name!r} was not enrolled: {reasons}",
+                                    rejected=answer["rejected"])
+        return JSONResponse(answer, status_code=201)
+
+    @app.get("/v1/people/{name}", tags=["people"])
+    async def get_person(name: str, key: ApiKey = recognize) -> dict[str, Any]:
+        """One person: person_id, name, metadata, groups, faces (no vectors)."""
+        return await run_in_threadpool(lambda: person_json(visible(key, name)))
+
+    @app.patch("/v1/people/{name}", tags=["people"])
+    async def patch_person(name: str, body: PatchBody, key: ApiKey = enroll) -> dict[str, Any]:
+        """Rename (``name``), merge ``metadata`` into theirs, or set their ``groups``. The person_id stays."""
+        new_groups = None if body.groups is None else key.enroll_groups(body.groups)
+
+        def run() -> dict[str, Any]:
+            details = visible(key, name)
+            current = details.name
+            if body.metadata:
+                gallery.enroll(current, [], metadata=body.metadata)
+            if new_groups is not None:
+                for group in set(new_groups) - set(details.groups):
+                    gallery.add_to_group(current, group)
+                for group in set(details.groups) - set(new_groups):
+                    if key.sees([group]):
+                        gallery.remove_from_group(current, group)
+            if body.name is not None and body.name != current:
+                gallery.rename(current, body.name)
+                current = body.name
+            return person_json(gallery.person(current))
+
+        return await run_in_threadpool(run)
+
+    @app.delete("/v1/people/{name}", tags=["people"])
+    async def delete_person(name: str, key: ApiKey = enroll) -> dict[str, Any]:
+        """Delete a person and every vector of theirs: gone from every worker's next search."""
+
+        def run() -> dict[str, Any]:
+            details = visible(key, name)
+            person_id = gallery.person_ids([details.name]).get(details.name)
+            removed = gallery.delete(details.name)
+            return {"deleted": details.name, "person_id": person_id, "faces_removed": removed}
+
+        return await run_in_threadpool(run)
+
+    @app.post("/v1/people/{name}/faces", tags=["people"], openapi_extra=_image_body("images", several=True, model=FacesBody))
+    async def add_faces(name: str, request: Request, key: ApiKey = enroll) -> dict[str, Any]:
+        """Add photos (field ``images``, one or more) to an enrolled person. Per photo: added,
+        already enrolled (skipped), or refused with the reason."""
+        body, images = await read_request(request, FacesBody, {"images": True}, max_bytes=state.limits.max_bytes)
+
+        def run() -> dict[str, Any]:
+            details = visible(key, name)
+            result = gallery.add_faces(
+                details.name, [u.stream() for u in images["images"]], force=body.force, keep_thumbnail=body.keep_thumbnail
+            )
+            return {**result.to_dict(), "person": person_json(gallery.person(details.name))}
+
+        return await run_in_threadpool(run)
+
+    @app.delete("/v1/people/{name}/faces/{face_id}", tags=["people"])
+    async def delete_face(name: str, face_id: int, key: ApiKey = enroll) -> dict[str, Any]:
+        """Remove one enrolled face of this person."""
+
+        def run() -> dict[str, Any]:
+            details = visible(key, name)
+            if face_id not in {face.id for face in details.faces}:
+                raise NotFound(f"{details.name!r} has no face {face_id}")
+            gallery.remove_face(face_id)
+            return {"deleted": face_id, "person": details.name}
+
+        return await run_in_threadpool(run)
+
+    @app.get(
+        "/v1/people/{name}/faces/{face_id}/thumbnail", tags=["people"],
+        responses={200: {"content": {"image/jpeg": {}}}}, response_class=Response,
+    )
+    async def thumbnail(name: str, face_id: int, key: ApiKey = recognize) -> Response:
+        """The JPEG kept for this face (only when it was enrolled with ``keep_thumbnail``)."""
+
+        def run() -> bytes:
+            details = visible(key, name)
+            if face_id not in {face.id for face in details.faces}:
+                raise NotFound(f"{details.name!r} has no face {face_id}")
+            data = gallery.thumbnail(face_id)
+            if data is None:
+                raise NotFound(f"face {face_id} was enrolled without a thumbnail (the gallery keeps no photo by default)")
+            return data
+
+        return Response(await run_in_threadpool(run), media_type="image/jpeg")
+
+    @app.post("/v1/people/{name}/verify", tags=["recognition"], openapi_extra=_image_body("image", model=VerifyBody))
+    async def verify_person(name: str, request: Request, key: ApiKey = recognize) -> dict[str, Any]:
+        """Is the face in this photo the enrolled person ``name``? (The passport gate, the door badge.)"""
+        body, images = await read_request(request, VerifyBody, {"image": False}, max_bytes=state.limits.max_bytes)
+
+        def run() -> dict[str, Any]:
+            details = visible(key, name)
+            result = gallery.verify_person(
+                details.name, images["image"][0].data, threshold=body.threshold, far=body.far, multiple=body.multiple
+            )
+            return {**result.to_dict(), "person_id": gallery.person_ids([details.name]).get(details.name)}
+
+        return await run_in_threadpool(run)
+
+    @app.post("/v1/people/{name}/embeddings", tags=["people"], status_code=201)
+    async def add_embeddings(name: str, body: EmbeddingsBody, key: ApiKey = enroll) -> dict[str, Any]:
+        """Enroll ``name`` (created if new) from vectors made on the client in the gallery's vector
+        space (``space`` names it; another space is refused with 409)."""
+        groups = key.enroll_groups(body.groups)
+
+        def run() -> dict[str, Any]:
+            if gallery.store.has_person(name):
+                visible(key, name)
+            result = gallery.add_embeddings(
+                name, _vectors(body.vectors), groups=groups, metadata=body.metadata, space=body.space
+            )
+            return {**result.to_dict(), "person": person_json(gallery.person(name))}
+
+        return await run_in_threadpool(run)
+
+    # -- the web page -----------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(resources.files("faceshot.server").joinpath("web/index.html").read_text("utf-8"))
+
+    return app
+
+
+def _taken(name: str) -> FaceshotError:
+    from faceshot.errors import ConflictError
+
+    return ConflictError(f"the name {name!r} is taken; add faces with POST /v1/people/{{name}}/faces")
+
+
+def _vectors(rows: list[list[float]]) -> np.ndarray:
+    try:
+        return np.asarray(rows, dtype=np.float32)
+    except ValueError:
+        raise ConfigError("vectors must be rows of equal length") from None
+
+
+def _face_json(face: Any) -> dict[str, Any]:
+    return {
+        "box": face.box.to_dict(),
+        "confidence": round(float(face.score), 4),
+        "landmarks": [[round(x, 1), round(y, 1)] for x, y in face.landmarks],
+    }
+
+
+def _warm_up(gallery: Gallery) -> None:
+    """Load the detector and embedder now rather than on the first request."""
+    engine = gallery.engine
+    blank = np.zeros((64, 64, 3), np.uint8)
+    engine.detector.detect(blank)
+    size = getattr(engine.aligner, "size", 150)
+    try:
+        engine.embedder.embed(np.zeros((1, size, size, 3), np.uint8))
+    except FaceshotError as exc:  # a pinned space without its model file: recognition will say so
+        log.warning("the embedder could not be loaded: %s", exc)
+
+
+_METRICS: tuple[Any, ...] | None = None
+
+
+def _metrics(app: FastAPI, state: _State) -> None:
+    """Prometheus metrics at ``/metrics``: requests, latency, faces enrolled, gallery size. With
+    ``PROMETHEUS_MULTIPROC_DIR`` set (``faceshot serve`` sets it) they add up across workers."""
+    try:
+        import prometheus_client as prom
+        from prometheus_client import multiprocess
+    except ImportError:  # the serve extra brings it; without it there is no /metrics
+        return
+    registry = prom.REGISTRY
+    global _METRICS
+    if _METRICS is None:  # one set per process, however many apps a test makes
+        _METRICS = (
+            prom.Counter("faceshot_requests", "Requests answered", ["method", "route", "status"]),
+            prom.Histogram("faceshot_request_seconds", "Time to answer a request", ["route"]),
+            prom.Gauge("faceshot_gallery_faces", "Faces in the gallery", multiprocess_mode="livemax"),
+            prom.Gauge("faceshot_gallery_people", "People in the gallery", multiprocess_mode="livemax"),
+        )
+    requests, latency, faces, people = _METRICS
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        requests.labels(request.method, path, str(response.status_code)).inc()
+        latency.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        def collect() -> bytes:
+            try:
+                people_count, face_count = gallery_counts(state.gallery)
+                faces.set(face_count)
+                people.set(people_count)
+            except FaceshotError:
+                pass
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                collector = prom.CollectorRegistry()
+                multiprocess.MultiProcessCollector(collector)
+                return prom.generate_latest(collector)
+            return prom.generate_latest(registry)
+
+        return Response(await run_in_threadpool(collect), media_type=prom.CONTENT_TYPE_LATEST)
+
+
+def gallery_counts(gallery: Gallery) -> tuple[int, int]:
+    everyone = gallery.people()
+    return len(everyone), sum(p.faces for p in everyone)
