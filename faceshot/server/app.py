@@ -208,6 +208,12 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
     )
     app.state.faceshot = state
     problems.install(app)
+
+    @app.middleware("http")
+    async def worker_header(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        response.headers["X-Faceshot-Worker"] = str(os.getpid())  # which worker answered (tests, debugging)
+        return response
     _metrics(app, state)
 
     header = APIKeyHeader(name="X-API-Key", auto_error=False)

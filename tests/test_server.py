@@ -1,0 +1,332 @@
+"""The REST service, served for real (``faceshot serve --workers 2`` on 127.0.0.1): every endpoint,
+every role, bad inputs answered with the right problem+json, two workers over one gallery."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+
+import numpy as np
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+
+PROBLEM = "application/problem+json"
+
+
+def call(served, method: str, path: str, key: str | None = "admin", **kwargs):
+    """One request on a new connection (so either worker may answer), with the key of that role."""
+    headers = dict(kwargs.pop("headers", {}))
+    if key is not None:
+        headers["X-API-Key"] = served["keys"].get(key, key)
+    response = httpx.request(method, served["url"] + path, headers=headers, timeout=120, **kwargs)
+    assert response.status_code < 500, response.text  # never a 500
+    return response
+
+
+def problem(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == status and body["code"] == code, body
+    assert body["detail"] and "Traceback" not in body["detail"]
+    return body
+
+
+def photo(images, name: str):
+    return (name, (images / name).read_bytes(), "image/jpeg")
+
+
+def b64(images, name: str) -> str:
+    return base64.b64encode((images / name).read_bytes()).decode()
+
+
+def enroll(served, images, name: str, *files: str, key: str = "admin", **data):
+    return call(served, "POST", "/v1/people", key, data={"name": name, **data},
+                files=[("images", photo(images, f)) for f in files])
+
+
+@pytest.fixture(scope="module")
+def people(served, images):
+    """Barack Obama (group office, from two photos) and Joe Biden (group home), enrolled by the admin."""
+    obama = enroll(served, images, "Barack Obama", "obama.jpg", "obama2.jpg", groups="office")
+    assert obama.status_code == 201, obama.text
+    biden = enroll(served, images, "Joe Biden", "biden.jpg", groups="home", keep_thumbnail="true")
+    assert biden.status_code == 201, biden.text
+    return {"obama": obama.json()["person"], "biden": biden.json()["person"]}
+
+
+# -- health, docs, keys ----------------------------------------------------------------------------
+
+
+def test_health_and_docs_need_no_key(served):
+    assert call(served, "GET", "/healthz", None).json() == {"status": "ok"}
+    ready = call(served, "GET", "/readyz", None)
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert call(served, "GET", "/docs", None).status_code == 200
+    paths = call(served, "GET", "/openapi.json", None).json()["paths"]
+    for path in ("/v1/detect", "/v1/verify", "/v1/identify", "/v1/people", "/v1/people/{name}",
+                 "/v1/people/{name}/faces", "/v1/people/{name}/faces/{face_id}", "/v1/people/{name}/verify",
+                 "/v1/embeddings/identify", "/v1/people/{name}/embeddings"):
+        assert path in paths, path
+
+
+@pytest.mark.parametrize("key", [None, "not-a-key", "revoked"])
+def test_a_missing_unknown_or_revoked_key_is_401(served, key):
+    body = problem(call(served, "GET", "/v1/people", key), 401, "unauthorized")
+    assert "key" in body["detail"].lower()
+
+
+def test_without_any_key_every_v1_call_names_the_command_that_makes_one(tmp_path, images):
+    from fastapi.testclient import TestClient
+
+    from faceshot.gallery import Gallery
+    from faceshot.server import create_app
+
+    Gallery(tmp_path / "g.db").close()
+    with TestClient(create_app(tmp_path / "g.db", warm=False)) as client:
+        for method, path in (("GET", "/v1/people"), ("POST", "/v1/identify"), ("DELETE", "/v1/people/x")):
+            body = problem(client.request(method, path, headers={"X-API-Key": "anything"}), 401, "unauthorized")
+            assert "faceshot keys create --role admin" in body["detail"]
+        assert client.get("/healthz").status_code == 200
+
+
+def test_a_key_revoked_while_serving_is_refused_at_once(served):
+    from faceshot.keys import KeyStore
+
+    with KeyStore(served["db"]) as store:
+        token, key = store.create("recognize")
+    assert call(served, "GET", "/v1/people", token).status_code == 200
+    with KeyStore(served["db"]) as store:
+        store.revoke(key.id)
+    for _ in range(4):  # whichever worker answers
+        problem(call(served, "GET", "/v1/people", token), 401, "unauthorized")
+
+
+# -- recognition ---------------------------------------------------------------------------------
+
+
+def test_detect_returns_boxes_confidence_and_landmarks(served, images):
+    faces = call(served, "POST", "/v1/detect", "recognize", files={"image": photo(images, "obama.jpg")}).json()["faces"]
+    assert len(faces) == 1
+    assert set(faces[0]) == {"box", "confidence", "landmarks"} and len(faces[0]["landmarks"]) == 5
+    group = call(served, "POST", "/v1/detect", "recognize", json={"image": b64(images, "insightface_t1.jpg")})
+    assert len(group.json()["faces"]) > 3
+
+
+def test_verify_two_photos(served, images):
+    same = call(served, "POST", "/v1/verify", "recognize",
+                files={"a": photo(images, "obama.jpg"), "b": photo(images, "obama3.jpg")}).json()
+    assert same["same"] is True and same["score"] >= same["threshold"] and same["far"] is not None
+    other = call(served, "POST", "/v1/verify", "recognize",
+                 json={"a": b64(images, "obama.jpg"), "b": b64(images, "biden.jpg"), "far": 0.001}).json()
+    assert other["same"] is False and "box_a" in other and "box_b" in other
+
+
+def test_identify_by_file_and_by_base64_with_person_ids(served, images, people):
+    found = call(served, "POST", "/v1/identify", "recognize", files={"image": photo(images, "obama3.jpg")}).json()
+    (face,) = found["faces"]
+    assert face["identity"] == "Barack Obama" and face["person_id"] == people["obama"]["person_id"]
+    assert {"threshold", "far", "fpir", "clamped", "candidates", "box", "score"} <= set(face)
+    data_url = "data:image/jpeg;base64," + b64(images, "biden.jpg")
+    (face,) = call(served, "POST", "/v1/identify", "recognize", json={"image": data_url, "top_k": 1}).json()["faces"]
+    assert face["identity"] == "Joe Biden" and len(face["candidates"]) == 1
+
+
+def test_identify_a_photo_without_faces_is_an_empty_list(served):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 200), (120, 130, 140)).save(buffer, "PNG")
+    response = call(served, "POST", "/v1/identify", "recognize", files={"image": ("grey.png", buffer.getvalue(), "image/png")})
+    assert response.status_code == 200 and response.json() == {"faces": []}
+
+
+def test_verify_a_photo_against_an_enrolled_person(served, images, people):
+    yes = call(served, "POST", "/v1/people/barack obama/verify", "recognize", files={"image": photo(images, "obama3.jpg")})
+    assert yes.json()["same"] is True and yes.json()["person"] == "Barack Obama"
+    no = call(served, "POST", "/v1/people/Joe Biden/verify", "recognize", files={"image": photo(images, "obama3.jpg")})
+    assert no.json()["same"] is False
+    problem(call(served, "POST", "/v1/people/Nobody/verify", "recognize", files={"image": photo(images, "obama3.jpg")}),
+            404, "not_found")
+
+
+def test_embeddings_enroll_and_identify_and_other_spaces_are_refused(served, engine, images, people):
+    vector = engine.embed(images / "obama3.jpg")[0]
+    created = call(served, "POST", "/v1/people/Vector Person/embeddings", "enroll",
+                   json={"vectors": [vector.tolist()], "groups": ["vectors"]})
+    assert created.status_code == 201, created.text
+    found = call(served, "POST", "/v1/embeddings/identify", "recognize",
+                 json={"vectors": [vector.tolist()], "group": "vectors", "top_k": 1}).json()["faces"]
+    assert found[0]["identity"] == "Vector Person" and found[0]["box"] is None
+    problem(call(served, "POST", "/v1/embeddings/identify", "recognize", json={"vectors": [vector.tolist()], "space": "arcface"}),
+            409, "embedder_mismatch")
+    problem(call(served, "POST", "/v1/embeddings/identify", "recognize", json={"vectors": [[0.5, 0.5]]}), 400, "invalid_config")
+    problem(call(served, "POST", "/v1/embeddings/identify", "recognize", json={"vectors": [(vector * 3).tolist()]}),
+            400, "invalid_config")
+    assert call(served, "DELETE", "/v1/people/Vector Person", "enroll").status_code == 200
+
+
+# -- people and faces ------------------------------------------------------------------------------
+
+
+def test_people_list_with_paging_and_group(served, people):
+    listed = call(served, "GET", "/v1/people", "recognize", params={"limit": 1}).json()
+    assert listed["total"] >= 2 and len(listed["people"]) == 1 and listed["people"][0]["person_id"]
+    office = call(served, "GET", "/v1/people", "recognize", params={"group": "office"}).json()
+    assert [p["name"] for p in office["people"]] == ["Barack Obama"]
+    problem(call(served, "GET", "/v1/people", "recognize", params={"group": "nowhere"}), 404, "not_found")
+
+
+def test_a_person_keeps_their_id_through_a_rename(served, images):
+    created = enroll(served, images, "Renamed Person", "obama2.jpg", key="enroll", force="true", metadata='{"badge": 7}')
+    assert created.status_code == 201, created.text
+    person_id = created.json()["person"]["person_id"]
+    assert created.json()["person"]["metadata"] == {"badge": 7}
+    assert created.json()["added"][0]["source"] == "obama2.jpg"
+    changed = call(served, "PATCH", "/v1/people/renamed person", "enroll", json={"name": "New Name", "metadata": {"x": 1}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["person_id"] == person_id and changed.json()["metadata"] == {"badge": 7, "x": 1}
+    problem(call(served, "GET", "/v1/people/Renamed Person", "recognize"), 404, "not_found")
+    assert call(served, "GET", "/v1/people/new name", "recognize").json()["person_id"] == person_id
+    problem(enroll(served, images, "NEW NAME", "obama3.jpg", key="enroll"), 409, "conflict")
+    deleted = call(served, "DELETE", "/v1/people/New Name", "enroll").json()
+    assert deleted["person_id"] == person_id and deleted["faces_removed"] == 1
+
+
+def test_faces_are_added_refused_with_reasons_and_deleted(served, images, people):
+    added = call(served, "POST", "/v1/people/Barack Obama/faces", "enroll",
+                 files=[("images", photo(images, "obama3.jpg")), ("images", photo(images, "obama.jpg")),
+                        ("images", ("t1.jpg", (images / "insightface_t1.jpg").read_bytes(), "image/jpeg"))])
+    assert added.status_code == 200, added.text
+    result = added.json()
+    assert [f["source"] for f in result["added"]] == ["obama3.jpg"]
+    assert [f["source"] for f in result["skipped"]] == ["obama.jpg"]  # enrolled before
+    assert result["rejected"][0]["source"] == "t1.jpg" and result["rejected"][0]["reason"]
+    face_id = result["added"][0]["id"]
+    problem(call(served, "DELETE", f"/v1/people/Joe Biden/faces/{face_id}", "enroll"), 404, "not_found")
+    assert call(served, "DELETE", f"/v1/people/Barack Obama/faces/{face_id}", "enroll").json()["deleted"] == face_id
+    problem(call(served, "POST", "/v1/people/Nobody/faces", "enroll", files=[("images", photo(images, "obama3.jpg"))]),
+            404, "not_found")
+
+
+def test_thumbnails_only_when_kept(served, people):
+    biden_face = people["biden"]["faces"][0]["id"]
+    thumb = call(served, "GET", f"/v1/people/Joe Biden/faces/{biden_face}/thumbnail", "recognize")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg" and thumb.content[:2] == b"\xff\xd8"
+    obama_face = people["obama"]["faces"][0]["id"]
+    problem(call(served, "GET", f"/v1/people/Barack Obama/faces/{obama_face}/thumbnail", "recognize"), 404, "not_found")
+
+
+def test_enrolling_nothing_usable_is_422_with_each_reason(served, images):
+    body = problem(enroll(served, images, "Group Photo", "insightface_t1.jpg", key="enroll"), 422, "nothing_enrolled")
+    assert body["rejected"][0]["error"] == "MultipleFacesError"
+    problem(call(served, "GET", "/v1/people/Group Photo", "recognize"), 404, "not_found")
+
+
+# -- roles and groups ------------------------------------------------------------------------------
+
+
+def test_recognize_keys_cannot_change_people(served, images, people):
+    problem(enroll(served, images, "Someone", "obama3.jpg", key="recognize"), 403, "forbidden")
+    problem(call(served, "DELETE", "/v1/people/Joe Biden", "recognize"), 403, "forbidden")
+    problem(call(served, "PATCH", "/v1/people/Joe Biden", "recognize", json={"name": "x"}), 403, "forbidden")
+    problem(call(served, "POST", "/v1/people/Joe Biden/embeddings", "recognize", json={"vectors": [[1.0]]}), 403, "forbidden")
+    assert call(served, "GET", "/v1/people/Joe Biden", "recognize").status_code == 200
+
+
+def test_a_key_limited_to_a_group_sees_nothing_outside_it(served, images, people):
+    listed = call(served, "GET", "/v1/people", "office-recognize").json()
+    assert {p["name"] for p in listed["people"]} == {"Barack Obama"}
+    problem(call(served, "GET", "/v1/people/Joe Biden", "office-recognize"), 404, "not_found")
+    problem(call(served, "POST", "/v1/people/Joe Biden/verify", "office-recognize",
+                 files={"image": photo(images, "biden.jpg")}), 404, "not_found")
+    (face,) = call(served, "POST", "/v1/identify", "office-recognize", files={"image": photo(images, "biden.jpg")}).json()["faces"]
+    assert face["identity"] is None and all(c["name"] != "Joe Biden" for c in face["candidates"])
+    problem(call(served, "POST", "/v1/identify", "office-recognize",
+                 files={"image": photo(images, "biden.jpg")}, data={"group": "home"}), 404, "not_found")
+    problem(enroll(served, images, "Elsewhere", "obama3.jpg", key="office-enroll", groups="home"), 403, "forbidden")
+    made = enroll(served, images, "Office Newcomer", "obama3.jpg", key="office-enroll", force="true")
+    assert made.status_code == 201 and made.json()["person"]["groups"] == ["office"]
+    problem(call(served, "DELETE", "/v1/people/Joe Biden", "office-enroll"), 404, "not_found")
+    assert call(served, "DELETE", "/v1/people/Office Newcomer", "office-enroll").status_code == 200
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "case,status,code",
+    [
+        ("corrupt", 422, "corrupt_image"),
+        ("empty", 422, "corrupt_image"),
+        ("not an image", 415, "unsupported_image"),
+        ("huge", 413, "image_too_large"),
+        ("wrong body type", 415, "unsupported_image"),
+        ("missing image", 422, "invalid_request"),
+        ("bad base64", 422, "corrupt_image"),
+        ("bad option", 422, "invalid_request"),
+        ("unknown option", 422, "invalid_request"),
+        ("not JSON", 422, "invalid_request"),
+        ("JSON list", 422, "invalid_request"),
+        ("image not text", 422, "invalid_request"),
+    ],
+)
+def test_bad_input_is_the_right_problem(served, images, case, status, code):
+    jpeg = (images / "obama.jpg").read_bytes()
+    requests = {
+        "corrupt": {"files": {"image": ("x.jpg", jpeg[:2000], "image/jpeg")}},
+        "empty": {"files": {"image": ("x.jpg", b"", "image/jpeg")}},
+        "not an image": {"files": {"image": ("x.txt", b"hello, not a photo at all", "text/plain")}},
+        "huge": {"files": {"image": ("big.jpg", jpeg + b"\0" * 2_100_000, "image/jpeg")}},
+        "wrong body type": {"content": jpeg, "headers": {"content-type": "image/jpeg"}},
+        "missing image": {"json": {"top_k": 3}},
+        "bad base64": {"json": {"image": "this is %%% not base64"}},
+        "bad option": {"files": {"image": ("x.jpg", jpeg, "image/jpeg")}, "data": {"top_k": "zero"}},
+        "unknown option": {"json": {"image": b64(images, "obama.jpg"), "colour": "red"}},
+        "not JSON": {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        "JSON list": {"json": [1, 2]},
+        "image not text": {"json": {"image": 42}},
+    }
+    problem(call(served, "POST", "/v1/identify", "recognize", **requests[case]), status, code)
+
+
+def test_unknown_routes_and_methods_are_problems_too(served):
+    problem(call(served, "GET", "/v1/nothing-here"), 404, "not_found")
+    problem(call(served, "PUT", "/v1/people"), 405, "method_not_allowed")
+
+
+def test_invalid_names_are_refused(served, images):
+    problem(enroll(served, images, "   ", "obama3.jpg", key="enroll"), 400, "invalid_config")
+
+
+# -- several workers, one gallery -------------------------------------------------------------------
+
+
+def test_every_worker_finds_a_new_face_and_forgets_a_deleted_person(served, images):
+    enrolled = enroll(served, images, "Shared Person", "obama3.jpg", groups="shared", force="true")
+    assert enrolled.status_code == 201, enrolled.text
+    workers: dict[str, str | None] = {}
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline:
+        response = call(served, "POST", "/v1/identify", "recognize", data={"group": "shared"},
+                        files={"image": photo(images, "obama.jpg")})
+        workers[response.headers["x-faceshot-worker"]] = response.json()["faces"][0]["identity"]
+    assert len(workers) == 2, "the second worker never answered"
+    assert set(workers.values()) == {"Shared Person"}
+    call(served, "DELETE", "/v1/people/Shared Person")
+    after: dict[str, str | None] = {}
+    deadline = time.monotonic() + 60
+    while len(after) < 2 and time.monotonic() < deadline:
+        response = call(served, "POST", "/v1/identify", "recognize", files={"image": photo(images, "obama.jpg")})
+        after[response.headers["x-faceshot-worker"]] = response.json()["faces"][0]["identity"]
+        assert all(c["name"] != "Shared Person" for c in response.json()["faces"][0]["candidates"])
+    assert len(after) == 2
+
+
+def test_metrics_add_up_the_workers(served):
+    text = call(served, "GET", "/metrics", None).text
+    assert "faceshot_requests_total" in text and "faceshot_request_seconds_bucket" in text
+    assert "faceshot_gallery_faces" in text
