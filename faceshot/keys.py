@@ -32,7 +32,7 @@ from faceshot.errors import AuthenticationError, ConfigError, GalleryError, NotF
 from faceshot.gallery.database import KEY_SCHEMA, Database, now
 from faceshot.gallery.local import _sqlite_errors
 
-__all__ = ["ROLES", "Role", "ApiKey", "KeyStore", "NO_KEY_HINT", "digest"]
+__all__ = ["ROLES", "Role", "ApiKey", "KeyStore", "NO_KEY_HINT", "digest", "check_role", "normalise_group"]
 
 Role = Literal["recognize", "enroll", "admin"]
 #: The roles, from the least allowed to the most.

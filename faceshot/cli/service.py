@@ -15,7 +15,7 @@ from rich.table import Table
 from faceshot.cli.app import DbOption, JsonOption, app, err, out, reports_errors
 from faceshot.cli.gallery import gallery_path
 from faceshot.errors import ConfigError, MissingExtraError, NotFound
-from faceshot.keys import ROLES, KeyStore
+from faceshot.keys import ROLES, KeyStore, check_role, normalise_group
 
 keys_app = typer.Typer(help="Create, list and revoke the service's API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -31,6 +31,9 @@ def keys_create(
     as_json: bool = JsonOption,
 ) -> None:
     """Make an API key and print it once (only its SHA-256 digest is kept). Creates the gallery if missing."""
+    check_role(role)  # before any file is made
+    for text in group:
+        normalise_group(text)
     with KeyStore(gallery_path(db), create=True) as keys:
         token, key = keys.create(role, groups=group, name=name)
     if as_json:
