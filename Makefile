@@ -7,7 +7,7 @@ CACHE := .cache
 TEST_IMAGES := $(CACHE)/test_images
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: venv test demo test-images bench-deps clean
+.PHONY: venv test demo test-images browser bench-deps clean
 
 venv: $(VENV)/.installed
 
@@ -31,7 +31,13 @@ $(TEST_IMAGES)/.done: | $(VENV)/.installed
 		$(CACHE)/sdist/insightface-2.1-py3-none-any.whl $(TEST_IMAGES)/insightface_t1.jpg
 	touch $@
 
-test: venv test-images
+# The web page's tests drive Debian's chromium through Playwright (which cannot download its own
+# browsers here): installed from the distribution when missing (CI runs as root; else via sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
+
+test: venv test-images browser
 	$(PY) -m pytest
 
 demo: venv test-images
