@@ -330,3 +330,82 @@ def test_metrics_add_up_the_workers(served):
     text = call(served, "GET", "/metrics", None).text
     assert "faceshot_requests_total" in text and "faceshot_request_seconds_bucket" in text
     assert "faceshot_gallery_faces" in text
+
+
+# -- durability: kill -9 during a stream of enrollments ---------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def test_every_acknowledged_enrollment_survives_kill_9(tmp_path, engine):
+    import os
+    import signal
+    import threading
+
+    from conftest import start_server, stop_server
+    from faceshot.keys import KeyStore
+
+    db = tmp_path / "g.db"
+    with KeyStore(db, create=True) as store:
+        token, _ = store.create("admin")
+    process, url = start_server(db, workers=2, log=tmp_path / "server.log")
+    dim = engine.embedder.dim
+    acknowledged: dict[str, list[float]] = {}
+    stop = threading.Event()
+
+    def stream(worker: int) -> None:
+        rng = np.random.default_rng(worker)
+        for i in range(400):  # bounded: at most 400 requests per client
+            if stop.is_set():
+                return
+            vector = rng.standard_normal(dim).astype(np.float32)
+            vector /= np.linalg.norm(vector)
+            name = f"person {worker}-{i}"
+            try:
+                response = httpx.post(url + f"/v1/people/{name}/embeddings", headers={"X-API-Key": token},
+                                      json={"vectors": [vector.tolist()]}, timeout=30)
+            except httpx.HTTPError:
+                continue  # the server is being killed: not acknowledged
+            if response.status_code == 201:
+                acknowledged[name] = vector.tolist()
+
+    clients = [threading.Thread(target=stream, args=(n,)) for n in range(3)]
+    try:
+        for client in clients:
+            client.start()
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = _children(process.pid)
+        os.kill(workers[0], signal.SIGKILL)  # one worker, in the middle of the stream
+        time.sleep(0.5)
+        for pid in [process.pid, *_children(process.pid)]:  # then the whole service
+            os.kill(pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(timeout=60)
+        if process.poll() is None:
+            process.kill()
+    assert len(acknowledged) >= 30
+    process, url = start_server(db, workers=2, log=tmp_path / "server2.log")
+    try:
+        listed = httpx.get(url + "/v1/people", params={"limit": 1000}, headers={"X-API-Key": token}).json()
+        stored = {p["name"]: p["faces"] for p in listed["people"]}
+        missing = set(acknowledged) - set(stored)
+        assert not missing, f"{len(missing)} acknowledged enrollments lost: {sorted(missing)[:5]}"
+        assert all(stored[name] == 1 for name in acknowledged)
+        sample = list(acknowledged.items())[::10]
+        found = httpx.post(url + "/v1/embeddings/identify", headers={"X-API-Key": token}, timeout=60,
+                           json={"vectors": [vector for _, vector in sample], "top_k": 1, "threshold": 0.99}).json()
+        assert [face["identity"] for face in found["faces"]] == [name for name, _ in sample]
+    finally:
+        stop_server(process)
