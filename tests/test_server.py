@@ -409,3 +409,29 @@ def test_every_acknowledged_enrollment_survives_kill_9(tmp_path, engine):
         assert [face["identity"] for face in found["faces"]] == [name for name, _ in sample]
     finally:
         stop_server(process)
+
+
+def test_a_key_over_its_requests_in_flight_gets_429_with_retry_after(tmp_path, images):
+    import asyncio
+
+    from faceshot.keys import KeyStore
+    from faceshot.server.app import Limits, create_app
+
+    with KeyStore(tmp_path / "g.db", create=True) as store:
+        token, _ = store.create("recognize")
+    app = create_app(tmp_path / "g.db", limits=Limits(in_flight=1), warm=False)
+    jpeg = (images / "insightface_t1.jpg").read_bytes()
+
+    async def run() -> list:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=120) as client:
+            send = lambda: client.post("/v1/identify", headers={"X-API-Key": token},  # noqa: E731
+                                       files={"image": ("t1.jpg", jpeg, "image/jpeg")})
+            return await asyncio.gather(send(), send(), send())
+
+    answers = asyncio.run(run())
+    statuses = sorted(response.status_code for response in answers)
+    assert statuses[0] == 200 and 429 in statuses, statuses
+    refused = next(response for response in answers if response.status_code == 429)
+    problem(refused, 429, "too_many_requests")
+    assert refused.headers["retry-after"] == "1"
