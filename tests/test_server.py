@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -435,3 +436,28 @@ def test_a_key_over_its_requests_in_flight_gets_429_with_retry_after(tmp_path, i
     refused = next(response for response in answers if response.status_code == 429)
     problem(refused, 429, "too_many_requests")
     assert refused.headers["retry-after"] == "1"
+
+
+def test_clusters_are_reviewed_split_merged_and_named(served, images, people):
+    from faceshot.cluster import Collection
+
+    with Collection(served["db"]) as collection:
+        collection.add([images / name for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")])
+    listed = call(served, "GET", "/v1/clusters", "enroll").json()
+    (obama,) = [c for c in listed["clusters"] if c["size"] == 3]
+    faces = call(served, "GET", f"/v1/clusters/{obama['id']}", "enroll").json()["faces"]
+    assert sorted(Path(f["image"]).name for f in faces) == ["obama.jpg", "obama2.jpg", "obama3.jpg"]
+    split = call(served, "POST", f"/v1/clusters/{obama['id']}/split", "enroll", json={"face_id": faces[0]["id"]}).json()
+    assert split["size"] == 1 and split["id"] != obama["id"]
+    merged = call(served, "POST", f"/v1/clusters/{obama['id']}/merge", "enroll", json={"source": split["id"]}).json()
+    assert merged["size"] == 3
+    named = call(served, "POST", f"/v1/clusters/{obama['id']}/name", "enroll", json={"name": "Clustered Obama", "force": True})
+    assert named.status_code == 200, named.text
+    assert named.json()["cluster"] == obama["id"] and len(named.json()["added"]) == 3
+    assert call(served, "GET", "/v1/people/Clustered Obama", "recognize").json()["faces"]
+    assert call(served, "GET", f"/v1/clusters/{obama['id']}", "enroll").json()["name"] == "Clustered Obama"
+    problem(call(served, "GET", "/v1/clusters", "recognize"), 403, "forbidden")
+    problem(call(served, "GET", "/v1/clusters", "office-enroll"), 403, "forbidden")
+    problem(call(served, "GET", "/v1/clusters/99999", "enroll"), 404, "not_found")
+    problem(call(served, "POST", f"/v1/clusters/{obama['id']}/merge", "enroll", json={"source": obama["id"]}), 400, "gallery_error")
+    assert call(served, "DELETE", "/v1/people/Clustered Obama", "enroll").status_code == 200

@@ -25,6 +25,12 @@ OPERATIONS = [
     ("GET", "/v1/people/{name}/faces/{face_id}/thumbnail"),
     ("POST", "/v1/people/{name}/verify"),
     ("POST", "/v1/people/{name}/embeddings"),
+    ("GET", "/v1/clusters"),
+    ("GET", "/v1/clusters/{cluster_id}"),
+    ("GET", "/v1/clusters/{cluster_id}/faces/{face_id}/thumbnail"),
+    ("POST", "/v1/clusters/{cluster_id}/name"),
+    ("POST", "/v1/clusters/{cluster_id}/merge"),
+    ("POST", "/v1/clusters/{cluster_id}/split"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
 ]

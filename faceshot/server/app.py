@@ -20,16 +20,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, AsyncIterator, Literal
+from typing import Annotated, Any, AsyncIterator, Literal
 
 import numpy as np
 from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from faceshot.errors import ConfigError, FaceshotError, NotFound, TooManyRequestsError
+from faceshot.errors import ConfigError, FaceshotError, NotFound, PermissionDeniedError, TooManyRequestsError
 from faceshot.gallery import Gallery
 from faceshot.keys import ApiKey, KeyStore
 from faceshot.onnx_graphs import set_thread_budget
@@ -76,6 +77,10 @@ class Limits:
 
 
 # -- request bodies ---------------------------------------------------------------------------------
+
+#: Ids are SQLite integers: larger numbers are refused here (422) rather than overflowing there.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, PathParam(ge=0, le=MAX_ID)]
 
 
 class _Body(BaseModel):
@@ -124,6 +129,20 @@ class PatchBody(_Body):
     name: str | None = Field(None, min_length=1, max_length=200)
     metadata: dict[str, Any] | None = None
     groups: list[str] | None = None
+
+
+class NameClusterBody(_Body):
+    name: str = Field(..., min_length=1, max_length=200)
+    force: bool = False
+    keep_thumbnail: bool = False
+
+
+class MergeBody(_Body):
+    source: int = Field(..., ge=0, le=MAX_ID, description="The cluster whose faces move into this one (it is then deleted).")
+
+
+class SplitBody(_Body):
+    face_id: int = Field(..., ge=0, le=MAX_ID, description="The face to move out into a new cluster of its own.")
 
 
 class EmbeddingsBody(_Body):
@@ -187,6 +206,7 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
     ``warm``: load the models at start-up (``/readyz`` answers 200 once done).
     """
     gallery = Gallery(Path(db), create=False)
+    collection: dict[str, Any] = {}  # the photo collection in the same file, opened on first use
     state = _State(gallery, KeyStore(Path(db)), limits or Limits())
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -198,6 +218,8 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         finally:
             gallery.close()
             state.keys.close()
+            if "it" in collection:
+                collection["it"].close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -434,7 +456,7 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         return await run_in_threadpool(run)
 
     @app.delete("/v1/people/{name}/faces/{face_id}", tags=["people"])
-    async def delete_face(name: str, face_id: int, key: ApiKey = enroll) -> dict[str, Any]:
+    async def delete_face(name: str, face_id: Id, key: ApiKey = enroll) -> dict[str, Any]:
         """Remove one enrolled face of this person."""
 
         def run() -> dict[str, Any]:
@@ -450,7 +472,7 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         "/v1/people/{name}/faces/{face_id}/thumbnail", tags=["people"],
         responses={200: {"content": {"image/jpeg": {}}}}, response_class=Response,
     )
-    async def thumbnail(name: str, face_id: int, key: ApiKey = recognize) -> Response:
+    async def thumbnail(name: str, face_id: Id, key: ApiKey = recognize) -> Response:
         """The JPEG kept for this face (only when it was enrolled with ``keep_thumbnail``)."""
 
         def run() -> bytes:
@@ -493,6 +515,87 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
             return {**result.to_dict(), "person": person_json(gallery.person(name))}
 
         return await run_in_threadpool(run)
+
+    # -- clusters (made by `faceshot cluster DIR --db G` on the server's photos) ------------------------
+    cluster_lock = threading.Lock()  # the collection's one SQLite connection, shared by the threads
+
+    def clusters_for(key: ApiKey, role: str) -> Any:
+        key.require(role)  # type: ignore[arg-type]
+        if key.limited:
+            # Clustered faces belong to no group, so a key limited to groups sees none of them.
+            raise PermissionDeniedError("clusters belong to no group: a key limited to groups cannot review them")
+        if "it" not in collection:
+            from faceshot.cluster import Collection
+
+            collection["it"] = Collection(gallery.path, engine=gallery.engine)
+        return collection["it"]
+
+    def locked(function: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with cluster_lock:
+                return function(*args, **kwargs)
+
+        return run
+
+    @app.get("/v1/clusters", tags=["clusters"])
+    async def clusters(key: ApiKey = enroll) -> dict[str, Any]:
+        """The clusters of unlabeled faces, largest first, and how many faces are unclustered."""
+
+        def run() -> dict[str, Any]:
+            state_ = clusters_for(key, "enroll").clustering()
+            return {
+                "clusters": [{"id": c.id, "name": c.name, "size": c.size} for c in state_.clusters],
+                "unclustered": len(state_.unclustered),
+                "threshold": state_.threshold,
+            }
+
+        return await run_in_threadpool(locked(run))
+
+    @app.get("/v1/clusters/{cluster_id}", tags=["clusters"])
+    async def cluster(cluster_id: Id, key: ApiKey = enroll) -> dict[str, Any]:
+        """One cluster with its faces (photo, box, detector confidence)."""
+        return await run_in_threadpool(locked(lambda: clusters_for(key, "enroll").cluster(cluster_id).to_dict()))
+
+    @app.get(
+        "/v1/clusters/{cluster_id}/faces/{face_id}/thumbnail", tags=["clusters"],
+        responses={200: {"content": {"image/jpeg": {}}}}, response_class=Response,
+    )
+    async def cluster_thumbnail(cluster_id: Id, face_id: Id, key: ApiKey = enroll) -> Response:
+        """The JPEG of a clustered face (only when the collection keeps thumbnails)."""
+
+        def run() -> bytes:
+            found = clusters_for(key, "enroll")
+            if face_id not in {f.id for f in found.cluster(cluster_id).faces}:
+                raise NotFound(f"cluster {cluster_id} has no face {face_id}")
+            data = found.thumbnail(face_id)
+            if data is None:
+                raise NotFound(f"face {face_id} has no thumbnail (cluster with --keep-thumbnails to keep them)")
+            return data
+
+        return Response(await run_in_threadpool(locked(run)), media_type="image/jpeg")
+
+    @app.post("/v1/clusters/{cluster_id}/name", tags=["clusters"])
+    async def name_cluster(cluster_id: Id, body: NameClusterBody, key: ApiKey = enroll) -> dict[str, Any]:
+        """Enroll every face of the cluster as the person ``name`` (through the quality gate)."""
+
+        def run() -> dict[str, Any]:
+            found = clusters_for(key, "enroll")
+            if gallery.store.has_person(body.name):
+                visible(key, body.name)
+            naming = found.name(cluster_id, body.name, gallery, force=body.force, keep_thumbnail=body.keep_thumbnail)
+            return naming.to_dict()
+
+        return await run_in_threadpool(locked(run))
+
+    @app.post("/v1/clusters/{cluster_id}/merge", tags=["clusters"])
+    async def merge_clusters(cluster_id: Id, body: MergeBody, key: ApiKey = enroll) -> dict[str, Any]:
+        """Move every face of cluster ``source`` into this one."""
+        return await run_in_threadpool(locked(lambda: clusters_for(key, "enroll").merge(cluster_id, body.source).to_dict()))
+
+    @app.post("/v1/clusters/{cluster_id}/split", tags=["clusters"])
+    async def split_cluster(cluster_id: Id, body: SplitBody, key: ApiKey = enroll) -> dict[str, Any]:
+        """Move one face out of this cluster into a new cluster; returns the new cluster."""
+        return await run_in_threadpool(locked(lambda: clusters_for(key, "enroll").split(cluster_id, body.face_id).to_dict()))
 
     # -- the web page -----------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
