@@ -164,3 +164,29 @@ def test_a_wrong_key_is_reported_on_the_page(browser, site):
     page.wait_for_function("document.getElementById('status').className === 'error'")
     assert "not valid" in status(page)
     context.close()
+
+
+def test_name_a_cluster_and_browse_a_persons_faces(page, site, images):
+    import httpx
+
+    from faceshot.cluster import Collection
+
+    with Collection(site["folder"] / "g.db", keep_thumbnails=True) as collection:
+        collection.add([images / name for name in ("obama.jpg", "obama2.jpg", "obama3.jpg")])
+    page.click("#clusters-refresh")
+    row = page.locator("#clusters-list tr").first
+    row.wait_for()
+    assert row.locator("td").nth(1).inner_text() == "3"
+    row.locator("input.cluster-name").fill("Named Cluster")
+    row.locator("button.name-cluster").click()
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('named cluster')")
+    assert status(page).endswith("3 face(s) enrolled"), status(page)
+    page.wait_for_selector("#people-list tr[data-name='Named Cluster']")
+    page.click("#people-list tr[data-name='Named Cluster'] button.faces")
+    page.wait_for_selector("#faces-list div.face")
+    assert page.locator("#faces-list div.face").count() == 3
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#faces-list div.face button.remove-face").first.click()
+    page.wait_for_function("document.querySelectorAll('#faces-list div.face').length === 2")
+    person = httpx.get(site["url"] + "/v1/people/Named Cluster", headers={"X-API-Key": site["key"]}).json()
+    assert len(person["faces"]) == 2
