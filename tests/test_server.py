@@ -136,6 +136,21 @@ def test_identify_by_file_and_by_base64_with_person_ids(served, images, people):
     assert face["identity"] == "Joe Biden" and len(face["candidates"]) == 1
 
 
+def test_identify_among_a_list_of_people(served, images, people):
+    (face,) = call(served, "POST", "/v1/identify", "recognize", data={"among": ["joe biden"]},
+                   files={"image": photo(images, "obama3.jpg")}).json()["faces"]
+    assert face["identity"] is None and [c["name"] for c in face["candidates"]] == ["Joe Biden"]
+    (face,) = call(served, "POST", "/v1/identify", "recognize", json={"image": b64(images, "obama3.jpg"),
+                   "among": ["Joe Biden", "Barack Obama"]}).json()["faces"]
+    assert face["identity"] == "Barack Obama" and len(face["candidates"]) == 2
+    problem(call(served, "POST", "/v1/identify", "recognize", data={"among": ["Nobody"]},
+                 files={"image": photo(images, "obama3.jpg")}), 404, "not_found")
+    problem(call(served, "POST", "/v1/identify", "recognize", data={"among": ["Joe Biden"], "group": "home"},
+                 files={"image": photo(images, "obama3.jpg")}), 400, "invalid_config")
+    problem(call(served, "POST", "/v1/identify", "office-recognize", data={"among": ["Joe Biden"]},
+                 files={"image": photo(images, "obama3.jpg")}), 404, "not_found")
+
+
 def test_identify_a_photo_without_faces_is_an_empty_list(served):
     from PIL import Image
 

@@ -102,6 +102,7 @@ class VerifyBody(Operating):
 
 class IdentifyBody(Operating):
     group: str | list[str] | None = None
+    among: list[str] | None = Field(None, max_length=10_000, description="Compare only with these people (a friends list).")
     top_k: int = Field(5, ge=1, le=100)
     fpir: float | None = Field(None, gt=0, lt=1)
     multiple: bool = Field(True, description="Answer every face (true) or only the largest (false).")
@@ -269,6 +270,14 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         key.check_person(name, details.groups)
         return details
 
+    def search_scope(key: ApiKey, body: IdentifyBody) -> Any:
+        """The groups a search runs in; with ``among``, each person named must be visible to the key."""
+        if body.among is None:
+            return key.search_scope(body.group)
+        for name in body.among:
+            visible(key, name)
+        return body.group  # the core refuses group and among together
+
     def person_json(details: Any) -> dict[str, Any]:
         data = details.to_dict()
         data["person_id"] = gallery.person_ids([details.name]).get(details.name)
@@ -322,10 +331,10 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         """Who is in the photo? One entry per face (largest first): identity (null: unknown), person_id,
         score, candidates and the operating point. No face: an empty list."""
         body, images = await read_request(request, IdentifyBody, {"image": False}, max_bytes=state.limits.max_bytes)
-        group = key.search_scope(body.group)
+        group = await run_in_threadpool(search_scope, key, body)
         found = await run_in_threadpool(
             gallery.identify, images["image"][0].data, top_k=body.top_k, threshold=body.threshold,
-            far=body.far, fpir=body.fpir, group=group,
+            far=body.far, fpir=body.fpir, group=group, among=body.among,
         )
         found = found[: 1 if not body.multiple else state.limits.max_faces]
         return {"faces": await run_in_threadpool(identification_json, found)}
@@ -333,12 +342,11 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
     @app.post("/v1/embeddings/identify", tags=["recognition"])
     async def identify_embeddings(body: EmbeddingsIdentifyBody, key: ApiKey = recognize) -> dict[str, Any]:
         """Who is each of these probe vectors (made on the client, in the gallery's vector space)?"""
-        group = key.search_scope(body.group)
 
         def run() -> list[dict[str, Any]]:
             found = gallery.identify_embeddings(
                 _vectors(body.vectors), top_k=body.top_k, threshold=body.threshold, far=body.far,
-                fpir=body.fpir, group=group, space=body.space,
+                fpir=body.fpir, group=search_scope(key, body), space=body.space, among=body.among,
             )
             return identification_json(found)
 
