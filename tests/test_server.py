@@ -196,7 +196,7 @@ def test_people_list_with_paging_and_group(served, people):
     problem(call(served, "GET", "/v1/people", "recognize", params={"group": "nowhere"}), 404, "not_found")
 
 
-def test_a_person_keeps_their_id_through_a_rename(served, images):
+def test_a_person_keeps_their_id_through_a_rename(served, images, people):
     created = enroll(served, images, "Renamed Person", "obama2.jpg", key="enroll", force="true", metadata='{"badge": 7}')
     assert created.status_code == 201, created.text
     person_id = created.json()["person"]["person_id"]
@@ -208,6 +208,13 @@ def test_a_person_keeps_their_id_through_a_rename(served, images):
     problem(call(served, "GET", "/v1/people/Renamed Person", "recognize"), 404, "not_found")
     assert call(served, "GET", "/v1/people/new name", "recognize").json()["person_id"] == person_id
     problem(enroll(served, images, "NEW NAME", "obama3.jpg", key="enroll"), 409, "conflict")
+    problem(call(served, "PATCH", "/v1/people/New Name", "enroll", json={"name": "Joe Biden"}), 409, "conflict")
+    grouped = call(served, "PATCH", "/v1/people/New Name", "enroll", json={"groups": ["office", "lab"]}).json()
+    assert sorted(grouped["groups"]) == ["lab", "office"]
+    problem(call(served, "PATCH", "/v1/people/New Name", "office-enroll", json={"groups": ["home"]}), 403, "forbidden")
+    kept = call(served, "PATCH", "/v1/people/New Name", "office-enroll", json={"groups": []}).json()
+    assert kept["groups"] == ["lab"]  # a key limited to office takes the person out of office only
+    problem(call(served, "GET", "/v1/people/New Name", "office-recognize"), 404, "not_found")
     deleted = call(served, "DELETE", "/v1/people/New Name", "enroll").json()
     assert deleted["person_id"] == person_id and deleted["faces_removed"] == 1
 

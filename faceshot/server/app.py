@@ -416,7 +416,9 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
     @app.patch("/v1/people/{name}", tags=["people"])
     async def patch_person(name: str, body: PatchBody, key: ApiKey = enroll) -> dict[str, Any]:
         """Rename (``name``), merge ``metadata`` into theirs, or set their ``groups``. The person_id stays."""
-        new_groups = None if body.groups is None else key.enroll_groups(body.groups)
+        if body.groups is not None and body.groups:
+            key.enroll_groups(body.groups)  # a key limited to groups may only set its own
+        new_groups = body.groups
 
         def run() -> dict[str, Any]:
             details = visible(key, name)
