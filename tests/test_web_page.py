@@ -190,3 +190,14 @@ def test_name_a_cluster_and_browse_a_persons_faces(page, site, images):
     page.wait_for_function("document.querySelectorAll('#faces-list div.face').length === 2")
     person = httpx.get(site["url"] + "/v1/people/Named Cluster", headers={"X-API-Key": site["key"]}).json()
     assert len(person["faces"]) == 2
+
+
+def test_the_api_docs_render_offline(browser, site):
+    context = browser.new_context()
+    page = context.new_page()
+    outside: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(site["url"]) else outside.append(request.url))
+    page.goto(site["url"] + "/docs")
+    page.get_by_text("/v1/identify", exact=True).first.wait_for(timeout=30_000)
+    assert not outside, outside  # every script and style came from the server itself
+    context.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -105,10 +106,15 @@ def serve(
         os.environ["FACESHOT_MAX_PIXELS"] = str(max_pixels)
     # The cores are shared: each worker's ONNX sessions get their part of them.
     os.environ["FACESHOT_WORKER_THREADS"] = str(max(1, available_cores() // workers))
+    metrics = None
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # /metrics adds up every worker's counts
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="faceshot-metrics-")
+        metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="faceshot-metrics-")
     err.print(f"faceshot: serving {path} on http://{host}:{port}/ ({workers} worker(s)); API docs at /docs")
-    uvicorn.run(
-        "faceshot.server.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
-        log_level="warning",
-    )
+    try:
+        uvicorn.run(
+            "faceshot.server.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
+            log_level="warning",
+        )
+    finally:
+        if metrics is not None:
+            shutil.rmtree(metrics, ignore_errors=True)

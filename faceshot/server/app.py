@@ -223,6 +223,7 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
                 collection["it"].close()
 
     app = FastAPI(
+        docs_url=None,  # served below, from the package's own copy of Swagger UI (no CDN: works offline)
         lifespan=lifespan,
         title="faceshot",
         version="1",
@@ -607,12 +608,35 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         """Move one face out of this cluster into a new cluster; returns the new cluster."""
         return await run_in_threadpool(locked(lambda: clusters_for(key, "enroll").split(cluster_id, body.face_id).to_dict()))
 
+    # -- API docs and the web page ---------------------------------------------------------------
+    _docs(app)
+
     # -- the web page -----------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
     async def page() -> HTMLResponse:
         return HTMLResponse(resources.files("faceshot.server").joinpath("web/index.html").read_text("utf-8"))
 
     return app
+
+
+def _docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the ``swagger-ui-bundle-v2`` wheel when installed (the serve extra
+    brings it), so the page works without the internet; else FastAPI's default, from its CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    try:
+        import swagger_ui_bundle
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+        assets = {"swagger_js_url": "/docs-assets/swagger-ui-bundle.js", "swagger_css_url": "/docs-assets/swagger-ui.css",
+                  "swagger_favicon_url": "/docs-assets/favicon-32x32.png"}
+    except ImportError:
+        assets = {}
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="faceshot API", **assets)
 
 
 def _taken(name: str) -> FaceshotError:
