@@ -106,6 +106,22 @@ def test_a_key_revoked_while_serving_is_refused_at_once(served):
         problem(call(served, "GET", "/v1/people", token), 401, "unauthorized")
 
 
+def test_admins_manage_keys_through_the_api(served):
+    made = call(served, "POST", "/v1/keys", "admin", json={"role": "recognize", "groups": ["office"], "name": "door"})
+    assert made.status_code == 201, made.text
+    token = made.json()["key"]
+    assert call(served, "GET", "/v1/people", token).status_code == 200
+    listed = call(served, "GET", "/v1/keys", "admin").json()["keys"]
+    assert {"id", "role", "groups", "name", "created"} <= set(listed[0]) and all("key" not in k for k in listed)
+    for role in ("enroll", "recognize"):
+        problem(call(served, "GET", "/v1/keys", role), 403, "forbidden")
+        problem(call(served, "POST", "/v1/keys", role, json={"role": "admin"}), 403, "forbidden")
+    problem(call(served, "POST", "/v1/keys", "admin", json={"role": "root"}), 422, "invalid_request")
+    assert call(served, "DELETE", f"/v1/keys/{made.json()['id']}", "admin").json()["revoked"]
+    problem(call(served, "GET", "/v1/people", token), 401, "unauthorized")
+    problem(call(served, "DELETE", f"/v1/keys/{made.json()['id']}", "admin"), 404, "not_found")
+
+
 # -- recognition ---------------------------------------------------------------------------------
 
 

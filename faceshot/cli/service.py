@@ -15,7 +15,7 @@ from rich.table import Table
 
 from faceshot.cli.app import DbOption, JsonOption, app, err, out, reports_errors
 from faceshot.cli.gallery import gallery_path
-from faceshot.errors import ConfigError, MissingExtraError, NotFound
+from faceshot.errors import MissingExtraError, NotFound
 from faceshot.keys import ROLES, KeyStore, check_role, normalise_group
 
 keys_app = typer.Typer(help="Create, list and revoke the service's API keys.", no_args_is_help=True)

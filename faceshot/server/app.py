@@ -146,6 +146,12 @@ class SplitBody(_Body):
     face_id: int = Field(..., ge=0, le=MAX_ID, description="The face to move out into a new cluster of its own.")
 
 
+class KeyBody(_Body):
+    role: Literal["recognize", "enroll", "admin"]
+    groups: list[str] = Field(default_factory=list)
+    name: str | None = Field(None, max_length=200)
+
+
 class EmbeddingsBody(_Body):
     vectors: list[list[float]] = Field(..., min_length=1, max_length=1000)
     space: str | None = None
@@ -607,6 +613,23 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
     async def split_cluster(cluster_id: Id, body: SplitBody, key: ApiKey = enroll) -> dict[str, Any]:
         """Move one face out of this cluster into a new cluster; returns the new cluster."""
         return await run_in_threadpool(locked(lambda: clusters_for(key, "enroll").split(cluster_id, body.face_id).to_dict()))
+
+    # -- keys (admin) -----------------------------------------------------------------------------
+    @app.get("/v1/keys", tags=["keys"])
+    async def list_keys(key: ApiKey = admin) -> dict[str, Any]:
+        """Every active key: id, role, groups, label, when made (never the keys themselves)."""
+        return {"keys": [k.to_dict() for k in await run_in_threadpool(state.keys.keys)]}
+
+    @app.post("/v1/keys", tags=["keys"], status_code=201)
+    async def create_key(body: KeyBody, key: ApiKey = admin) -> dict[str, Any]:
+        """Make a key; the answer holds it (``key``) once, it is never shown again."""
+        token, made = await run_in_threadpool(lambda: state.keys.create(body.role, groups=body.groups, name=body.name))
+        return {**made.to_dict(), "key": token}
+
+    @app.delete("/v1/keys/{key_id}", tags=["keys"])
+    async def revoke_key(key_id: Id, key: ApiKey = admin) -> dict[str, Any]:
+        """Revoke a key: refused from every worker's next request on."""
+        return (await run_in_threadpool(state.keys.revoke, key_id)).to_dict()
 
     # -- API docs and the web page ---------------------------------------------------------------
     _docs(app)
