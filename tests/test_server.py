@@ -397,6 +397,7 @@ def test_every_acknowledged_enrollment_survives_kill_9(tmp_path, engine):
     process, url = start_server(db, workers=2, log=tmp_path / "server.log")
     dim = engine.embedder.dim
     acknowledged: dict[str, list[float]] = {}
+    answered: set[int] = set()  # the workers' process ids, from their answers
     stop = threading.Event()
 
     def stream(worker: int) -> None:
@@ -414,6 +415,7 @@ def test_every_acknowledged_enrollment_survives_kill_9(tmp_path, engine):
                 continue  # the server is being killed: not acknowledged
             if response.status_code == 201:
                 acknowledged[name] = vector.tolist()
+                answered.add(int(response.headers["x-faceshot-worker"]))
 
     clients = [threading.Thread(target=stream, args=(n,)) for n in range(3)]
     try:
@@ -422,9 +424,14 @@ def test_every_acknowledged_enrollment_survives_kill_9(tmp_path, engine):
         deadline = time.monotonic() + 30
         while len(acknowledged) < 30 and time.monotonic() < deadline:
             time.sleep(0.05)
-        workers = _children(process.pid)
-        os.kill(workers[0], signal.SIGKILL)  # one worker, in the middle of the stream
-        time.sleep(0.5)
+        victim = sorted(answered)[0]
+        assert victim in _children(process.pid)
+        os.kill(victim, signal.SIGKILL)  # one worker, in the middle of the stream
+        before = len(acknowledged)
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < before + 10 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the stream goes on through the other worker
+        assert len(acknowledged) >= before + 10
         for pid in [process.pid, *_children(process.pid)]:  # then the whole service
             os.kill(pid, signal.SIGKILL)
         process.wait(timeout=30)
