@@ -214,7 +214,12 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
     """
     gallery = Gallery(Path(db), create=False)
     collection: dict[str, Any] = {}  # the photo collection in the same file, opened on first use
-    state = _State(gallery, KeyStore(Path(db)), limits or Limits())
+    try:
+        state = _State(gallery, KeyStore(Path(db)), limits or Limits())
+    except BaseException:
+        gallery.close()
+        raise
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm:
@@ -244,6 +249,7 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         response = await call_next(request)
         response.headers["X-Faceshot-Worker"] = str(os.getpid())  # which worker answered (tests, debugging)
         return response
+
     _metrics(app, state)
 
     header = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -313,7 +319,11 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         """Models loaded and gallery open: ready for requests (503 until then)."""
         if not state.ready:
             return problems.problem(503, "unavailable", "loading the models", headers={"Retry-After": "1"})
-        return JSONResponse({"status": "ready", "gallery": str(gallery.path), "embedder": gallery.store.embedder})
+        try:
+            await run_in_threadpool(gallery.store.head)  # the gallery answers
+        except FaceshotError as exc:
+            return problems.problem(503, "unavailable", f"the gallery cannot be read: {exc}", headers={"Retry-After": "1"})
+        return JSONResponse({"status": "ready", "embedder": gallery.store.embedder})
 
     # -- recognition ------------------------------------------------------------------------------
     @app.post("/v1/detect", tags=["recognition"], openapi_extra=_image_body("image", model=DetectBody))
