@@ -506,3 +506,30 @@ def test_clusters_are_reviewed_split_merged_and_named(served, images, people):
     problem(call(served, "GET", "/v1/clusters/99999", "enroll"), 404, "not_found")
     problem(call(served, "POST", f"/v1/clusters/{obama['id']}/merge", "enroll", json={"source": obama["id"]}), 400, "gallery_error")
     assert call(served, "DELETE", "/v1/people/Clustered Obama", "enroll").status_code == 200
+
+
+def test_the_error_mapping_busy_is_503_with_retry_after_and_the_unexpected_is_a_bare_500():
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from faceshot.errors import GalleryBusyError
+    from faceshot.server import problems
+
+    app = FastAPI()
+    problems.install(app)
+
+    @app.get("/busy")
+    async def busy() -> None:
+        raise GalleryBusyError("another process has been writing to the gallery for too long")
+
+    @app.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("secret internal detail")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/busy")
+        body = problem(answer, 503, "gallery_busy")
+        assert answer.headers["retry-after"] == "1" and "writing" in body["detail"]
+        answer = client.get("/broken")
+        assert answer.status_code == 500 and answer.headers["content-type"].startswith(PROBLEM)
+        assert answer.json()["code"] == "internal_error" and "secret" not in answer.text
