@@ -255,7 +255,7 @@ def _locate(engine: Engine, path: str) -> FileFaces:
 
 def _check_backend(backend: str) -> None:
     if backend not in ("threads", "processes"):
-        raise ValueError(f"backend must be 'threads' or 'processes', got {backend!r}")
+        raise ConfigError(f"backend must be 'threads' or 'processes', got {backend!r}")
 
 
 def _embed(cuts: list[_Cut], engine: Engine, keep_chips: bool) -> Iterator[FileResult]:

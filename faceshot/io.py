@@ -46,6 +46,7 @@ from faceshot.errors import (
 )
 
 __all__ = [
+    "read_bytes",
     "ImageInput",
     "load_image",
     "load_image_base64",
@@ -135,6 +136,19 @@ def describe(source: ImageInput) -> str:
 
 
 # -- where the bytes come from ------------------------------------------------------------------
+
+
+def read_bytes(source: ImageInput) -> bytes:
+    """The encoded bytes of a path, a ``data:`` URL, ``bytes`` or a binary file object (read once).
+
+    What identifies a photo by its content (its SHA-256) is computed on these bytes. Raises the
+    :class:`ImageError` that says what is wrong; arrays and PIL images have no encoded bytes
+    (:class:`ImageError`).
+    """
+    name = describe(source)
+    if isinstance(source, str) and _is_data_url(source):
+        return _data_url_bytes(source, name)
+    return _read_bytes(source, name)
 
 
 def _is_data_url(text: str) -> bool:

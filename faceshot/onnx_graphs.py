@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from faceshot.errors import ModelError
+from faceshot.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     from faceshot.embed.dlib_format import Affine, Conv
@@ -298,7 +298,7 @@ def set_thread_budget(threads: int | None) -> None:
     """Set this process's thread budget (``None``: every core again). Sessions already made keep theirs."""
     global _budget
     if threads is not None and threads < 1:
-        raise ValueError(f"a thread budget is at least 1, got {threads}")
+        raise ConfigError(f"a thread budget is at least 1, got {threads}")
     _budget = threads
 
 

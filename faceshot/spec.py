@@ -32,10 +32,8 @@ space (embedder and aligner); the detector and pixel limit it stores are only de
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -464,18 +462,10 @@ def stored_engine(where: Any) -> StoredEngine | None:
 
 
 def _read_settings(path: Path) -> dict[str, Any] | None:
-    """The settings table of a gallery file, opened read-only; ``None`` for a new or foreign file."""
-    if not path.is_file():
-        return None
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0)
-        try:
-            rows = conn.execute("SELECT key, value FROM settings").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    return {key: json.loads(value) for key, value in rows}
+    # Imported here: the gallery package imports the engine, which imports this module.
+    from faceshot.gallery.database import read_settings
+
+    return read_settings(path)
 
 
 def open_engine(

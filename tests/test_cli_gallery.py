@@ -75,8 +75,12 @@ def test_enroll_rejects_no_face_and_two_face_photos_with_the_reason(images, tmp_
     Image.fromarray(np.concatenate([np.asarray(p) for p in photos], axis=1)).save(tmp_path / "two.jpg")
     run = faceshot("enroll", "Pair", tmp_path / "two.jpg", db=db)
     assert run.returncode == 2 and "2 faces" in run.stderr
-    assert json.loads(faceshot("people", "list", "--json", db=db).stdout) == []
+    # Nothing was enrolled, so nothing was written: no gallery file, and readers do not make one.
+    assert not db.exists()
+    listed = faceshot("people", "list", "--json", db=db)
+    assert listed.returncode == 2 and "no such gallery" in listed.stderr and not db.exists()
     assert faceshot("enroll", "Pair", tmp_path / "two.jpg", "--force", db=db).returncode == 0
+    assert [p["name"] for p in json.loads(faceshot("people", "list", "--json", db=db).stdout)] == ["Pair"]
 
 
 def test_enroll_dir_reports_bad_files_and_resumes(images, tmp_path):

@@ -131,3 +131,18 @@ def test_a_folder_name_that_cannot_be_a_name_fails_only_its_photos(images, tmp_p
         assert summary.enrolled == 1 and [p.name for p in gallery.people()] == ["Joe Biden"]
         [failed] = summary.failed
         assert failed.error == "ConfigError" and "control characters" in failed.reason
+
+
+def test_photos_as_data_urls_and_open_files_are_enrolled_once(images, tmp_path):
+    import base64
+
+    data = (images / "obama.jpg").read_bytes()
+    url = "data:image/jpeg;base64," + base64.b64encode(data).decode()
+    with Gallery(tmp_path / "g.db") as gallery:
+        first = gallery.enroll("Barack Obama", url)
+        assert first.added and first.added[0].source.startswith("<data URL, image/jpeg")
+        with open(images / "obama.jpg", "rb") as file:  # the same content: already enrolled
+            again = gallery.enroll("Barack Obama", file)
+        assert not again.added and len(again.skipped) == 1
+        [rejected] = gallery.enroll("Barack Obama", "data:image/jpeg;base64,@@@").rejected
+        assert rejected.error == "CorruptImageError" and "base64" in rejected.reason

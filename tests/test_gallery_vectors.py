@@ -102,3 +102,16 @@ def test_the_open_set_decision_on_ranked_candidates():
     assert decide([("a", 0.95), ("b", 0.93)], 0.94) == ("a", 0.95)
     assert decide([("a", 0.93)], 0.94) == (None, 0.93)
     assert decide([("a", 0.94)], 0.94) == ("a", 0.94)  # reaching the threshold is enough
+
+
+def test_the_cli_prints_the_operating_point(images, tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "g.db"
+    with Gallery(db) as gallery:
+        gallery.enroll(OBAMA, images / "obama.jpg")
+    shown = subprocess.run([sys.executable, "-m", "faceshot", "identify", str(images / "obama2.jpg"), "--db", str(db),
+                            "--fpir", "1e-9"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "FPIR" in shown.stdout and "clamped" in shown.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceshot.errors import ConfigError
+from faceshot.errors import ConfigError, ImageNotFoundError
 from faceshot.train.folders import find_classes, split_identities
 
 
@@ -25,12 +25,16 @@ def test_a_class_is_the_folder_that_holds_the_images(omniglot):
 
 
 def test_missing_or_empty_folders_are_refused(tmp_path):
-    with pytest.raises(ConfigError, match="not a folder"):
+    # The folder walker's one error for both, as for every command that reads folders.
+    with pytest.raises(ImageNotFoundError, match="no such folder"):
         find_classes([tmp_path / "absent"])
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "notes.txt").write_text("no image")
-    with pytest.raises(ConfigError, match="no class"):
+    with pytest.raises(ImageNotFoundError, match="no folder of images"):
         find_classes([tmp_path])
+    (tmp_path / "a" / "x.png").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="no class with at least 2"):
+        find_classes([tmp_path], min_images=2)
 
 
 def test_the_split_keeps_every_identity_on_one_side():

@@ -35,7 +35,7 @@ from faceshot.cli.app import (
     progress_bar,
     reports_errors,
 )
-from faceshot.errors import FaceshotError
+from faceshot.errors import FaceshotError, NotFound
 from faceshot.gallery import DirProgress, Gallery
 from faceshot.gallery.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
 from faceshot.spec import open_engine
@@ -56,12 +56,32 @@ ThumbnailOption = typer.Option(False, "--keep-thumbnail", help="Also keep a smal
 
 
 def open_gallery(
-    db: Optional[Path], detector: Optional[str] = None, embedder: Optional[str] = None, max_pixels: Optional[int] = None
+    db: Optional[Path],
+    detector: Optional[str] = None,
+    embedder: Optional[str] = None,
+    max_pixels: Optional[int] = None,
+    *,
+    create: bool = False,
 ) -> Gallery:
     """The gallery, with the engine resolved from the flags, the environment and its own settings
-    (an embedder of another vector space is refused when it opens)."""
+    (an embedder of another vector space is refused when it opens). Only the commands that make
+    galleries (enroll, enroll-dir, gallery import, calibrate --db, cluster --db) pass ``create``;
+    every other command refuses a missing file (exit 2) instead of making an empty one."""
     path = gallery_path(db)
-    return Gallery(path, engine=open_engine(path, detector=detector, embedder=embedder, max_pixels=max_pixels))
+    if not create and not path.is_file():
+        raise NotFound(f"{path}: no such gallery; enroll someone first (faceshot enroll NAME PHOTO --db {path})")
+    return Gallery(path, engine=open_engine(path, detector=detector, embedder=embedder, max_pixels=max_pixels),
+                   create=create)
+
+
+def operating_point_line(found: Any) -> str:
+    """How sure a name had to be: the threshold and the rates it stands for (one line)."""
+    rates = []
+    if found.fpir is not None:
+        rates.append(f"FPIR {found.fpir:.2g}")
+    rates.append("FAR not measured at this threshold" if found.far is None else f"FAR {found.far:.2g} per comparison")
+    note = " (clamped: the asked rate is beyond what the calibration measured)" if found.clamped else ""
+    return f"threshold {found.threshold:.4f}: {', '.join(rates)}{note}"
 
 
 def show_json(data: Any) -> None:
@@ -83,7 +103,7 @@ def enroll(
     as_json: bool = JsonOption,
 ) -> None:
     """Enroll a person from one photo or a few. Rejected photos are listed with the reason (exit 2)."""
-    with open_gallery(db, detector, embedder, max_pixels) as gallery:
+    with open_gallery(db, detector, embedder, max_pixels, create=True) as gallery:
         result = gallery.enroll(name, images, groups=group, force=force, keep_thumbnail=keep_thumbnail)
     if as_json:
         show_json(result.to_dict())
@@ -118,7 +138,7 @@ def enroll_dir(
 
     Bad photos are reported and skipped; exit code 1 when any failed, 0 when none did.
     """
-    with open_gallery(db, detector, embedder, max_pixels) as gallery, progress_bar() as bar:
+    with open_gallery(db, detector, embedder, max_pixels, create=True) as gallery, progress_bar() as bar:
         task = bar.add_task("enrolling", total=None)
 
         def advance(step: DirProgress) -> None:
@@ -191,6 +211,8 @@ def identify(
                         ", ".join(f"{name} {score:.3f}" for name, score in item.candidates),
                     )
                 out.print(table if found else f"{image}: no face found")
+                if found:
+                    out.print(operating_point_line(found[0]))
             if annotate_to is not None:
                 target = annotate_to / f"{image.stem}.annotated.jpg" if len(images) > 1 else annotate_to
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -203,7 +225,7 @@ def identify(
 @reports_errors
 def people_list(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> None:
     """Everyone enrolled, with their face counts and groups."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         people = gallery.people()
     if as_json:
         show_json([person.to_dict() for person in people])
@@ -221,7 +243,7 @@ def people_list(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> No
 @reports_errors
 def people_show(name: str, db: Optional[Path] = DbOption) -> None:
     """One person's details and faces (as JSON)."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         show_json(gallery.person(name).to_dict())
 
 
@@ -229,7 +251,7 @@ def people_show(name: str, db: Optional[Path] = DbOption) -> None:
 @reports_errors
 def people_rename(old: str, new: str, db: Optional[Path] = DbOption) -> None:
     """Rename a person."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         gallery.rename(old, new)
     out.print(f"renamed {old} to {new}")
 
@@ -238,7 +260,7 @@ def people_rename(old: str, new: str, db: Optional[Path] = DbOption) -> None:
 @reports_errors
 def people_merge(source: str, target: str, db: Optional[Path] = DbOption) -> None:
     """Move all of SOURCE's faces and groups to TARGET, then delete SOURCE."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         moved = gallery.merge(source, target)
     out.print(f"merged {source} into {target}: {moved} face(s) moved")
 
@@ -247,7 +269,7 @@ def people_merge(source: str, target: str, db: Optional[Path] = DbOption) -> Non
 @reports_errors
 def people_remove(name: str, db: Optional[Path] = DbOption) -> None:
     """Delete a person and every vector of theirs."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         removed = gallery.delete(name)
     out.print(f"removed {name} and {removed} face(s)")
 
@@ -256,7 +278,7 @@ def people_remove(name: str, db: Optional[Path] = DbOption) -> None:
 @reports_errors
 def people_remove_face(face_id: int, db: Optional[Path] = DbOption) -> None:
     """Remove one face (by its id, from `people show`)."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         name = gallery.remove_face(face_id)
     out.print(f"removed face {face_id} of {name}")
 
@@ -265,7 +287,7 @@ def people_remove_face(face_id: int, db: Optional[Path] = DbOption) -> None:
 @reports_errors
 def gallery_check(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> None:
     """Compare the search index with the database; exit 1 when they disagree."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         report = gallery.check()
     if as_json:
         show_json(report.to_dict())
@@ -281,7 +303,7 @@ def gallery_check(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> 
 @reports_errors
 def gallery_rebuild(db: Optional[Path] = DbOption) -> None:
     """Rebuild the search index from the database."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         report = gallery.rebuild()
     out.print(f"rebuilt: {report.indexed} faces indexed")
 
@@ -290,7 +312,7 @@ def gallery_rebuild(db: Optional[Path] = DbOption) -> None:
 @reports_errors
 def gallery_export(path: Path, db: Optional[Path] = DbOption) -> None:
     """Write people, groups and embeddings (no photos) to a JSON Lines file."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         summary = gallery.export(path)
     out.print(f"exported {summary.people} people, {summary.faces} faces to {summary.path}")
 
@@ -299,6 +321,6 @@ def gallery_export(path: Path, db: Optional[Path] = DbOption) -> None:
 @reports_errors
 def gallery_import(path: Path, db: Optional[Path] = DbOption) -> None:
     """Read a file written by `gallery export` (all or nothing)."""
-    with Gallery(db) as gallery:
+    with Gallery(gallery_path(db)) as gallery:
         summary = gallery.import_(path)
     out.print(f"imported {summary.faces} faces for {summary.people} people ({summary.skipped} already present)")

@@ -36,7 +36,7 @@ from faceshot.detect import Detector
 from faceshot.engine import Engine
 from faceshot.errors import ConfigError, FaceshotError, GalleryError, ImageNotFoundError, NotFound
 from faceshot.gallery import FoundFace, Gallery, Rejected
-from faceshot.io import IMAGE_SUFFIXES
+from faceshot.walk import walk_images
 from faceshot.spec import EngineSpec, open_engine, record_engine
 
 __all__ = ["Collection", "cluster", "DEFAULT_FAR", "DEFAULT_MIN_SIZE", "default_threshold", "image_files"]
@@ -61,34 +61,34 @@ def default_threshold(engine: Engine) -> float:
     calibration = engine.embedder.calibration
     if calibration is None:
         raise ConfigError(f"embedder {engine.embedder.name!r} has no calibration; pass a clustering threshold")
-    return calibration.threshold_for(DEFAULT_FAR)
+    point = calibration.point_for(DEFAULT_FAR)
+    if point.clamped:
+        log.warning("the clustering threshold for FAR %g is beyond %s's calibration; using %.4f (FAR %s)",
+                    DEFAULT_FAR, engine.embedder.name, point.threshold, point.far)
+    return point.threshold
 
 
 def image_files(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Rejected]]:
-    """The image files named or found (recursively, by file ending) in ``inputs``, and the missing ones.
+    """The image files named or found in ``inputs`` (folders read by :mod:`faceshot.walk`), and the
+    inputs that could not be used: missing paths and broken links.
 
-    A folder that holds no image file at all raises :class:`ImageNotFoundError`, since the user
-    most likely named the wrong one.
+    A folder that holds no image file, or inputs that give no file at all, raise
+    :class:`ImageNotFoundError` (exit 2), since the user most likely named the wrong one.
     """
     files: list[Path] = []
     missing: list[Rejected] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-            if not found:
-                raise ImageNotFoundError(
-                    f"{path}: no image files in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
-                )
-            files.extend(found)
+            walked = walk_images(path)
+            files.extend(walked.files)
+            missing.extend(Rejected(entry.path, "ImageNotFoundError", entry.reason) for entry in walked.broken)
         elif path.is_file():
             files.append(path)
         else:
             missing.append(Rejected(str(path), "ImageNotFoundError", f"{path}: no such file or folder"))
+    if not files:
+        raise ImageNotFoundError("; ".join(m.reason for m in missing) or "no photos given")
     return list(dict.fromkeys(files)), missing
 
 

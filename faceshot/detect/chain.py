@@ -8,6 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
+from faceshot.errors import ConfigError
+
 from faceshot.detect import Detector
 from faceshot.results import Face
 
@@ -22,7 +24,7 @@ class FallbackDetector(Detector):
 
     def __init__(self, members: Sequence[Detector]) -> None:
         if len(members) < 2:
-            raise ValueError("a fallback chain needs at least two detectors")
+            raise ConfigError("a fallback chain needs at least two detectors")
         self.members = tuple(members)
         self.name = ">".join(member.name for member in self.members)
 

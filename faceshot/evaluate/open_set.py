@@ -19,7 +19,7 @@ import numpy as np
 from faceshot.bulk import bulk_engine, one_vector_per_file
 from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError
-from faceshot.io import IMAGE_SUFFIXES
+from faceshot.walk import by_top_folder
 from faceshot.evaluate.identification import OpenSetResult, Ranking, classifier_ranking, open_set, rank_people
 from faceshot.spec import EngineSpec
 
@@ -27,18 +27,10 @@ __all__ = ["list_people", "Split", "split_open_set", "OpenSetRun", "evaluate_ope
 
 
 def list_people(root: str | Path) -> dict[str, list[Path]]:
-    """``{person: [photos]}`` from ROOT/person/…/photo (photos at any depth below the person's folder)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ConfigError(f"{root}: no such folder")
-    people = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        photos = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if photos:
-            people[folder.name] = photos
-    if not people:
-        raise ConfigError(f"{root}: no sub-folders with photos; expected ROOT/person/photo.jpg")
-    return people
+    """``{person: [photos]}`` from ROOT/person/…/photo (photos at any depth below the person's folder),
+    read by :mod:`faceshot.walk`; :class:`~faceshot.errors.ImageNotFoundError` when there is none."""
+    people, _ = by_top_folder(root)
+    return dict(sorted(people.items()))
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,10 @@ import numpy as np
 from faceshot.errors import ConfigError, ConflictError, EmbedderMismatchError, GalleryError, NotFound
 from faceshot.gallery.names import name_key, normalise_name
 
-__all__ = ["Database", "Change", "SCHEMA_VERSION", "KEY_SCHEMA", "RESERVED_SETTINGS", "now", "to_blob", "from_blob"]
+__all__ = [
+    "Database", "Change", "read_settings", "SCHEMA_VERSION", "KEY_SCHEMA", "RESERVED_SETTINGS", "now", "to_blob",
+    "from_blob",
+]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +141,22 @@ KEY_SCHEMA = (
 )
 #: The tables every faceshot gallery has; a SQLite file holding other tables but not these is refused.
 _GALLERY_TABLES = frozenset({"people", "faces", "settings"})
+
+
+def read_settings(path: Path) -> dict[str, Any] | None:
+    """The settings of a gallery file, opened read-only (nothing is created or locked for writing);
+    ``None`` for a missing file or one that is not a gallery."""
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0)
+        try:
+            rows = conn.execute("SELECT key, value FROM settings").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return {key: json.loads(value) for key, value in rows}
 
 
 def _legacy_key(name: str) -> str:
@@ -296,17 +315,8 @@ class Database:
     @staticmethod
     def stored_embedder(path: Path) -> str | None:
         """The embedder a gallery file was made with, or ``None`` for a new or foreign file."""
-        if not path.is_file():
-            return None
-        try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0)
-            try:
-                row = conn.execute("SELECT value FROM settings WHERE key = 'embedder'").fetchone()
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            return None
-        return None if row is None else json.loads(row[0])
+        settings = read_settings(path)
+        return None if settings is None else settings.get("embedder")
 
     def close(self) -> None:
         self.conn.close()

@@ -14,7 +14,6 @@ import io
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -26,7 +25,7 @@ from faceshot.errors import ConflictError
 from faceshot.gallery.names import name_key
 from faceshot.gallery.results import EnrolledFace, Skipped
 from faceshot.gallery.store import NewFace, Store
-from faceshot.io import ImageInput
+from faceshot.io import ImageInput, read_bytes
 from faceshot.quality import Quality, QualityLimits, assess, require
 from faceshot.results import Face
 
@@ -86,12 +85,8 @@ class Enrollment:
         Raises the :class:`~faceshot.errors.ImageError` that says what is wrong with an unreadable source.
         """
         if isinstance(source, (str, os.PathLike)):
-            try:
-                data = Path(source).read_bytes()
-            except (OSError, ValueError):
-                self.engine.load(source)  # raises the ImageError that says what is wrong
-                raise
-            return hashlib.sha256(data).hexdigest(), source
+            # A path is loaded again by name (so messages name the file); a data URL by itself.
+            return hashlib.sha256(read_bytes(source)).hexdigest(), source
         if isinstance(source, (bytes, bytearray, memoryview)):
             return hashlib.sha256(bytes(source)).hexdigest(), source
         if isinstance(source, np.ndarray):
@@ -101,11 +96,8 @@ class Enrollment:
         if isinstance(source, Image.Image):
             header = f"{source.size}{source.mode}".encode()
             return hashlib.sha256(header + source.tobytes()).hexdigest(), source
-        if hasattr(source, "read"):
-            data = source.read()
-            if isinstance(data, bytes):
-                return hashlib.sha256(data).hexdigest(), data
-        return "", self.engine.load(source)  # raises: not something faceshot can read
+        data = read_bytes(source)  # a binary file object, read once; raises for anything else
+        return hashlib.sha256(data).hexdigest(), data
 
     def from_photo(self, data: ImageInput, label: str, sha256: str) -> Candidate:
         """Detect in this process and propose the largest face (the one-face rule comes in :meth:`admit`)."""

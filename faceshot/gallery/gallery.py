@@ -116,6 +116,9 @@ class Gallery:
         if path is None:
             path = os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH
         self.path = Path(path)
+        # A file this object creates and never writes to is removed on close: a command refused
+        # for bad input leaves nothing behind.
+        self._made_file = store is None and create and not self.path.exists()
         # The engine given, else the one resolved from the environment and the gallery's own settings
         # (its vector space pinned); one function for galleries, collections and the command line.
         self.engine = engine = open_engine(self.path if store is None else store, engine=engine)
@@ -141,8 +144,18 @@ class Gallery:
         self.close()
 
     def close(self) -> None:
-        """Close the database; the gallery object cannot be used afterwards."""
+        """Close the database; the gallery object cannot be used afterwards.
+
+        A gallery file this object created is removed again when nothing was ever written to it.
+        """
+        try:
+            unused = self._made_file and self.store.head() == 0
+        except FaceshotError:
+            unused = False
         self.store.close()
+        if unused:
+            for leftover in (self.path, *(self.path.with_name(self.path.name + end) for end in ("-wal", "-shm", ".faiss"))):
+                leftover.unlink(missing_ok=True)
 
     @property
     def aggregation(self) -> Aggregation:

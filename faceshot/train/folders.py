@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from faceshot.errors import ConfigError
-from faceshot.io import IMAGE_SUFFIXES
+from faceshot.walk import by_leaf_folder
 
 __all__ = ["LabelledImages", "find_classes", "IdentitySplit", "split_identities"]
 
@@ -46,28 +46,22 @@ class LabelledImages:
 def find_classes(roots: Sequence[str | os.PathLike], *, min_images: int = 1) -> LabelledImages:
     """Every image below ``roots``, labelled by the folder that holds it; classes sorted by name.
 
+    Folders are read by :mod:`faceshot.walk` (links followed, hidden and non-image files left out).
     Classes with fewer than ``min_images`` images are left out (a class needs two images to give
-    a positive pair). Raises :class:`ConfigError` when a root is missing or holds no class.
+    a positive pair). Raises :class:`~faceshot.errors.ImageNotFoundError` when a root is missing
+    or holds no image folder, :class:`ConfigError` when no class has ``min_images`` images.
     """
     paths: list[Path] = []
     labels: list[int] = []
     classes: list[str] = []
     for number, root in enumerate(roots):
-        root = Path(root)
-        if not root.is_dir():
-            raise ConfigError(f"{root} is not a folder of labelled images (ROOT/class/image.png)")
-        groups: dict[Path, list[Path]] = {}
-        for folder, _, files in os.walk(root):
-            images = sorted(Path(folder) / f for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES)
-            if images and Path(folder) != root:
-                groups[Path(folder)] = images
-        for folder in sorted(groups):
-            if len(groups[folder]) < min_images:
+        groups, _ = by_leaf_folder(root)  # the one folder walker: ROOT/…/class/image.png
+        for name in sorted(groups):
+            if len(groups[name]) < min_images:
                 continue
-            name = folder.relative_to(root).as_posix()
             classes.append(name if len(roots) == 1 else f"{number}:{name}")
-            paths.extend(groups[folder])
-            labels.extend([len(classes) - 1] * len(groups[folder]))
+            paths.extend(groups[name])
+            labels.extend([len(classes) - 1] * len(groups[name]))
     if not classes:
         raise ConfigError(
             f"no class with at least {min_images} images in {', '.join(map(str, roots))}; "
