@@ -130,16 +130,18 @@ class KeyStore:
     """
 
     def __init__(self, path: str | Path, *, create: bool = False) -> None:
-        from faceshot.spec import stored_engine
+        from faceshot.spec import open_engine, stored_engine
 
         self.path = Path(path)
         self._lock = threading.Lock()  # one connection, shared by the service's threads
         if not self.path.is_file():
             if not create:
                 raise NotFound(f"{self.path}: no such gallery (enroll someone first, or check the path)")
-            from faceshot.gallery import Gallery
-
-            Gallery(self.path, create=True).close()  # a new gallery, with the default engine's space
+            # A new gallery in the vector space of the engine resolved as for any new gallery
+            # (environment, then the package default); its first key is written right after.
+            embedder = open_engine(self.path).embedder
+            with _sqlite_errors(self.path):
+                Database(self.path, embedder=embedder.space, dim=embedder.dim, create=True).close()
         stored = stored_engine(self.path)
         if stored is None or stored.space is None or stored.dim is None:
             raise GalleryError(f"{self.path}: not a faceshot gallery, or a damaged one; it was left untouched")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -47,7 +48,8 @@ def test_authenticate_finds_the_key_and_refuses_others(tmp_path):
 
 def test_a_gallery_made_before_the_keys_table_gains_it_with_its_first_key(tmp_path):
     db = tmp_path / "g.db"
-    Gallery(db).close()
+    with Gallery(db) as gallery:  # a gallery with someone in it (an untouched new file is removed on close)
+        gallery.add_embeddings("Someone", np.eye(gallery.store.dim, dtype=np.float32)[0])
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE api_keys")
     conn.commit()

@@ -86,7 +86,8 @@ def test_without_any_key_every_v1_call_names_the_command_that_makes_one(tmp_path
     from faceshot.gallery import Gallery
     from faceshot.server import create_app
 
-    Gallery(tmp_path / "g.db").close()
+    with Gallery(tmp_path / "g.db") as gallery:  # someone enrolled, no key yet
+        gallery.add_embeddings("Someone", np.eye(gallery.store.dim, dtype=np.float32)[0])
     with TestClient(create_app(tmp_path / "g.db", warm=False)) as client:
         for method, path in (("GET", "/v1/people"), ("POST", "/v1/identify"), ("DELETE", "/v1/people/x")):
             body = problem(client.request(method, path, headers={"X-API-Key": "anything"}), 401, "unauthorized")
