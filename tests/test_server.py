@@ -367,9 +367,48 @@ def test_every_worker_finds_a_new_face_and_forgets_a_deleted_person(served, imag
 
 
 def test_metrics_add_up_the_workers(served):
+    import re
+
+    def healthz_count(text: str) -> float:
+        pattern = r'faceshot_requests_total\{[^}]*route="/healthz"[^}]*\} ([0-9.e+]+)'
+        return sum(float(value) for value in re.findall(pattern, text))
+
+    before = healthz_count(call(served, "GET", "/metrics", None).text)
+    workers = {call(served, "GET", "/healthz", None).headers["x-faceshot-worker"] for _ in range(30)}
     text = call(served, "GET", "/metrics", None).text
-    assert "faceshot_requests_total" in text and "faceshot_request_seconds_bucket" in text
-    assert "faceshot_gallery_faces" in text
+    assert len(workers) == 2, "both workers should have answered some of 30 requests"
+    assert healthz_count(text) - before == 30  # every worker's count, whichever answered /metrics
+    assert "faceshot_request_seconds_bucket" in text and "faceshot_gallery_faces" in text
+
+
+def test_recognition_never_blocks_the_event_loop(tmp_path, images):
+    import asyncio
+
+    from faceshot.keys import KeyStore
+    from faceshot.server.app import create_app
+
+    with KeyStore(tmp_path / "g.db", create=True) as store:
+        token, _ = store.create("recognize")
+    app = create_app(tmp_path / "g.db", warm=False)
+    jpeg = (images / "insightface_t1.jpg").read_bytes()
+
+    async def run() -> tuple[float, float]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=120) as client:
+            send = lambda: client.post("/v1/detect", headers={"X-API-Key": token},  # noqa: E731
+                                       files={"image": ("t1.jpg", jpeg, "image/jpeg")})
+            assert (await send()).status_code == 200  # the models are loaded
+            started = time.perf_counter()
+            slow = asyncio.create_task(send())
+            await asyncio.sleep(0.05)
+            asked = time.perf_counter()
+            assert (await client.get("/healthz")).status_code == 200
+            health = time.perf_counter() - asked
+            assert (await slow).status_code == 200
+            return health, time.perf_counter() - started
+
+    health, detect = asyncio.run(run())
+    assert health < detect / 2, (health, detect)  # /healthz answered while the detection ran
 
 
 # -- durability: kill -9 during a stream of enrollments ---------------------------------------------
