@@ -13,10 +13,22 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from faceshot.cli.app import DbOption, JsonOption, app, err, out, reports_errors
+from faceshot.cli.app import (
+    DbOption,
+    DetectorOption,
+    EmbedderOption,
+    JsonOption,
+    MaxPixelsOption,
+    app,
+    err,
+    out,
+    reports_errors,
+)
 from faceshot.cli.gallery import gallery_path
 from faceshot.errors import MissingExtraError, NotFound
+from faceshot.gallery import Gallery
 from faceshot.keys import ROLES, KeyStore, check_role, normalise_group
+from faceshot.spec import ENV_DETECTOR, ENV_EMBEDDER, ENV_MAX_PIXELS, open_engine
 
 keys_app = typer.Typer(help="Create, list and revoke the service's API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -83,7 +95,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes over the one gallery file."),
-    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Refuse images with more pixels."),
+    detector: Optional[str] = DetectorOption,
+    embedder: Optional[str] = EmbedderOption,
+    max_pixels: Optional[int] = MaxPixelsOption,
 ) -> None:
     """Run the REST API and the web page (http://HOST:PORT/, API docs at /docs). Needs the serve extra.
 
@@ -93,6 +107,13 @@ def serve(
     if not path.is_file():
         raise NotFound(f"{path}: no such gallery; create it and a key with `faceshot keys create --role admin --db {path}`")
     KeyStore(path).close()  # a file that is not a gallery is refused here, before any worker starts
+    # The engine options reach the workers as the environment (flag > environment > gallery > default);
+    # an impossible option or an embedder of another vector space is refused here, once.
+    engine = open_engine(path, detector=detector, embedder=embedder, max_pixels=max_pixels)
+    Gallery(path, engine=engine, create=False).close()
+    for variable, value in ((ENV_DETECTOR, detector), (ENV_EMBEDDER, embedder), (ENV_MAX_PIXELS, max_pixels)):
+        if value is not None:
+            os.environ[variable] = str(value)
     try:
         import uvicorn
 
@@ -102,8 +123,6 @@ def serve(
     from faceshot.onnx_graphs import available_cores
 
     os.environ["FACESHOT_DB"] = str(path)
-    if max_pixels is not None:
-        os.environ["FACESHOT_MAX_PIXELS"] = str(max_pixels)
     # The cores are shared: each worker's ONNX sessions get their part of them.
     os.environ["FACESHOT_WORKER_THREADS"] = str(max(1, available_cores() // workers))
     metrics = None
