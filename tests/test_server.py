@@ -292,6 +292,13 @@ def test_a_key_limited_to_a_group_sees_nothing_outside_it(served, images, people
     assert made.status_code == 201 and made.json()["person"]["groups"] == ["office"]
     problem(call(served, "DELETE", "/v1/people/Joe Biden", "office-enroll"), 404, "not_found")
     assert call(served, "DELETE", "/v1/people/Office Newcomer", "office-enroll").status_code == 200
+    # A key limited to two groups searches their union.
+    both = call(served, "POST", "/v1/keys", "admin", json={"role": "recognize", "groups": ["office", "home"]}).json()["key"]
+    (face,) = call(served, "POST", "/v1/identify", both, files={"image": photo(images, "biden.jpg")}).json()["faces"]
+    assert face["identity"] == "Joe Biden"
+    (face,) = call(served, "POST", "/v1/identify", both, files={"image": photo(images, "obama3.jpg")}).json()["faces"]
+    assert face["identity"] == "Barack Obama"
+    assert {p["name"] for p in call(served, "GET", "/v1/people", both).json()["people"]} >= {"Joe Biden", "Barack Obama"}
 
 
 # -- bad input -------------------------------------------------------------------------------------
