@@ -15,26 +15,39 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, AsyncIterator, Literal
+from typing import Any, AsyncIterator
 
 import numpy as np
 from fastapi import Depends, FastAPI, Query, Request, Response
-from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from faceshot.errors import ConfigError, FaceshotError, NotFound, PermissionDeniedError, TooManyRequestsError
 from faceshot.gallery import Gallery
 from faceshot.keys import ApiKey, KeyStore
 from faceshot.onnx_graphs import set_thread_budget
-from faceshot.server import problems
+from faceshot.server import metrics, problems
+from faceshot.server.models import (
+    DetectBody,
+    EmbeddingsBody,
+    EmbeddingsIdentifyBody,
+    FacesBody,
+    Id,
+    IdentifyBody,
+    KeyBody,
+    MergeBody,
+    NameClusterBody,
+    PatchBody,
+    PersonBody,
+    SplitBody,
+    VerifyBody,
+    image_body,
+)
 from faceshot.server.inputs import read_request
 
 __all__ = ["create_app", "app_from_environment", "Limits"]
@@ -74,112 +87,6 @@ class Limits:
             max_faces=number("FACESHOT_MAX_FACES", cls.max_faces),
             in_flight=number("FACESHOT_MAX_IN_FLIGHT", cls.in_flight),
         )
-
-
-# -- request bodies ---------------------------------------------------------------------------------
-
-#: Ids are SQLite integers: larger numbers are refused here (422) rather than overflowing there.
-MAX_ID = 2**63 - 1
-Id = Annotated[int, PathParam(ge=0, le=MAX_ID)]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Operating(_Body):
-    threshold: float | None = Field(None, description="Score needed for a match (cosine similarity).")
-    far: float | None = Field(None, gt=0, lt=1, description="Target false-accept rate instead, e.g. 0.001.")
-
-
-class DetectBody(_Body):
-    pass
-
-
-class VerifyBody(Operating):
-    multiple: Literal["largest", "central", "error"] = "largest"
-
-
-class IdentifyBody(Operating):
-    group: str | list[str] | None = None
-    among: list[str] | None = Field(None, max_length=10_000, description="Compare only with these people (a friends list).")
-    top_k: int = Field(5, ge=1, le=100)
-    fpir: float | None = Field(None, gt=0, lt=1)
-    multiple: bool = Field(True, description="Answer every face (true) or only the largest (false).")
-
-
-class EmbeddingsIdentifyBody(IdentifyBody):
-    vectors: list[list[float]] = Field(..., min_length=1, max_length=1000)
-    space: str | None = Field(None, description="The vector space the vectors were made in (must be the gallery's).")
-
-
-class PersonBody(_Body):
-    name: str = Field(..., min_length=1, max_length=200)
-    groups: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    force: bool = False
-    keep_thumbnail: bool = False
-
-
-class FacesBody(_Body):
-    force: bool = False
-    keep_thumbnail: bool = False
-
-
-class PatchBody(_Body):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    metadata: dict[str, Any] | None = None
-    groups: list[str] | None = None
-
-
-class NameClusterBody(_Body):
-    name: str = Field(..., min_length=1, max_length=200)
-    force: bool = False
-    keep_thumbnail: bool = False
-
-
-class MergeBody(_Body):
-    source: int = Field(..., ge=0, le=MAX_ID, description="The cluster whose faces move into this one (it is then deleted).")
-
-
-class SplitBody(_Body):
-    face_id: int = Field(..., ge=0, le=MAX_ID, description="The face to move out into a new cluster of its own.")
-
-
-class KeyBody(_Body):
-    role: Literal["recognize", "enroll", "admin"]
-    groups: list[str] = Field(default_factory=list)
-    name: str | None = Field(None, max_length=200)
-
-
-class EmbeddingsBody(_Body):
-    vectors: list[list[float]] = Field(..., min_length=1, max_length=1000)
-    space: str | None = None
-    groups: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-def _image_body(*fields: str, several: bool = False, model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI for a body taking image files (multipart) or base64 text (JSON), plus ``model``'s fields."""
-    schema = model.model_json_schema()
-    props = dict(schema.get("properties", {}))
-    multipart = dict(props)
-    json_props = dict(props)
-    for name in fields:
-        file = {"type": "string", "format": "binary"}
-        text = {"type": "string", "description": "base64 text or a data: URL"}
-        multipart[name] = {"type": "array", "items": file} if several else file
-        json_props[name] = {"type": "array", "items": text} if several else text
-    required = list(fields) + list(schema.get("required", []))
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {"schema": {"type": "object", "properties": multipart, "required": required}},
-                "application/json": {"schema": {"type": "object", "properties": json_props, "required": required}},
-            },
-        }
-    }
 
 
 # -- the application -------------------------------------------------------------------------------
@@ -250,7 +157,7 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         response.headers["X-Faceshot-Worker"] = str(os.getpid())  # which worker answered (tests, debugging)
         return response
 
-    _metrics(app, state)
+    metrics.install(app, gallery)
 
     header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
@@ -326,14 +233,14 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         return JSONResponse({"status": "ready", "embedder": gallery.store.embedder})
 
     # -- recognition ------------------------------------------------------------------------------
-    @app.post("/v1/detect", tags=["recognition"], openapi_extra=_image_body("image", model=DetectBody))
+    @app.post("/v1/detect", tags=["recognition"], openapi_extra=image_body("image", model=DetectBody))
     async def detect(request: Request, key: ApiKey = recognize) -> dict[str, Any]:
         """Every face in the photo: box, confidence (the detector's belief), five landmarks; largest first."""
         _, images = await read_request(request, DetectBody, {"image": False}, max_bytes=state.limits.max_bytes)
         faces = await run_in_threadpool(gallery.engine.detect, images["image"][0].data)
         return {"faces": [_face_json(face) for face in faces[: state.limits.max_faces]]}
 
-    @app.post("/v1/verify", tags=["recognition"], openapi_extra=_image_body("a", "b", model=VerifyBody))
+    @app.post("/v1/verify", tags=["recognition"], openapi_extra=image_body("a", "b", model=VerifyBody))
     async def verify(request: Request, key: ApiKey = recognize) -> dict[str, Any]:
         """Are photos ``a`` and ``b`` the same person? Score, threshold, FAR, the boxes compared."""
         body, images = await read_request(request, VerifyBody, {"a": False, "b": False}, max_bytes=state.limits.max_bytes)
@@ -343,7 +250,7 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         )
         return result.to_dict()
 
-    @app.post("/v1/identify", tags=["recognition"], openapi_extra=_image_body("image", model=IdentifyBody))
+    @app.post("/v1/identify", tags=["recognition"], openapi_extra=image_body("image", model=IdentifyBody))
     async def identify(request: Request, key: ApiKey = recognize) -> dict[str, Any]:
         """Who is in the photo? One entry per face (largest first): identity (null: unknown), person_id,
         score, candidates and the operating point. No face: an empty list."""
@@ -396,7 +303,7 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
 
     @app.post(
         "/v1/people", tags=["people"], status_code=201,
-        openapi_extra=_image_body("images", several=True, model=PersonBody),
+        openapi_extra=image_body("images", several=True, model=PersonBody),
     )
     async def create_person(request: Request, key: ApiKey = enroll) -> Response:
         """Enroll a new person (name, groups, metadata) from the photos in ``images`` (at least one must
@@ -467,7 +374,7 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
 
         return await run_in_threadpool(run)
 
-    @app.post("/v1/people/{name}/faces", tags=["people"], openapi_extra=_image_body("images", several=True, model=FacesBody))
+    @app.post("/v1/people/{name}/faces", tags=["people"], openapi_extra=image_body("images", several=True, model=FacesBody))
     async def add_faces(name: str, request: Request, key: ApiKey = enroll) -> dict[str, Any]:
         """Add photos (field ``images``, one or more) to an enrolled person. Per photo: added,
         already enrolled (skipped), or refused with the reason."""
@@ -513,7 +420,7 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
 
         return Response(await run_in_threadpool(run), media_type="image/jpeg")
 
-    @app.post("/v1/people/{name}/verify", tags=["recognition"], openapi_extra=_image_body("image", model=VerifyBody))
+    @app.post("/v1/people/{name}/verify", tags=["recognition"], openapi_extra=image_body("image", model=VerifyBody))
     async def verify_person(name: str, request: Request, key: ApiKey = recognize) -> dict[str, Any]:
         """Is the face in this photo the enrolled person ``name``? (The passport gate, the door badge.)"""
         body, images = await read_request(request, VerifyBody, {"image": False}, max_bytes=state.limits.max_bytes)
@@ -703,58 +610,3 @@ def _warm_up(gallery: Gallery) -> None:
         engine.embedder.embed(np.zeros((1, size, size, 3), np.uint8))
     except FaceshotError as exc:  # a pinned space without its model file: recognition will say so
         log.warning("the embedder could not be loaded: %s", exc)
-
-
-_METRICS: tuple[Any, ...] | None = None
-
-
-def _metrics(app: FastAPI, state: _State) -> None:
-    """Prometheus metrics at ``/metrics``: requests, latency, faces enrolled, gallery size. With
-    ``PROMETHEUS_MULTIPROC_DIR`` set (``faceshot serve`` sets it) they add up across workers."""
-    try:
-        import prometheus_client as prom
-        from prometheus_client import multiprocess
-    except ImportError:  # the serve extra brings it; without it there is no /metrics
-        return
-    registry = prom.REGISTRY
-    global _METRICS
-    if _METRICS is None:  # one set per process, however many apps a test makes
-        _METRICS = (
-            prom.Counter("faceshot_requests", "Requests answered", ["method", "route", "status"]),
-            prom.Histogram("faceshot_request_seconds", "Time to answer a request", ["route"]),
-            prom.Gauge("faceshot_gallery_faces", "Faces in the gallery", multiprocess_mode="livemax"),
-            prom.Gauge("faceshot_gallery_people", "People in the gallery", multiprocess_mode="livemax"),
-        )
-    requests, latency, faces, people = _METRICS
-
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        requests.labels(request.method, path, str(response.status_code)).inc()
-        latency.labels(path).observe(time.perf_counter() - started)
-        return response
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        def collect() -> bytes:
-            try:
-                people_count, face_count = gallery_counts(state.gallery)
-                faces.set(face_count)
-                people.set(people_count)
-            except FaceshotError:
-                pass
-            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-                collector = prom.CollectorRegistry()
-                multiprocess.MultiProcessCollector(collector)
-                return prom.generate_latest(collector)
-            return prom.generate_latest(registry)
-
-        return Response(await run_in_threadpool(collect), media_type=prom.CONTENT_TYPE_LATEST)
-
-
-def gallery_counts(gallery: Gallery) -> tuple[int, int]:
-    everyone = gallery.people()
-    return len(everyone), sum(p.faces for p in everyone)
