@@ -8,7 +8,7 @@ TEST_IMAGES := $(CACHE)/test_images
 TEST_MODELS := $(CACHE)/models
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: venv test demo test-images test-models bench-deps clean
+.PHONY: venv test demo test-images test-models browser bench-deps clean
 
 venv: $(VENV)/.installed
 
@@ -42,7 +42,13 @@ $(TEST_MODELS)/.done: | $(VENV)/.installed
 	$(PY) -m faceshot models fetch mtcnn --cache-dir $(TEST_MODELS)
 	touch $@
 
-test: venv test-images test-models
+# The web page's tests drive Debian's chromium through Playwright (which cannot download its own
+# browsers here): installed from the distribution when missing (CI runs as root; else via sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
+
+test: venv test-images test-models browser
 	$(PY) -m pytest
 
 demo: venv test-images

@@ -18,6 +18,10 @@
     │                                                  (also an ImportError) (501)
     ├── ModelError                 model_error         a model file is missing, cannot be loaded or run (500)
     ├── UnavailableError           unavailable         a server or backend cannot be reached (exit 69, HTTP 503)
+    ├── AccessError                access_error        the service refused the caller (403)
+    │   ├── AuthenticationError    unauthorized        no API key, or one the gallery does not hold (401)
+    │   ├── PermissionDeniedError  forbidden           the key's role does not allow this (403)
+    │   └── TooManyRequestsError   too_many_requests   the key has too many requests in flight (exit 75, HTTP 429)
     └── GalleryError               gallery_error       a gallery cannot do what was asked (400)
         ├── NotFound               not_found           no such person, face or group (also a LookupError) (404)
         ├── EmbedderMismatchError  embedder_mismatch   the gallery holds vectors of another embedder (409)
@@ -56,6 +60,10 @@ __all__ = [
     "MissingExtraError",
     "ModelError",
     "UnavailableError",
+    "AccessError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "TooManyRequestsError",
     "GalleryError",
     "NotFound",
     "EmbedderMismatchError",
@@ -167,6 +175,30 @@ class UnavailableError(FaceshotError):
     code = "unavailable"
 
 
+class AccessError(FaceshotError):
+    """The service refused the caller (see :mod:`faceshot.keys`)."""
+
+    code = "access_error"
+
+
+class AuthenticationError(AccessError):
+    """No API key was given, or one this gallery does not hold (never made, or revoked)."""
+
+    code = "unauthorized"
+
+
+class PermissionDeniedError(AccessError):
+    """The key is valid but its role does not allow what was asked."""
+
+    code = "forbidden"
+
+
+class TooManyRequestsError(AccessError):
+    """The key already has as many requests in flight as its limit allows; try again shortly."""
+
+    code = "too_many_requests"
+
+
 class GalleryError(FaceshotError):
     """A gallery cannot do what was asked (a damaged export file, a damaged index, ...)."""
 
@@ -221,6 +253,10 @@ EXIT_CODES: dict[type[FaceshotError], int] = {
     MissingExtraError: 2,
     ModelError: 2,
     UnavailableError: 69,  # EX_UNAVAILABLE
+    AccessError: 2,
+    AuthenticationError: 2,
+    PermissionDeniedError: 2,
+    TooManyRequestsError: 75,
     GalleryError: 2,
     NotFound: 2,
     EmbedderMismatchError: 2,
@@ -246,6 +282,10 @@ HTTP_STATUS: dict[type[FaceshotError], int] = {
     MissingExtraError: 501,
     ModelError: 500,
     UnavailableError: 503,
+    AccessError: 403,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    TooManyRequestsError: 429,
     GalleryError: 400,
     NotFound: 404,
     EmbedderMismatchError: 409,

@@ -40,3 +40,88 @@ def engine():
     import faceshot
 
     return faceshot.engine()
+
+
+# -- the REST service: one real server per session, on loopback ---------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(db: Path, *, workers: int = 1, env: dict[str, str] | None = None, log: Path | None = None):
+    """``faceshot serve`` on 127.0.0.1 and a free port, once every worker answers /readyz: (process, base URL)."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    environment.pop("FACESHOT_DB", None)
+    output = open(log, "wb") if log is not None else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [sys.executable, "-m", "faceshot", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers)],
+        env=environment, stdout=output, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    ready: set[str] = set()
+    deadline = time.monotonic() + 120
+    while len(ready) < workers:
+        if process.poll() is not None:
+            text = log.read_text(errors="replace") if log is not None else ""
+            raise RuntimeError(f"faceshot serve exited with {process.returncode}: {text[-2000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("faceshot serve did not become ready in 120 s")
+        try:
+            response = httpx.get(url + "/readyz", timeout=5)
+            if response.status_code == 200:
+                ready.add(response.headers["x-faceshot-worker"])
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return process, url
+
+
+def stop_server(process) -> None:
+    import signal
+    import subprocess
+
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory, images):
+    """A real ``faceshot serve --workers 2`` over a new gallery, with one key per role (and keys
+    limited to the group ``office``): a dict with ``url``, ``db``, ``keys`` (role → token), ``pids``."""
+    pytest.importorskip("fastapi")
+    from faceshot.keys import KeyStore
+
+    folder = tmp_path_factory.mktemp("served")
+    db = folder / "gallery.db"
+    keys: dict[str, str] = {}
+    with KeyStore(db, create=True) as store:
+        for role in ("admin", "enroll", "recognize"):
+            keys[role], _ = store.create(role, name=f"test {role}")
+        keys["office-enroll"], _ = store.create("enroll", groups=["office"])
+        keys["office-recognize"], _ = store.create("recognize", groups=["office"])
+        keys["revoked"], revoked = store.create("admin")
+        store.revoke(revoked.id)
+    env = {"FACESHOT_MAX_UPLOAD_BYTES": str(2_000_000), "FACESHOT_MAX_IN_FLIGHT": "64"}
+    process, url = start_server(db, workers=2, env=env, log=folder / "server.log")
+    try:
+        yield {"url": url, "db": db, "keys": keys, "log": folder / "server.log"}
+    finally:
+        stop_server(process)

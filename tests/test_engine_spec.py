@@ -346,7 +346,7 @@ def test_cli_engine_flags_and_variables_reach_detection(small_face, images):
     [
         ["detect"], ["verify", "a", "b"], ["enroll", "x", "a"], ["enroll-dir", "d"], ["identify", "a"],
         ["cluster", "run", "d"], ["eval", "verify", "--pairs", "p", "--root", "r"], ["eval", "identify", "d"],
-        ["eval", "fewshot", "d"], ["calibrate", "d", "--far", "0.01"],
+        ["eval", "fewshot", "d"], ["calibrate", "d", "--far", "0.01"], ["serve"],
     ],
 )
 def test_every_command_that_detects_or_embeds_takes_the_engine_options(command):

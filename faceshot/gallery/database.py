@@ -11,6 +11,8 @@ Tables::
     changes(seq AUTOINCREMENT, op, face NULL, person NULL, detail NULL, at)   the change log
     cursors(consumer PRIMARY KEY, seq, updated)   how far each durable consumer of the log has read
     cluster_photos, clusters, cluster_faces       a photo collection's clusters (faceshot.cluster.store)
+    api_keys(id, digest UNIQUE, role, groups JSON, name, created, revoked NULL)   the service's keys
+                                                  (faceshot.keys: SHA-256 digests, never the keys)
 
 Face ids come from AUTOINCREMENT, so an id is never given out twice, even after a delete: a deleted
 face's id can never come back in a search as somebody else's face.
@@ -45,7 +47,10 @@ import numpy as np
 from faceshot.errors import ConfigError, ConflictError, EmbedderMismatchError, GalleryError, NotFound
 from faceshot.gallery.names import name_key, normalise_name
 
-__all__ = ["Database", "Change", "read_settings", "SCHEMA_VERSION", "RESERVED_SETTINGS", "now", "to_blob", "from_blob"]
+__all__ = [
+    "Database", "Change", "read_settings", "SCHEMA_VERSION", "KEY_SCHEMA", "RESERVED_SETTINGS", "now", "to_blob",
+    "from_blob",
+]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +126,18 @@ _CLUSTER_SCHEMA = (
         created TEXT NOT NULL,
         thumbnail BLOB)""",
     "CREATE INDEX IF NOT EXISTS cluster_faces_cluster ON cluster_faces(cluster)",
+)
+#: The service's API keys (faceshot.keys reads and writes them). A gallery made before this table
+#: existed gains it when its first key is created (``KEY_SCHEMA`` run in that transaction).
+KEY_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS api_keys (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        digest TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        groups TEXT NOT NULL DEFAULT '[]',
+        name TEXT,
+        created TEXT NOT NULL,
+        revoked TEXT)""",
 )
 #: The tables every faceshot gallery has; a SQLite file holding other tables but not these is refused.
 _GALLERY_TABLES = frozenset({"people", "faces", "settings"})
@@ -252,7 +269,7 @@ class Database:
                 self.conn.execute(statement)
             stored = self._settings_raw()
             if "embedder" not in stored:
-                for statement in (*_LOG_SCHEMA, *_CLUSTER_SCHEMA):
+                for statement in (*_LOG_SCHEMA, *_CLUSTER_SCHEMA, *KEY_SCHEMA):
                     self.conn.execute(statement)
                 for key, value in (("embedder", embedder), ("dim", dim), ("schema", SCHEMA_VERSION), ("log_start", 0)):
                     self._put(key, value)
@@ -286,7 +303,7 @@ class Database:
         for person, name in self.conn.execute("SELECT id, name FROM people").fetchall():
             # Names stored as typed before are kept as they are (no silent merge); only the key is new.
             self.conn.execute("UPDATE people SET key = ? WHERE id = ?", (_legacy_key(name), person))
-        for statement in (*_LOG_SCHEMA, *_CLUSTER_SCHEMA):
+        for statement in (*_LOG_SCHEMA, *_CLUSTER_SCHEMA, *KEY_SCHEMA):
             self.conn.execute(statement)
         if generation:
             self.conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('changes', ?)", (generation,))
@@ -651,6 +668,15 @@ class Database:
             name: np.stack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
             for name, vectors in found.items()
         }
+
+    def person_ids(self, names: Iterable[str]) -> dict[str, int]:
+        """The stable id of each named person who exists (a rename keeps it; ids are never reused)."""
+        found: dict[str, int] = {}
+        for name in dict.fromkeys(names):
+            person = self.find_person(name)
+            if person is not None:
+                found[name] = person
+        return found
 
     def names_of_faces(self, ids: Iterable[int]) -> dict[int, str]:
         wanted = [int(i) for i in ids]

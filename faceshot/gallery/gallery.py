@@ -28,7 +28,7 @@ from faceshot.errors import ConfigError, EmbedderMismatchError, FaceshotError, N
 from faceshot.gallery.enrollment import Admitted, Candidate, Enrollment
 from faceshot.gallery.exchange import read_export, write_export
 from faceshot.gallery.local import LocalStore
-from faceshot.gallery.ranking import Aggregation, check_aggregation, rank_max, rank_mean
+from faceshot.gallery.ranking import Aggregation, check_aggregation, rank_max, rank_mean, template
 from faceshot.gallery.results import (
     CheckReport,
     DirProgress,
@@ -40,6 +40,7 @@ from faceshot.gallery.results import (
     ImportSummary,
     PersonDetails,
     PersonSummary,
+    PersonVerification,
     Rejected,
     Skipped,
 )
@@ -454,6 +455,7 @@ class Gallery:
         group: str | Sequence[str] | None = None,
         aggregation: Aggregation | None = None,
         fpir: float | None = None,
+        among: Sequence[str] | None = None,
     ) -> list[Identification]:
         """Who is in this photo? One :class:`Identification` per face, largest face first.
 
@@ -468,18 +470,22 @@ class Gallery:
         groups): see :meth:`operating_point`. Each result carries the operating point used.
         ``top_k``: how many candidate people to list per face. ``group``: compare only with
         members of this group, or of these groups (their union), restricted inside the index.
+        ``among``: compare only with these people (a friends list): their faces are scored exactly,
+        without the index, so the cost grows with them, not with the gallery; not with ``group``.
         ``aggregation``: see :class:`Gallery`. Raises :class:`~faceshot.errors.NotFound` for an
-        unknown group, :class:`~faceshot.errors.ConfigError` for an impossible option.
+        unknown group or person, :class:`~faceshot.errors.ConfigError` for an impossible option.
         """
         self._check_search(top_k, aggregation)
-        faces_in_scope, _, _ = self.store.scope(group)  # an unknown group fails here, before any work
+        chosen = self._among(among, group)
+        # An unknown group fails here, before any work.
+        faces_in_scope = self.store.scope(group)[0] if chosen is None else sum(map(len, chosen.values()))
         point = self.operating_point(threshold, far, fpir=fpir, faces=faces_in_scope)
         loaded = self.engine.load(image)
         faces = self.engine.detector.detect(loaded)
         if not faces:
             return []
         vectors = self.engine.embed_faces(loaded, faces)
-        return self._identify(vectors, faces, point, top_k=top_k, group=group, aggregation=aggregation)
+        return self._identify(vectors, faces, point, top_k=top_k, group=group, aggregation=aggregation, among=chosen)
 
     def identify_embeddings(
         self,
@@ -492,6 +498,7 @@ class Gallery:
         group: str | Sequence[str] | None = None,
         aggregation: Aggregation | None = None,
         space: str | None = None,
+        among: Sequence[str] | None = None,
     ) -> list[Identification]:
         """Who is each of these probe vectors? One :class:`Identification` per row, in order (``face`` is ``None``).
 
@@ -504,9 +511,23 @@ class Gallery:
         self._check_space(space)
         self._check_search(top_k, aggregation)
         array = check_embeddings(vectors, self.store.dim)
-        faces_in_scope, _, _ = self.store.scope(group)
+        chosen = self._among(among, group)
+        faces_in_scope = self.store.scope(group)[0] if chosen is None else sum(map(len, chosen.values()))
         point = self.operating_point(threshold, far, fpir=fpir, faces=faces_in_scope)
-        return self._identify(array, [None] * len(array), point, top_k=top_k, group=group, aggregation=aggregation)
+        return self._identify(
+            array, [None] * len(array), point, top_k=top_k, group=group, aggregation=aggregation, among=chosen
+        )
+
+    def _among(self, among: Sequence[str] | None, group: str | Sequence[str] | None) -> dict[str, np.ndarray] | None:
+        """The face vectors of the people ``among`` names, by their stored names (``None``: no such list)."""
+        if among is None:
+            return None
+        if isinstance(among, str):
+            raise ConfigError("among is a list of people's names, not one name")
+        if group is not None:
+            raise ConfigError("give group or among, not both")
+        names = [self.store.person(name).name for name in dict.fromkeys(among)]  # NotFound for an unknown name
+        return self.store.embeddings(names)
 
     @staticmethod
     def _check_search(top_k: int, aggregation: Aggregation | None) -> None:
@@ -524,18 +545,30 @@ class Gallery:
         top_k: int,
         group: str | Sequence[str] | None,
         aggregation: Aggregation | None,
+        among: dict[str, np.ndarray] | None = None,
     ) -> list[Identification]:
-        """Rank people for each vector and decide (:func:`faceshot.match.decide`) at ``point``."""
+        """Rank people for each vector and decide (:func:`faceshot.match.decide`) at ``point``.
+        ``among``: score exactly against these people's vectors instead of searching the index."""
         how = aggregation or self.aggregation
-        faces_in_scope, most, _ = self.store.scope(group)
         found: list[Identification] = []
         hits: list[list[Hit]] = [[] for _ in faces]
+        vectors_of = self.store.embeddings
+        if among is not None:
+            hits = [
+                sorted((Hit(-1, name, float(score)) for name, faces_of in among.items() for score in faces_of @ vector),
+                       key=lambda hit: -hit.score)
+                for vector in np.asarray(vectors, dtype=np.float32)
+            ]
+            vectors_of = lambda names: {name: among[name] for name in names}  # noqa: E731
+            faces_in_scope = 0
+        else:
+            faces_in_scope, most, _ = self.store.scope(group)
         if faces_in_scope:
             # Enough neighbours that top_k people survive even if each has the most faces anyone has.
             k = min(faces_in_scope, max(top_k, top_k * most), MAX_NEIGHBOURS)
             hits = self.store.search(vectors, k, group=group)
         for face, vector, face_hits in zip(faces, vectors, hits):
-            ranking = rank_max(face_hits) if how == "max" else rank_mean(vector, face_hits, self.store.embeddings)
+            ranking = rank_max(face_hits) if how == "max" else rank_mean(vector, face_hits, vectors_of)
             candidates = tuple(ranking[:top_k])
             identity, score = decide(candidates, point.threshold)
             found.append(
@@ -604,7 +637,44 @@ class Gallery:
         """:meth:`Engine.verify` with this gallery's :attr:`calibration` (its own FAR table, if saved)."""
         return self.engine.verify(a, b, threshold=threshold, far=far, multiple=multiple, calibration=self.calibration)
 
+    def verify_person(
+        self,
+        name: str,
+        image: ImageInput,
+        *,
+        threshold: float | None = None,
+        far: float | None = None,
+        multiple: Multiple = "largest",
+    ) -> PersonVerification:
+        """Is the face in ``image`` the enrolled person ``name``? (A 1:1 check: a passport gate, a badge.)
+
+        The photo's face (the largest; ``multiple="error"`` refuses several) is scored against the
+        person as identification scores them (:attr:`aggregation`), and decided at the 1:1
+        operating point :meth:`verify` uses (``threshold``, else ``far``, else the calibrated
+        default, from this gallery's :attr:`calibration`). Raises :class:`NotFound` for an unknown
+        person, :class:`~faceshot.errors.NoFaceError` when the photo shows none.
+        """
+        vectors = self.store.embeddings([name]).get(name)
+        if vectors is None or not len(vectors):
+            raise NotFound(f"no person named {name!r} in the gallery")
+        point = self.engine.operating_point(threshold, far, calibration=self.calibration)
+        found, count = self.engine.one_face(image, multiple=multiple)
+        probe = np.asarray(found.embedding, dtype=np.float32)
+        if self.aggregation == "max":
+            score = float(np.max(np.asarray(vectors, dtype=np.float32) @ probe))
+        else:
+            score = float(template(vectors) @ probe)
+        return PersonVerification(
+            person=self.store.person(name).name, same=score >= point.threshold, score=score,
+            threshold=point.threshold, far=point.far, face=found.face, faces_in_photo=count, clamped=point.clamped,
+        )
+
     # -- people and groups ------------------------------------------------------------------
+    def person_ids(self, names: Iterable[str]) -> dict[str, int]:
+        """Each named person's stable id: kept through renames, never given to anyone else.
+        Unknown names are left out. Needs a store with ``person_ids`` (the local one has it)."""
+        return self.store.person_ids(names)  # type: ignore[attr-defined]
+
     def people(self) -> list[PersonSummary]:
         """Everyone enrolled, by name, with their face count and groups."""
         return self.store.people()

@@ -270,6 +270,11 @@ class LocalStore(Store):
         with self._reading():
             return self._db.thumbnail(int(face_id))
 
+    def person_ids(self, names: Iterable[str]) -> dict[str, int]:
+        """Each named person's stable id (the service's ``person_id``); unknown names are left out."""
+        with self._reading(), self._db.snapshot():
+            return self._db.person_ids(names)
+
     def embeddings(self, names: Iterable[str]) -> dict[str, np.ndarray]:
         with self._reading(), self._db.snapshot():
             return self._db.vectors_of(names)

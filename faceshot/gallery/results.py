@@ -217,6 +217,38 @@ class DirSummary:
 
 
 @dataclass(frozen=True)
+class PersonVerification:
+    """Is the face in a photo this enrolled person? (:meth:`~faceshot.gallery.Gallery.verify_person`)
+
+    ``score``: cosine similarity of the photo's face with the person (their mean template or best
+    face, by the gallery's aggregation); ``same`` is ``score >= threshold``. ``threshold``/``far``/
+    ``clamped``: the 1:1 operating point, as in :class:`~faceshot.results.Verification`.
+    ``face``: the face compared; ``faces_in_photo``: how many were found.
+    """
+
+    person: str
+    same: bool
+    score: float
+    threshold: float
+    far: float | None
+    face: Face
+    faces_in_photo: int
+    clamped: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "person": self.person,
+            "same": self.same,
+            "score": round(self.score, 6),
+            "threshold": round(self.threshold, 6),
+            "far": self.far,
+            "clamped": self.clamped,
+            "box": self.face.box.to_dict(),
+            "faces_in_photo": self.faces_in_photo,
+        }
+
+
+@dataclass(frozen=True)
 class Identification:
     """Who one face in a photo is.
 
