@@ -76,7 +76,7 @@ def test_cli_trains_exports_and_evaluates_on_the_official_runs(datasets, tmp_pat
 
 def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
     run = faceshot("train", tmp_path / "absent", "--out", tmp_path / "m.onnx")
-    assert run.returncode == 2 and "not a folder" in run.stderr and "Traceback" not in run.stderr
+    assert run.returncode == 2 and "no such folder" in run.stderr and "Traceback" not in run.stderr
     (tmp_path / "bad.onnx").write_text("not a model")
     run = faceshot("eval", "fewshot", tmp_path, "--model", tmp_path / "bad.onnx")
     assert run.returncode == 2 and "not a valid ONNX model" in run.stderr
