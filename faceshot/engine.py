@@ -19,7 +19,6 @@ from faceshot.align import Aligner
 from faceshot.choice import Multiple, choose_face, turned_face
 from faceshot.detect import Detector
 from faceshot.embed import DEFAULT_EMBEDDER, Embedder
-from faceshot.errors import ConfigError
 from faceshot.io import DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
 from faceshot.match import Calibration, OperatingPoint, cosine_similarity, resolve_operating_point
 from faceshot.results import Face, FaceEmbedding, Verification

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from faceshot.errors import GalleryError, NotFound
+from faceshot.errors import NotFound
 from faceshot.gallery.database import Database, from_blob, now, to_blob
 from faceshot.results import Box, Face
 

@@ -14,26 +14,31 @@ import io
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 
+from faceshot.bulk import represent_files
 from faceshot.choice import choose_face, several_faces, turned_face
 from faceshot.engine import Engine
-from faceshot.errors import ConflictError
+from faceshot.errors import ConfigError, ConflictError, FaceshotError
 from faceshot.gallery.names import name_key
-from faceshot.gallery.results import EnrolledFace, Skipped
+from faceshot.gallery.results import DirProgress, DirSummary, EnrolledFace, EnrollResult, Rejected, Skipped
 from faceshot.gallery.store import NewFace, Store
-from faceshot.io import ImageInput, read_bytes
+from faceshot.io import ImageInput, describe, read_bytes
+from faceshot.walk import by_top_folder
 from faceshot.quality import Quality, QualityLimits, assess, require
 from faceshot.results import Face
 
-__all__ = ["Candidate", "Admitted", "Enrollment", "FORCE_HINT", "THUMBNAIL_QUALITY"]
+__all__ = ["Candidate", "Admitted", "Enrollment", "FORCE_HINT", "THUMBNAIL_QUALITY", "DIR_BATCH", "rejection"]
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_QUALITY = 85
+#: Faces written per transaction by a folder's enrollment: what a crash can lose and a rerun redoes.
+DIR_BATCH = 64
 #: Two boxes of one photo overlapping this much (intersection over union) are the same face.
 DUPLICATE_IOU = 0.5
 #: What to do about a photo of several people, said wherever enrollment refuses one.
@@ -77,6 +82,187 @@ class Enrollment:
         self.engine = engine
         self.store = store
         self.limits = limits
+
+    # -- the three front ends ---------------------------------------------------------------
+    def photos(
+        self,
+        name: str,
+        sources: Sequence[ImageInput],
+        *,
+        create: bool,
+        groups: Iterable[str] = (),
+        metadata: dict[str, Any] | None = None,
+        force: bool,
+        keep_thumbnail: bool,
+    ) -> EnrollResult:
+        """Photos detected in this process (:meth:`Gallery.enroll <faceshot.gallery.Gallery.enroll>`)."""
+        groups = tuple(groups)
+        existed = self.store.has_person(name)
+        rejected: list[Rejected] = []
+        digests: list[tuple[str, str, ImageInput]] = []
+        for source in sources:
+            label = describe(source)
+            try:
+                digest, data = self.digest(source)
+            except FaceshotError as exc:
+                rejected.append(rejection(label, exc))
+                continue
+            digests.append((label, digest, data))
+        known = self.store.known_files(name, [digest for _, digest, _ in digests])
+        skipped = [Skipped(label, known[digest]) for label, digest, _ in digests if digest in known]
+        admitted: list[Admitted] = []
+        for label, digest, data in digests:
+            if digest in known:
+                continue
+            try:
+                candidate = self.from_photo(data, label, digest)
+                admitted.append(self.admit(name, candidate, force=force, keep_thumbnail=keep_thumbnail))
+            except FaceshotError as exc:
+                rejected.append(rejection(label, exc))
+        if not admitted and not (existed and (groups or metadata)):
+            return EnrollResult(name, False, (), tuple(skipped), tuple(rejected))
+        added, again = self.record(name, admitted, create=create, groups=groups, metadata=metadata)
+        if added:
+            log.info("enrolled %d face(s) of %r", len(added), name)
+        return EnrollResult(name, create and not existed, tuple(added), tuple(skipped + again), tuple(rejected))
+
+    def found(
+        self,
+        name: str,
+        faces: Sequence[tuple[np.ndarray, Face, np.ndarray | None, str, str]],
+        *,
+        force: bool,
+        keep_thumbnail: bool,
+    ) -> EnrollResult:
+        """Faces found earlier, as ``(photo, face, embedding or None, source, sha256)`` (a named cluster's)."""
+        existed = self.store.has_person(name)
+        rejected: list[Rejected] = []
+        admitted: list[Admitted] = []
+        for image, face, embedding, source, sha256 in faces:
+            try:
+                chip = self.engine.aligner.align(image, [face])[0]
+                candidate = Candidate(source, sha256, chip, face, 1, embedding)
+                admitted.append(self.admit(name, candidate, force=force, keep_thumbnail=keep_thumbnail))
+            except FaceshotError as exc:
+                rejected.append(rejection(source, exc))
+        if not admitted:
+            return EnrollResult(name, False, (), (), tuple(rejected))
+        added, skipped = self.record(name, admitted, create=True)
+        log.info("enrolled %d found face(s) of %r", len(added), name)
+        return EnrollResult(name, not existed, tuple(added), tuple(skipped), tuple(rejected))
+
+    def folder(
+        self,
+        folder: Path,
+        *,
+        groups: tuple[str, ...],
+        force: bool,
+        keep_thumbnail: bool,
+        workers: int | None,
+        progress: Callable[[DirProgress], None] | None,
+    ) -> DirSummary:
+        """A folder of people, detected in the bulk worker pool (:meth:`Gallery.enroll_dir <faceshot.gallery.Gallery.enroll_dir>`)."""
+        people, walked = by_top_folder(folder)  # the one file walker (faceshot.walk)
+        failed: list[Rejected] = [
+            Rejected(item.path, "ImageNotFoundError", item.reason) for item in walked.skipped if item.kind == "broken"
+        ]
+        left_out = tuple(item for item in walked.skipped if item.kind == "skipped")
+        plan: list[tuple[str, Path]] = [(person, photo) for person in sorted(people) for photo in people[person]]
+        total = len(plan)
+        done = 0
+
+        def report(person: str, source: str, outcome: str) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(DirProgress(done, total, person, source, outcome))
+
+        per_person: dict[str, dict[str, list[Any]]] = {}
+
+        def tally(person: str) -> dict[str, list[Any]]:
+            return per_person.setdefault(person, {"added": [], "skipped": [], "rejected": []})
+
+        # Skip what is already enrolled before any detection: this is what makes reruns cheap.
+        todo: list[tuple[str, Path, str]] = []
+        by_person: dict[str, list[tuple[Path, str]]] = {}
+        for person, photo in plan:
+            try:
+                digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+            except OSError as exc:
+                refused = Rejected(str(photo), "ImageNotFoundError", f"{photo}: cannot be read ({exc.strerror})")
+                tally(person)["rejected"].append(refused)
+                failed.append(refused)
+                report(person, str(photo), "failed")
+                continue
+            by_person.setdefault(person, []).append((photo, digest))
+        for person, photos in by_person.items():
+            try:
+                known = self.store.known_files(person, [digest for _, digest in photos])
+            except ConfigError as exc:  # a folder name that cannot be a person's name
+                for photo, _ in photos:
+                    refused = rejection(str(photo), exc)
+                    tally(person)["rejected"].append(refused)
+                    failed.append(refused)
+                    report(person, str(photo), "failed")
+                continue
+            for photo, digest in photos:
+                if digest in known:
+                    tally(person)["skipped"].append(Skipped(str(photo), known[digest]))
+                    report(person, str(photo), "skipped")
+                else:
+                    # Two copies of one file in a folder are both embedded; the store keeps one.
+                    todo.append((person, photo, digest))
+
+        batch: list[Admitted] = []
+        batch_person: str | None = None
+
+        def flush() -> None:
+            nonlocal batch
+            if batch_person is None or not batch:
+                return
+            added, again = self.record(batch_person, batch, create=True, groups=groups)
+            tally(batch_person)["added"].extend(added)
+            tally(batch_person)["skipped"].extend(again)
+            batch = []
+
+        results = represent_files(
+            [photo for _, photo, _ in todo],
+            engine=self.engine,
+            one_face="largest",
+            workers=workers,
+            keep_chips=True,
+        )
+        for (person, photo, digest), result in zip(todo, results):
+            if person != batch_person:
+                flush()
+                batch_person = person
+            label = str(photo)
+            try:
+                if result.error is not None:
+                    raise result.error
+                assert result.chips is not None
+                chosen = result.faces[0]
+                candidate = Candidate(label, digest, result.chips[0], chosen.face, result.found, chosen.embedding)
+                batch.append(self.admit(person, candidate, force=force, keep_thumbnail=keep_thumbnail))
+            except FaceshotError as exc:
+                refused = rejection(label, exc)
+                tally(person)["rejected"].append(refused)
+                failed.append(refused)
+                report(person, label, "failed")
+                continue
+            if len(batch) >= DIR_BATCH:
+                flush()
+            report(person, label, "enrolled")
+        flush()
+
+        people = tuple(
+            EnrollResult(person, False, tuple(t["added"]), tuple(t["skipped"]), tuple(t["rejected"]))
+            for person, t in sorted(per_person.items())
+        )
+        enrolled = sum(len(result.added) for result in people)
+        skipped = sum(len(result.skipped) for result in people)
+        log.info("%s: %d face(s) enrolled, %d skipped, %d failed", folder, enrolled, skipped, len(failed))
+        return DirSummary(enrolled, skipped, tuple(failed), people, left_out)
 
     # -- sources ----------------------------------------------------------------------------
     def digest(self, source: ImageInput) -> tuple[str, ImageInput]:
@@ -182,6 +368,11 @@ class Enrollment:
             else:  # the same file given twice, or enrolled by another process meanwhile
                 skipped.append(Skipped(source, outcome.face_id))
         return added, skipped
+
+
+def rejection(label: str, exc: FaceshotError) -> Rejected:
+    """A photo refused, for the result: its name, the error's class and its message."""
+    return Rejected(label, type(exc).__name__, str(exc))
 
 
 def _jpeg(chip: np.ndarray) -> bytes:

@@ -13,7 +13,6 @@ unknown, never forced onto the nearest person.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -22,10 +21,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from faceshot.bulk import represent_files
 from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError, EmbedderMismatchError, FaceshotError, NotFound
-from faceshot.gallery.enrollment import Admitted, Candidate, Enrollment
+from faceshot.gallery.enrollment import Admitted, Enrollment
 from faceshot.gallery.exchange import read_export, write_export
 from faceshot.gallery.local import LocalStore
 from faceshot.gallery.ranking import Aggregation, check_aggregation, rank_max, rank_mean, template
@@ -41,16 +39,13 @@ from faceshot.gallery.results import (
     PersonDetails,
     PersonSummary,
     PersonVerification,
-    Rejected,
-    Skipped,
 )
 from faceshot.gallery.settings import GallerySettings
 from faceshot.gallery.store import Hit, NewFace, PersonRecord, Store
-from faceshot.io import ImageInput, describe
+from faceshot.io import ImageInput
 from faceshot.match import Calibration, OperatingPoint, check_embeddings, decide, resolve_operating_point
 from faceshot.quality import DEFAULT_LIMITS, QualityLimits
 from faceshot.results import Face, Verification
-from faceshot.walk import by_top_folder
 from faceshot.spec import open_engine, record_engine
 
 __all__ = ["Gallery", "FoundFace", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE"]
@@ -61,8 +56,6 @@ DEFAULT_PATH = "faceshot.db"
 ENVIRONMENT_VARIABLE = "FACESHOT_DB"
 #: The most neighbours one search asks for; beyond it, people with many faces may hide others.
 MAX_NEIGHBOURS = 4096
-#: Faces written per transaction by ``enroll_dir``: what a crash can lose and a rerun redoes.
-DIR_BATCH = 64
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,8 +177,8 @@ class Gallery:
         ``keep_thumbnail``: also keep a small JPEG of each face (by default no image is stored).
         The faces are stored in one transaction: when this returns they are durable.
         """
-        return self._enroll(name, images, create=True, groups=groups, metadata=metadata, force=force,
-                            keep_thumbnail=keep_thumbnail)
+        return self._pipeline.photos(name, _as_list(images), create=True, groups=groups, metadata=metadata,
+                                     force=force, keep_thumbnail=keep_thumbnail)
 
     def add_faces(
         self,
@@ -198,48 +191,7 @@ class Gallery:
         """Like :meth:`enroll`, for someone already enrolled (:class:`NotFound` otherwise)."""
         if not self.store.has_person(name):
             raise NotFound(f"no person named {name!r} in the gallery; enroll them first")
-        return self._enroll(name, images, create=False, force=force, keep_thumbnail=keep_thumbnail)
-
-    def _enroll(
-        self,
-        name: str,
-        images: ImageInput | Sequence[ImageInput],
-        *,
-        create: bool,
-        groups: Iterable[str] = (),
-        metadata: dict[str, Any] | None = None,
-        force: bool,
-        keep_thumbnail: bool,
-    ) -> EnrollResult:
-        groups = tuple(groups)
-        existed = self.store.has_person(name)
-        rejected: list[Rejected] = []
-        digests: list[tuple[str, str, ImageInput]] = []
-        for source in _as_list(images):
-            label = describe(source)
-            try:
-                digest, data = self._pipeline.digest(source)
-            except FaceshotError as exc:
-                rejected.append(_rejection(label, exc))
-                continue
-            digests.append((label, digest, data))
-        known = self.store.known_files(name, [digest for _, digest, _ in digests])
-        skipped = [Skipped(label, known[digest]) for label, digest, _ in digests if digest in known]
-        admitted: list[Admitted] = []
-        for label, digest, data in digests:
-            if digest in known:
-                continue
-            try:
-                candidate = self._pipeline.from_photo(data, label, digest)
-                admitted.append(self._pipeline.admit(name, candidate, force=force, keep_thumbnail=keep_thumbnail))
-            except FaceshotError as exc:
-                rejected.append(_rejection(label, exc))
-        if not admitted and not (existed and (groups or metadata)):
-            return EnrollResult(name, False, (), tuple(skipped), tuple(rejected))
-        added, again = self._pipeline.record(name, admitted, create=create, groups=groups, metadata=metadata)
-        if added:
-            log.info("enrolled %d face(s) of %r", len(added), name)
-        return EnrollResult(name, create and not existed, tuple(added), tuple(skipped + again), tuple(rejected))
+        return self._pipeline.photos(name, _as_list(images), create=False, force=force, keep_thumbnail=keep_thumbnail)
 
     def enroll_found(
         self, name: str, found: Sequence[FoundFace], *, force: bool = False, keep_thumbnail: bool = False
@@ -250,21 +202,10 @@ class Gallery:
         faces are listed in ``rejected``, a photo already enrolled for this person in ``skipped``.
         One transaction: when this returns the faces are durable.
         """
-        existed = self.store.has_person(name)
-        rejected: list[Rejected] = []
-        admitted: list[Admitted] = []
-        for item in found:
-            try:
-                chip = self.engine.aligner.align(item.image, [item.face])[0]
-                candidate = Candidate(item.source, item.sha256, chip, item.face, 1, item.embedding)
-                admitted.append(self._pipeline.admit(name, candidate, force=force, keep_thumbnail=keep_thumbnail))
-            except FaceshotError as exc:
-                rejected.append(_rejection(item.source, exc))
-        if not admitted:
-            return EnrollResult(name, False, (), (), tuple(rejected))
-        added, skipped = self._pipeline.record(name, admitted, create=True)
-        log.info("enrolled %d found face(s) of %r", len(added), name)
-        return EnrollResult(name, not existed, tuple(added), tuple(skipped), tuple(rejected))
+        return self._pipeline.found(
+            name, [(item.image, item.face, item.embedding, item.source, item.sha256) for item in found],
+            force=force, keep_thumbnail=keep_thumbnail,
+        )
 
     def add_embeddings(
         self,
@@ -336,113 +277,12 @@ class Gallery:
         links are failures. Raises :class:`~faceshot.errors.ImageNotFoundError` when no person's
         folder holds a photo. Photos already enrolled for that person (same file content) are
         skipped before any work, so an interrupted run can simply be started again. A bad photo
-        is reported in ``failed`` and does not stop the run. Detection and embedding run in ``workers`` processes (default:
-        one per core). Faces are committed in batches of up to 64: an interruption loses at most
+        is reported in ``failed`` and does not stop the run. Detection and embedding run in
+        ``workers`` processes (default: one per core). Faces are committed in batches of up to 64: an interruption loses at most
         the batch in hand. ``progress`` is called after each photo.
         """
-        folder = Path(root)
-        people, walked = by_top_folder(folder)  # the one file walker (faceshot.walk)
-        groups = tuple(groups)
-        failed: list[Rejected] = [
-            Rejected(item.path, "ImageNotFoundError", item.reason) for item in walked.skipped if item.kind == "broken"
-        ]
-        left_out = tuple(item for item in walked.skipped if item.kind == "skipped")
-        plan: list[tuple[str, Path]] = [(person, photo) for person in sorted(people) for photo in people[person]]
-        total = len(plan)
-        done = 0
-
-        def report(person: str, source: str, outcome: str) -> None:
-            nonlocal done
-            done += 1
-            if progress is not None:
-                progress(DirProgress(done, total, person, source, outcome))
-
-        per_person: dict[str, dict[str, list[Any]]] = {}
-
-        def tally(person: str) -> dict[str, list[Any]]:
-            return per_person.setdefault(person, {"added": [], "skipped": [], "rejected": []})
-
-        # Skip what is already enrolled before any detection: this is what makes reruns cheap.
-        todo: list[tuple[str, Path, str]] = []
-        by_person: dict[str, list[tuple[Path, str]]] = {}
-        for person, photo in plan:
-            try:
-                digest = hashlib.sha256(photo.read_bytes()).hexdigest()
-            except OSError as exc:
-                rejection = Rejected(str(photo), "ImageNotFoundError", f"{photo}: cannot be read ({exc.strerror})")
-                tally(person)["rejected"].append(rejection)
-                failed.append(rejection)
-                report(person, str(photo), "failed")
-                continue
-            by_person.setdefault(person, []).append((photo, digest))
-        for person, photos in by_person.items():
-            try:
-                known = self.store.known_files(person, [digest for _, digest in photos])
-            except ConfigError as exc:  # a folder name that cannot be a person's name
-                for photo, _ in photos:
-                    rejection = _rejection(str(photo), exc)
-                    tally(person)["rejected"].append(rejection)
-                    failed.append(rejection)
-                    report(person, str(photo), "failed")
-                continue
-            for photo, digest in photos:
-                if digest in known:
-                    tally(person)["skipped"].append(Skipped(str(photo), known[digest]))
-                    report(person, str(photo), "skipped")
-                else:
-                    # Two copies of one file in a folder are both embedded; the store keeps one.
-                    todo.append((person, photo, digest))
-
-        batch: list[Admitted] = []
-        batch_person: str | None = None
-
-        def flush() -> None:
-            nonlocal batch
-            if batch_person is None or not batch:
-                return
-            added, again = self._pipeline.record(batch_person, batch, create=True, groups=groups)
-            tally(batch_person)["added"].extend(added)
-            tally(batch_person)["skipped"].extend(again)
-            batch = []
-
-        results = represent_files(
-            [photo for _, photo, _ in todo],
-            engine=self.engine,
-            one_face="largest",
-            workers=workers,
-            keep_chips=True,
-        )
-        for (person, photo, digest), result in zip(todo, results):
-            if person != batch_person:
-                flush()
-                batch_person = person
-            label = str(photo)
-            try:
-                if result.error is not None:
-                    raise result.error
-                assert result.chips is not None
-                chosen = result.faces[0]
-                candidate = Candidate(label, digest, result.chips[0], chosen.face, result.found, chosen.embedding)
-                batch.append(self._pipeline.admit(person, candidate, force=force, keep_thumbnail=keep_thumbnail))
-            except FaceshotError as exc:
-                rejection = _rejection(label, exc)
-                tally(person)["rejected"].append(rejection)
-                failed.append(rejection)
-                report(person, label, "failed")
-                continue
-            if len(batch) >= DIR_BATCH:
-                flush()
-            report(person, label, "enrolled")
-        flush()
-
-        people = tuple(
-            EnrollResult(person, False, tuple(t["added"]), tuple(t["skipped"]), tuple(t["rejected"]))
-            for person, t in sorted(per_person.items())
-        )
-        enrolled = sum(len(result.added) for result in people)
-        skipped = sum(len(result.skipped) for result in people)
-        log.info("%s: %d face(s) enrolled, %d skipped, %d failed", folder, enrolled, skipped, len(failed))
-        return DirSummary(enrolled, skipped, tuple(failed), people, left_out)
+        return self._pipeline.folder(Path(root), groups=tuple(groups), force=force, keep_thumbnail=keep_thumbnail,
+                                     workers=workers, progress=progress)
 
     # -- identification ---------------------------------------------------------------------
     def identify(
@@ -743,10 +583,6 @@ class Gallery:
     def rebuild(self) -> CheckReport:
         """Rebuild the search index from the database, and report."""
         return self.store.rebuild()
-
-
-def _rejection(label: str, exc: FaceshotError) -> Rejected:
-    return Rejected(label, type(exc).__name__, str(exc))
 
 
 def _as_list(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:

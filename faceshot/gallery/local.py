@@ -21,7 +21,7 @@ import numpy as np
 
 from faceshot.errors import ConfigError, GalleryBusyError, GalleryError, GalleryReadOnlyError, NotFound
 from faceshot.gallery.database import RESERVED_SETTINGS, Change, Database, from_blob
-from faceshot.gallery.index import IndexFileError, create_index, read_index_file, resolve_index_kind
+from faceshot.gallery.index import IndexFileError, read_index_file, resolve_index_kind
 from faceshot.gallery.results import (
     CheckReport,
     FaceInfo,
