@@ -41,6 +41,7 @@ __all__ = [
     "VectorIndex",
     "FlatIndex",
     "FaissIndex",
+    "Subset",
     "parse_kind",
     "SEARCH_PARAMS",
     "indexes",
@@ -122,6 +123,27 @@ class VectorIndex(ABC):
         return None
 
 
+class Subset:
+    """Face ids to restrict a search to, with the FAISS selector built once (building one over
+    100,000 ids takes milliseconds; a store keeps a group's ``Subset`` until the log moves)."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self._selector: Any = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def selector(self) -> Any:
+        if self._selector is None:
+            self._selector = _faiss().IDSelectorBatch(self.ids)
+        return self._selector
+
+
+def _selector(subset: "np.ndarray | Subset") -> Any:
+    return subset.selector() if isinstance(subset, Subset) else _faiss().IDSelectorBatch(np.asarray(subset, dtype=np.int64))
+
+
 class FlatIndex(VectorIndex):
     """Exact search: ``IndexIDMap2(IndexFlatIP(dim))`` with face ids as FAISS ids.
 
@@ -164,7 +186,7 @@ class FlatIndex(VectorIndex):
                 return self._index.search(queries, k)
             faiss = _faiss()
             # The selector must outlive the search: keep a reference in this frame.
-            selector = faiss.IDSelectorBatch(np.asarray(subset, dtype=np.int64))
+            selector = _selector(subset)
             return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))
 
     def ids(self) -> np.ndarray:
@@ -205,7 +227,12 @@ def _vectors(vectors: np.ndarray, dim: int) -> np.ndarray:
 
 
 #: Search parameters a kind may carry after a colon (``"hnsw:efSearch=128"``), and their defaults.
-SEARCH_PARAMS = {"efSearch": 64, "nprobe": 16, "rerank": 64}
+#: ``nprobe`` 0 means a quarter of the inverted lists. The defaults are wide because face vectors
+#: are hard for approximate search: on LFW-like synthetic galleries of 100k faces, HNSW32 at
+#: efSearch 64 kept only 86% of the mated probes exact search names, IVF at nprobe 32 of 1,024
+#: lists 92%; efSearch 256 kept 97%, a quarter of the lists with 128 rescored candidates ≥ 99%
+#: (BENCHMARKS.md, benchmarks/ann_bench.py).
+SEARCH_PARAMS = {"efSearch": 256, "nprobe": 0, "rerank": 128}
 
 
 def parse_kind(kind: str) -> tuple[str, dict[str, float]]:
@@ -396,7 +423,7 @@ class FaissIndex(VectorIndex):
             return faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
         if self._index is not None and "IVF" in self.spec:
             nlist = _lists_in(self.spec)
-            nprobe = int(min(nlist, self.params.get("nprobe", SEARCH_PARAMS["nprobe"]) * widen))
+            nprobe = int(min(nlist, (self.params.get("nprobe") or max(16, nlist // 4)) * widen))
             return faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
         return faiss.SearchParameters(sel=selector) if selector is not None else None
 
@@ -412,7 +439,7 @@ class FaissIndex(VectorIndex):
             return np.full((len(queries), 1), -np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
         k = max(1, min(k, total))
         if subset is not None:
-            selector = faiss.IDSelectorBatch(np.asarray(subset, dtype=np.int64))
+            selector = _selector(subset)
         elif self._tombstones:
             inner = faiss.IDSelectorBatch(self._tomb())
             selector = faiss.IDSelectorNot(inner)

@@ -21,7 +21,15 @@ import numpy as np
 
 from faceshot.errors import ConfigError, GalleryBusyError, GalleryError, GalleryReadOnlyError, NotFound
 from faceshot.gallery.database import RESERVED_SETTINGS, Change, Database, from_blob
-from faceshot.gallery.index import FaissIndex, IndexFileError, create_index, read_index_file, resolve_index_kind
+from faceshot.gallery.index import (
+    FaissIndex,
+    IndexFileError,
+    Subset,
+    create_index,
+    parse_kind,
+    read_index_file,
+    resolve_index_kind,
+)
 from faceshot.gallery.results import (
     CheckReport,
     FaceInfo,
@@ -44,6 +52,8 @@ INDEX_SETTING = "index"
 #: A group of at most this many faces is searched exactly over its own vectors, whatever the index:
 #: one matrix product over 4,096 vectors costs about as much as an HNSW search of a million.
 EXACT_GROUP = 4096
+#: People whose vectors are kept for mean templates between writes.
+TEMPLATE_CACHE = 100_000
 
 
 def index_path(path: Path) -> Path:
@@ -85,6 +95,11 @@ class LocalStore(Store):
             self.index_kind = index or self._db.get_setting(INDEX_SETTING) or "auto"
         self._vectors: FollowingIndex | None = None
         self._scopes: dict[str | None, tuple[int, tuple[int, int, int]]] = {}
+        # group -> (log head, its face ids, their vectors once a small group was searched exactly,
+        # the ids with their FAISS selector)
+        self._groups: dict[str, tuple[int, np.ndarray, np.ndarray | None, Subset]] = {}
+        # person -> face vectors, for mean templates; dropped whenever the log moves
+        self._vectors_of: tuple[int, dict[str, np.ndarray]] = (-1, {})
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.path)!r}, embedder={self.embedder!r})"
@@ -275,8 +290,19 @@ class LocalStore(Store):
             return self._db.thumbnail(int(face_id))
 
     def embeddings(self, names: Iterable[str]) -> dict[str, np.ndarray]:
+        # Mean aggregation asks for every candidate's vectors at every identification: they are
+        # kept (up to TEMPLATE_CACHE people) until the change log moves, as the scopes are.
+        names = list(dict.fromkeys(names))
         with self._reading(), self._db.snapshot():
-            return self._db.vectors_of(names)
+            head = self._db.head()
+            cached_head, cache = self._vectors_of
+            if cached_head != head or len(cache) > TEMPLATE_CACHE:
+                cache = {}
+                self._vectors_of = (head, cache)
+            missing = [name for name in names if name not in cache]
+            if missing:
+                cache.update(self._db.vectors_of(missing))
+            return {name: cache[name] for name in names}
 
     def export_people(self) -> Iterator[PersonRecord]:
         with self._reading(), self._db.snapshot():
@@ -351,18 +377,19 @@ class LocalStore(Store):
                 index = follower.catch_up()
                 subset = None
                 if group is not None:
-                    subset = self._db.group_face_ids(group)
+                    subset = self._group_faces(group)
                     if not len(subset):
                         return [[] for _ in queries]
                 if subset is not None and len(subset) <= EXACT_GROUP:
-                    scores, ids = self._exact_over(index, queries, k, subset)
+                    scores, ids = self._exact_over(index, queries, k, subset, group)
                 else:
                     wanted = index.candidates(k) if isinstance(index, FaissIndex) else k
-                    if subset is not None and isinstance(index, FaissIndex):
-                        widen = float(min(8.0, max(1.0, index.count / len(subset))))
-                        scores, ids = index.search(queries, wanted, subset, widen=widen)
+                    restrict = None if subset is None else self._groups[group][3]  # type: ignore[index]
+                    if restrict is not None and isinstance(index, FaissIndex):
+                        widen = float(min(8.0, max(1.0, index.count / len(restrict))))
+                        scores, ids = index.search(queries, wanted, restrict, widen=widen)
                     else:
-                        scores, ids = index.search(queries, wanted, subset)
+                        scores, ids = index.search(queries, wanted, restrict)
                     if not index.exact_scores:
                         scores, ids = self._rescore(queries, ids, k)
                 names = self._db.names_of_faces({int(i) for i in ids.ravel() if i >= 0})
@@ -373,12 +400,32 @@ class LocalStore(Store):
             for row_scores, row_ids in zip(scores, ids)
         ]
 
-    def _exact_over(self, index: Any, queries: np.ndarray, k: int, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _group_faces(self, group: str) -> np.ndarray:
+        """The face ids of a group's members (sorted), kept until the change log moves: reading
+        100,000 ids from SQLite costs tens of milliseconds, more than the search itself."""
+        head = self._db.head()
+        cached = self._groups.get(group)
+        if cached is not None and cached[0] == head:
+            return cached[1]
+        ids = np.unique(self._db.group_face_ids(group))
+        if len(self._groups) >= 64 or (self._groups and next(iter(self._groups.values()))[0] != head):
+            self._groups.clear()
+        self._groups[group] = (head, ids, None, Subset(ids))
+        return ids
+
+    def _exact_over(
+        self, index: Any, queries: np.ndarray, k: int, subset: np.ndarray, group: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best of ``subset`` by exact score (a small group: cheaper than any index)."""
-        subset = np.unique(np.asarray(subset, dtype=np.int64))
-        held = index.vectors(subset) if index.exact_scores else None
+        cached = self._groups.get(group) if group is not None else None
+        held = cached[2] if cached is not None else None
         if held is None:
-            subset, held = self._db.vectors_of_faces(subset)
+            held = index.vectors(subset) if index.exact_scores else None
+            if held is None:
+                found, held = self._db.vectors_of_faces(subset)
+                assert np.array_equal(found, subset)  # read in the same snapshot as the ids
+            if cached is not None:
+                self._groups[group] = (cached[0], cached[1], held, cached[3])
         return _top_k(queries @ held.T, subset, k)
 
     def _rescore(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -467,6 +514,8 @@ class LocalStore(Store):
                         state = f"corrupt: newer than the database (change {header.generation} > {head})"
                     elif header.generation < log_start:
                         state = "stale: older than the change log (rebuilt at the next search)"
+                    elif header.kind != parse_kind(resolve_index_kind(self.index_kind, faces, self.dim))[0]:
+                        state = f"ok, a {header.kind!r} index where {self.index_kind!r} is configured (rebuilt at the next open)"
                     else:
                         expected = self._expected_ids(header.generation, index.ids())
                         if not np.array_equal(np.sort(expected), db_ids):
