@@ -20,7 +20,7 @@ from faceshot.gallery.index import FaissIndex, create_index, read_index_file, re
 from faceshot.gallery.local import EXACT_GROUP, INDEX_SETTING, LocalStore
 from faceshot.gallery.store import NewFace, PersonRecord
 
-KINDS = ("hnsw", "hnsw:efSearch=128", "ivfpq:nprobe=8", "HNSW32,Flat", "IVF64,Flat", "IVF64,SQ8")
+KINDS = ("hnsw", "hnsw:efSearch=128", "ivfpq:nprobe=8", "ivfsq", "HNSW32,Flat", "IVF64,Flat", "IVF64,SQ8")
 
 
 def people_records(vectors: np.ndarray, person: np.ndarray, groups=lambda p: ()) -> list[PersonRecord]:
@@ -175,8 +175,8 @@ def test_exact_group_threshold_is_documented_and_small():
 
 def test_auto_follows_gallery_size_and_bad_kinds_are_refused(tmp_path):
     assert resolve_index_kind("auto", 1000) == "flat"
-    assert resolve_index_kind("auto", index_module.AUTO_HNSW_FROM) == "hnsw"
-    assert resolve_index_kind("auto", index_module.AUTO_IVFPQ_FROM) == "ivfpq"
+    assert resolve_index_kind("auto", index_module.AUTO_COMPRESSED_FROM - 1) == "flat"
+    assert resolve_index_kind("auto", index_module.AUTO_COMPRESSED_FROM) == index_module.AUTO_COMPRESSED
     for bad, message in (
         ("hnsw:ef=3", "unknown search parameter 'ef'"),
         ("hnsw:efSearch=0", "at least 1"),

@@ -1,16 +1,21 @@
 """The vector index: derived from the database, saved beside it, rebuilt whenever in doubt.
 
-:class:`VectorIndex` is the seam for index types, chosen by name from ``indexes`` (the way FAISS
-builds one from a factory string). ``flat`` is exact inner-product search over face ids, which on
-unit vectors is the cosine similarity faceshot reports; an HNSW or IVF-PQ index for large
-galleries registers beside it and the rest of the store does not change.
+:class:`VectorIndex` is the seam for index types. ``flat`` (:class:`FlatIndex`) is exact
+inner-product search over face ids, which on unit vectors is the cosine similarity faceshot
+reports. Every other kind is a FAISS factory string (:class:`FaissIndex`): named ones (``hnsw``,
+``ivfpq``, ``ivfsq``, :data:`NAMED`) or the user's own (``"HNSW32,Flat"``, ``"IVF4096,PQ32"``),
+with search parameters after a colon (``"ivfpq:nprobe=512,rerank=256"``, :func:`parse_kind`).
+``auto`` chooses by gallery size (:func:`resolve_index_kind`). Kinds that keep compressed codes
+return candidates whose exact scores the store computes from the records, so every decision is
+taken on exact scores; what an index can change is only *which* faces are candidates.
 
 **Index file** (``<db>.faiss``), one file so that one ``os.replace`` swaps it whole::
 
     faceshot-index 1\\n
     {"kind": "flat", "embedder": "dlib-resnet", "dim": 128, "count": 42, "generation": 17,
      "sha256": "<hex digest of the payload>"}\\n
-    <payload: the index as faiss.serialize_index writes it>
+    <payload: the index as faiss.serialize_index writes it; for FaissIndex an .npz of the trained
+     index, its untrained buffer, its tombstones and the factory string it was built with>
 
 ``generation`` is the database's change counter when the index was made; a file whose generation,
 count, embedder or checksum disagree with the database is not used (see :func:`read_index_file`).
@@ -562,7 +567,8 @@ def _first_line(exc: BaseException) -> str:
 #: Named kinds and the factory strings they build; ``{nlist}`` is chosen at training time.
 NAMED = {
     "hnsw": "HNSW32,Flat",
-    "ivfpq": "IVF{nlist},PQ{pq}x4fs",
+    "ivfpq": "IVF{nlist},PQ{pq}x4fs",  # 128-D: 32-byte codes, about 41 bytes per face with the ids
+    "ivfsq": "IVF{nlist},SQ4",  # 128-D: 64-byte codes, about 72 bytes per face; finds the neighbour far more often
 }
 
 
@@ -576,31 +582,34 @@ indexes.register("flat")(FlatIndex)
 
 
 AUTO = "auto"
-#: The ``auto`` policy, from benchmarks/ann_bench.py on synthetic LFW-like galleries (BENCHMARKS.md):
-#: exact search below AUTO_HNSW_FROM faces, HNSW up to AUTO_IVFPQ_FROM, compressed codes beyond.
-AUTO_HNSW_FROM = 200_000
-AUTO_IVFPQ_FROM = 20_000_000
+#: The ``auto`` policy, from benchmarks/ann_bench.py and ann_product.py on synthetic LFW-like
+#: galleries (BENCHMARKS.md, "Large galleries"): exact search below AUTO_COMPRESSED_FROM faces
+#: (single-probe p50 about 2.6 ms at 100k faces on one core, growing linearly), then AUTO_COMPRESSED.
+#: HNSW is never chosen: on those galleries it needed efSearch ≥ 512 to keep even 90% of exact
+#: search's correct names at 1M faces, at more memory per face than the vectors themselves.
+AUTO_COMPRESSED_FROM = 200_000
+AUTO_COMPRESSED = "ivfsq"
 
 
 def resolve_index_kind(kind: str, faces: int, dim: int = 128) -> str:
     """The index kind to build for a gallery of ``faces`` faces: ``kind`` itself, or ``"auto"``'s choice.
 
-    ``kind``: ``"auto"``, a named kind (``"flat"``, ``"hnsw"``, ``"ivfpq"``) or a FAISS factory string
+    ``kind``: ``"auto"``, a named kind (``"flat"``, ``"hnsw"``, ``"ivfpq"``, ``"ivfsq"``) or a FAISS factory string
     (``"HNSW32,Flat"``, ``"IVF4096,PQ32"``), optionally followed by search parameters
     (``"hnsw:efSearch=128"``, ``"ivfpq:nprobe=32,rerank=100"``; see :data:`SEARCH_PARAMS`).
-    ``auto`` picks flat exact search below :data:`AUTO_HNSW_FROM` faces, ``hnsw`` below
-    :data:`AUTO_IVFPQ_FROM`, else ``ivfpq``. Raises :class:`~faceshot.errors.ConfigError` for a
+    ``auto`` picks flat exact search below :data:`AUTO_COMPRESSED_FROM` faces, else
+    :data:`AUTO_COMPRESSED`. Raises :class:`~faceshot.errors.ConfigError` for a
     kind FAISS cannot build or an unknown parameter.
     """
     structure, params = parse_kind(kind)
     if structure == AUTO:
         if params:
             raise ConfigError(f"'auto' takes no search parameters (got {kind!r}); name the kind, e.g. 'hnsw:efSearch=128'")
-        return "flat" if faces < AUTO_HNSW_FROM else "hnsw" if faces < AUTO_IVFPQ_FROM else "ivfpq"
+        return "flat" if faces < AUTO_COMPRESSED_FROM else AUTO_COMPRESSED
     if not structure:
         raise ConfigError(f"empty index kind {kind!r}; choose auto, {', '.join(indexes.names())}, hnsw, ivfpq or a FAISS factory string")
     if structure not in indexes.names():
-        if structure.lower() in ("hnsw", "ivfpq") and structure not in NAMED:
+        if structure.lower() in NAMED and structure not in NAMED:
             raise ConfigError(f"unknown index {structure!r}; did you mean {structure.lower()!r}?")
         FaissIndex(dim, kind=structure, spec=_structure_spec(structure, dim)).set_params(params)
     elif params:
