@@ -151,9 +151,13 @@ def test_hnsw_tombstones_are_compacted_by_a_background_rebuild(population, tmp_p
 
 
 @pytest.mark.parametrize("kind", ("hnsw", "ivfpq"))
-def test_group_search_at_every_size_decides_as_exact_search(kind, population, tmp_path, monkeypatch):
+@pytest.mark.parametrize("exact_group, cache", [(200, 500_000), (100_000, 1000)])
+def test_group_search_at_every_size_decides_as_exact_search(kind, exact_group, cache, population, tmp_path, monkeypatch):
     monkeypatch.setattr(index_module, "TRAIN_PER_LIST", 20)
-    monkeypatch.setattr("faceshot.gallery.local.EXACT_GROUP", 200)  # so the 1,500-face group takes the selector path
+    # (200, ...): the 1,500-face group takes the selector path; (..., 1000): both groups are searched
+    # exactly, the large one's vectors too many to keep, so read again at every search.
+    monkeypatch.setattr("faceshot.gallery.local.EXACT_GROUP", exact_group)
+    monkeypatch.setattr("faceshot.gallery.local.GROUP_CACHE_FACES", cache)
     _, gallery, probes, _ = population
 
     def groups(who: int) -> tuple[str, ...]:
@@ -167,6 +171,11 @@ def test_group_search_at_every_size_decides_as_exact_search(kind, population, tm
             members = {f"p{who}" for who in range(3000) if group in groups(who)}
             assert all(name in members for r in got for name, _ in r.candidates)
             assert sum(r.identity is not None for r in want) > 10
+        ann.delete("p0")  # a member of both groups: never returned once deleted, cached vectors or not
+        for group in ("small", "large"):
+            assert all(name != "p0" for r in ann.identify_embeddings(probes[:50], group=group) for name, _ in r.candidates)
+        [result] = ann.identify_embeddings(gallery.vectors[0], group="small")
+        assert result.identity != "p0"
 
 
 def test_exact_group_threshold_is_documented_and_small():

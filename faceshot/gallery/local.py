@@ -49,9 +49,13 @@ log = logging.getLogger(__name__)
 
 #: The gallery setting that names the index kind (``"auto"`` when unset).
 INDEX_SETTING = "index"
-#: A group of at most this many faces is searched exactly over its own vectors, whatever the index:
-#: one matrix product over 4,096 vectors costs about as much as an HNSW search of a million.
-EXACT_GROUP = 4096
+#: A group of at most this many faces is searched exactly over its own vectors, whatever the index,
+#: the vectors kept in memory until the change log moves: one product over 100,000 vectors takes
+#: a few milliseconds on one core, and a group's decisions are then exact search's. Larger groups
+#: are searched inside the index with a selector.
+EXACT_GROUP = 100_000
+#: At most this many group vectors are kept in memory (about 256 MB of 128-D float32).
+GROUP_CACHE_FACES = 500_000
 #: People whose vectors are kept for mean templates between writes.
 TEMPLATE_CACHE = 100_000
 
@@ -425,7 +429,16 @@ class LocalStore(Store):
                 found, held = self._db.vectors_of_faces(subset)
                 assert np.array_equal(found, subset)  # read in the same snapshot as the ids
             if cached is not None:
-                self._groups[group] = (cached[0], cached[1], held, cached[3])
+                kept = sum(len(entry[2]) for entry in self._groups.values() if entry[2] is not None)
+                for other in list(self._groups):  # oldest first, until the new vectors fit
+                    if kept + len(held) <= GROUP_CACHE_FACES:
+                        break
+                    entry = self._groups[other]
+                    if other != group and entry[2] is not None:
+                        kept -= len(entry[2])
+                        self._groups[other] = (entry[0], entry[1], None, entry[3])
+                if kept + len(held) <= GROUP_CACHE_FACES:
+                    self._groups[group] = (cached[0], cached[1], held, cached[3])
         return _top_k(queries @ held.T, subset, k)
 
     def _rescore(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
