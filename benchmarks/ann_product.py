@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--kind", default="ivfpq", help="index kinds to compare with flat, separated by ';'")
     parser.add_argument("--probes", type=int, default=1000, help="mated probes, and as many non-mated")
     parser.add_argument("--group-probes", type=int, default=300)
+    parser.add_argument("--reuse", action="store_true", help="the gallery in --keep is already loaded: measure only")
     parser.add_argument("--keep", type=Path, help="folder for the gallery (kept); default a temporary one")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp())
@@ -93,7 +94,7 @@ def main() -> None:
         group_probes[group] = (vectors, [f"p{i}" for i in chosen] + [None] * half)
     with Gallery(path) as gallery:
         started = time.perf_counter()
-        for start in range(0, args.faces, 100_000):
+        for start in range(0, args.faces if not args.reuse else 0, 100_000):
             gallery.add_embeddings_batch(
                 PersonRecord(f"p{i}", {}, groups_of(i, args.faces), None, (NewFace(synthetic.vectors[i]),))
                 for i in range(start, min(args.faces, start + 100_000))
@@ -102,7 +103,7 @@ def main() -> None:
         report["db_mb"] = round(sum(p.stat().st_size for p in folder.glob("ann_product.db*")) / 2**20, 1)
         print(json.dumps(report), flush=True)
         results = {}
-        kinds = args.kind.split(";")
+        kinds = [kind for kind in args.kind.split(";") if kind]
         for kind in (*kinds, "flat"):
             gallery.store.set_index(kind)
             started = time.perf_counter()

@@ -16,8 +16,8 @@ import pytest
 from faceshot.errors import ConfigError
 from faceshot.evaluate.synthetic import lfw_dlib_model
 from faceshot.gallery import Gallery, index as index_module
-from faceshot.gallery.index import FaissIndex, create_index, read_index_file, resolve_index_kind
-from faceshot.gallery.local import EXACT_GROUP, INDEX_SETTING, LocalStore
+from faceshot.gallery.index import FaissIndex, create_index, resolve_index_kind
+from faceshot.gallery.local import EXACT_GROUP, LocalStore
 from faceshot.gallery.store import NewFace, PersonRecord
 
 KINDS = ("hnsw", "hnsw:efSearch=128", "ivfpq:nprobe=8", "ivfsq", "HNSW32,Flat", "IVF64,Flat", "IVF64,SQ8")
@@ -228,3 +228,25 @@ def test_index_file_round_trip_keeps_tombstones_and_pending(population, tmp_path
     copy = create_index("hnsw", 128, hnsw.to_bytes())
     scores, found = copy.search(gallery.vectors[:10], 1)
     assert not np.isin(found, ids[:10]).any() and copy.count == 990
+
+
+def test_auto_switches_kind_in_the_background_as_the_gallery_grows(population, tmp_path, monkeypatch):
+    monkeypatch.setattr(index_module, "TRAIN_PER_LIST", 4)
+    monkeypatch.setattr(index_module, "AUTO_COMPRESSED_FROM", 1000)
+    _, gallery, _, _ = population
+    store = LocalStore(tmp_path / "g.db", embedder="dlib-resnet", dim=128)  # auto
+    store.import_people(people_records(gallery.vectors[:500], gallery.person[:500]))
+    store.search(gallery.vectors[:1], 1)
+    assert store._vectors.index.kind == "flat"
+    store.import_people(people_records(gallery.vectors[500:1200], gallery.person[500:1200]))
+    [hits] = store.search(gallery.vectors[1100], 1)  # still flat, the compressed index building meanwhile
+    assert hits[0].person == f"p{gallery.person[1100]}"
+    assert store._vectors.wait(60)
+    [hits] = store.search(gallery.vectors[1150], 1)
+    assert store._vectors.index.kind == index_module.AUTO_COMPRESSED and store.stats.background_rebuilds == 1
+    assert hits[0].person == f"p{gallery.person[1150]}"
+    store.close()
+    again = LocalStore(tmp_path / "g.db", embedder="dlib-resnet", dim=128)  # opens with auto's choice at once
+    [hits] = again.search(gallery.vectors[3], 1)
+    assert again._vectors.index.kind == index_module.AUTO_COMPRESSED and hits[0].person == f"p{gallery.person[3]}"
+    again.close()

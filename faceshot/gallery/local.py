@@ -128,7 +128,9 @@ class LocalStore(Store):
         if self._vectors is None:
             _, faces = self._db.counts()
             kind = resolve_index_kind(self.index_kind, faces, self.dim)
-            self._vectors = FollowingIndex(self._db, self.index_path, kind=kind, embedder=self.embedder, dim=self.dim)
+            self._vectors = FollowingIndex(
+                self._db, self.index_path, kind=kind, embedder=self.embedder, dim=self.dim, auto=self.index_kind == "auto"
+            )
         return self._vectors
 
     def _after_snapshot(self, snapshots_before: int) -> None:

@@ -6,7 +6,9 @@ The records (:mod:`faceshot.gallery.database`) are the truth; an index is derive
 removed; who a face belongs to and which groups they are in are read from the records at search
 time), so another process's write costs the next search the rows it wrote, not a rebuild.
 
-An index that asks to be built again (:attr:`~faceshot.gallery.index.VectorIndex.wants_rebuild`:
+A process whose index kind is ``auto``'s choice follows the policy as the gallery grows: once
+:func:`~faceshot.gallery.index.resolve_index_kind` chooses another kind for the faces it holds, the
+index of that kind is built the same way. An index that asks to be built again (:attr:`~faceshot.gallery.index.VectorIndex.wants_rebuild`:
 an IVF index grown past what it was trained on, an HNSW index full of tombstones) is rebuilt in a
 background thread from a snapshot of the records, over its own connection, while searches go on
 with the current index; the next catch-up swaps the new one in and applies the rows written
@@ -36,8 +38,10 @@ from faceshot.gallery.index import (
     IndexHeader,
     VectorIndex,
     create_index,
+    AUTO,
     parse_kind,
     read_index_file,
+    resolve_index_kind,
     write_index_file,
 )
 
@@ -72,8 +76,9 @@ class FollowingIndex:
     records, so the faces it searches and the names it reports come from one committed state.
     """
 
-    def __init__(self, db: Database, path: Path, *, kind: str, embedder: str, dim: int) -> None:
+    def __init__(self, db: Database, path: Path, *, kind: str, embedder: str, dim: int, auto: bool = False) -> None:
         self.db = db
+        self.auto = auto  # the kind was auto's choice: follow the policy as the gallery grows
         self.path = path
         self.kind = kind
         self.embedder = embedder
@@ -81,7 +86,7 @@ class FollowingIndex:
         self.structure, self.params = parse_kind(kind)
         self.consumer = f"index-file:{path.name}"
         self._background: threading.Thread | None = None
-        self._built: tuple[VectorIndex, int] | None = None
+        self._built: tuple[VectorIndex, int, str] | None = None
         self._built_lock = threading.Lock()
         self.index: VectorIndex | None = None
         self.cursor = -1
@@ -127,13 +132,21 @@ class FollowingIndex:
     def _maybe_rebuild_in_background(self) -> None:
         assert self.index is not None
         why = self.index.wants_rebuild
+        kind = self.kind
+        if self.auto:
+            # Down again only at half the size that made it grow: no rebuild back and forth at the limit.
+            chosen = resolve_index_kind(AUTO, self.index.count, self.dim)
+            if chosen != self.kind and resolve_index_kind(AUTO, self.index.count * 2, self.dim) != self.kind:
+                why, kind = f"auto chooses {chosen!r} at {self.index.count} faces", chosen
         if why is None or (self._background is not None and self._background.is_alive()):
             return
         log.info("%s: rebuilding the index in the background (%s)", self.path, why)
-        self._background = threading.Thread(target=self._build_from_records, name="faceshot-index-rebuild", daemon=True)
+        self._background = threading.Thread(
+            target=self._build_from_records, args=(kind,), name="faceshot-index-rebuild", daemon=True
+        )
         self._background.start()
 
-    def _build_from_records(self) -> None:
+    def _build_from_records(self, kind: str) -> None:
         try:
             db = Database(self.db.path, embedder=self.embedder, dim=self.dim, create=False)
         except Exception as exc:  # the records are read again at the next trigger
@@ -143,7 +156,7 @@ class FollowingIndex:
             with db.snapshot():
                 head = db.head()
                 ids, vectors = db.all_vectors()
-            index = create_index(self.kind, self.dim)
+            index = create_index(kind, self.dim)
             index.add(ids, vectors)
         except Exception as exc:
             log.warning("%s: background rebuild failed (%s)", self.path, exc)
@@ -151,18 +164,19 @@ class FollowingIndex:
         finally:
             db.close()
         with self._built_lock:
-            self._built = (index, head)
+            self._built = (index, head, kind)
 
     def _swap_in_built(self) -> None:
         with self._built_lock:
             built, self._built = self._built, None
         if built is None:
             return
-        index, cursor = built
+        index, cursor, kind = built
         if cursor < self.db.log_start():
             return  # the log moved past it meanwhile: the next trigger builds again
         # The new index is current as of `cursor`; the caller applies the rows after it.
         self.index, self.cursor = index, cursor
+        self.kind, (self.structure, self.params) = kind, parse_kind(kind)
         self.stats.background_rebuilds += 1
         self._saved_cursor = -1  # a snapshot of the new index is due
         log.info("%s: swapped in the index rebuilt at change %d", self.path, cursor)
