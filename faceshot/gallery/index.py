@@ -264,7 +264,8 @@ def parse_kind(kind: str) -> tuple[str, dict[str, float]]:
 class FaissIndex(VectorIndex):
     """Any FAISS factory string under face ids: ``"HNSW32,Flat"``, ``"IVF4096,PQ64x4fs"``, ...
 
-    Built with ``faiss.index_factory(dim, spec, METRIC_INNER_PRODUCT)`` inside an ``IndexIDMap2``.
+    Built with ``faiss.index_factory(dim, spec, METRIC_INNER_PRODUCT)``; IVF kinds take face ids
+    natively, others inside an ``IndexIDMap2``.
     Kinds whose storage cannot remove vectors (HNSW) keep *tombstones*: removed ids are excluded
     inside every search by a selector, and :attr:`wants_rebuild` asks for a compaction once they
     are a fifth of the index. Kinds that need training (IVF) hold their first vectors in an exact
@@ -380,7 +381,6 @@ class FaissIndex(VectorIndex):
         wrapped.add_with_ids(vectors, ids)
         self._index, self.spec, self.trained_on = wrapped, spec, n
         self._pending = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        self._apply_params()
 
     def remove(self, ids: np.ndarray) -> int:
         ids = np.asarray(ids, dtype=np.int64)
@@ -415,11 +415,8 @@ class FaissIndex(VectorIndex):
 
     # -- search -----------------------------------------------------------------------------
     def set_params(self, params: dict[str, float]) -> None:
+        # Parameters travel with each search (faiss.SearchParameters): nothing is set on the index.
         self.params = dict(params)
-        self._apply_params()
-
-    def _apply_params(self) -> None:
-        pass  # parameters travel with each search (SearchParameters), nothing to set on the index
 
     def _search_params(self, selector: Any, widen: float) -> Any:
         faiss = _faiss()
