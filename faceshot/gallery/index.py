@@ -508,10 +508,11 @@ MAX_WIDENED = 2048
 
 def _default_nprobe(spec: str, nlist: int) -> int:
     """Lists searched when ``nprobe`` is not given: a quarter for 4-bit PQ scanned with SIMD lookups
-    (fast-scan, ``…x4fs``), a sixteenth for other codes, which scan about ten times slower. At 1 M
-    faces (4,096 lists) through the product: ivfpq 1,024 lists 4.4 ms p50; ivfsq 256 lists 4.3 ms,
-    64 lists 2.8 ms but 88% of exact search's correct names against 98.9% (BENCHMARKS.md)."""
-    return max(16, nlist // 4 if spec.endswith("fs") else nlist // 16)
+    (fast-scan, ``…x4fs``), an eighth for other codes, which scan several times slower. At 1 M faces
+    (4,096 lists) through the product: ``ivfpq`` with 1,024 lists 4.4 ms p50 but 93.5% of exact
+    search's correct names; ``ivfsq`` with 512 lists 6.5 ms, 99.4% and 99.9% of all decisions equal
+    to exact search's; with 256 lists 98.9% / 99.8%, with 64 lists 88% (BENCHMARKS.md)."""
+    return max(16, nlist // 4 if spec.endswith("fs") else nlist // 8)
 
 
 def _is_ivf(index: Any) -> bool:
@@ -590,8 +591,8 @@ AUTO = "auto"
 #: The ``auto`` policy, from benchmarks/ann_bench.py and ann_product.py on synthetic LFW-like
 #: galleries (BENCHMARKS.md, "Large galleries"): exact search below AUTO_COMPRESSED_FROM faces
 #: (single-probe p50 about 2.6 ms at 100k faces on one core, growing linearly), then AUTO_COMPRESSED.
-#: Through the product at 1M faces: ``ivfsq`` (256 of 4,096 lists) 4.3 ms p50, 9.7x faster than
-#: exact search, 99.8% of decisions equal to exact search's; ``ivfpq`` 4.4 ms but 98.4%;
+#: Through the product at 1M faces: ``ivfsq`` (512 of 4,096 lists) 6.5 ms p50, 6x faster than
+#: exact search, 99.9% of decisions equal to exact search's; ``ivfpq`` 4.4 ms but 98.4%;
 #: HNSW (efSearch 256) kept only 82% of exact search's correct names, at 792 bytes per face.
 AUTO_COMPRESSED_FROM = 200_000
 AUTO_COMPRESSED = "ivfsq"
