@@ -462,8 +462,8 @@ class LocalStore(Store):
     # -- the index kind ----------------------------------------------------------------------
     def index_info(self) -> dict[str, Any]:
         """What index this process searches with: the configured kind (``auto`` or a named one),
-        what it resolves to at the current size, and, once opened, its count, whether its
-        scores are exact, and what it was trained on. Opens nothing."""
+        what it resolves to at the current size, the faces in the gallery, and the saved index
+        file's kind, count and change (read and checksummed; nothing is built)."""
         with self._reading():
             _, faces = self._db.counts()
             info: dict[str, Any] = {
