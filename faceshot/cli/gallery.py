@@ -324,3 +324,31 @@ def gallery_import(path: Path, db: Optional[Path] = DbOption) -> None:
     with Gallery(gallery_path(db)) as gallery:
         summary = gallery.import_(path)
     out.print(f"imported {summary.faces} faces for {summary.people} people ({summary.skipped} already present)")
+
+
+@gallery_app.command("index")
+@reports_errors
+def gallery_index(
+    kind: Optional[str] = typer.Option(
+        None,
+        "--kind",
+        help="Set the index: auto (by gallery size), flat (exact), hnsw, ivfpq, or a FAISS factory string "
+        "such as 'HNSW32,Flat'; search parameters after a colon: 'hnsw:efSearch=128', 'ivfpq:nprobe=32,rerank=100'.",
+    ),
+    db: Optional[Path] = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show the search index of a gallery, or change it with --kind (built at the next search)."""
+    with Gallery(db) as gallery:
+        store = gallery.store
+        if not hasattr(store, "index_info"):
+            raise FaceshotError(f"the {type(store).__name__} backend chooses its own index")
+        if kind is not None:
+            store.set_index(kind)
+        info = store.index_info()
+    if as_json:
+        show_json(info)
+        return
+    file = info["file"]
+    held = f"{file['kind']} index of {file['count']} faces at change {file['generation']}" if isinstance(file, dict) else file
+    out.print(f"index {info['configured']} (resolves to {info['resolves_to']} at {info['faces']} faces); file: {held}")

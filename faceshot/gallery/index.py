@@ -1,16 +1,21 @@
 """The vector index: derived from the database, saved beside it, rebuilt whenever in doubt.
 
-:class:`VectorIndex` is the seam for index types, chosen by name from ``indexes`` (the way FAISS
-builds one from a factory string). ``flat`` is exact inner-product search over face ids, which on
-unit vectors is the cosine similarity faceshot reports; an HNSW or IVF-PQ index for large
-galleries registers beside it and the rest of the store does not change.
+:class:`VectorIndex` is the seam for index types. ``flat`` (:class:`FlatIndex`) is exact
+inner-product search over face ids, which on unit vectors is the cosine similarity faceshot
+reports. Every other kind is a FAISS factory string (:class:`FaissIndex`): named ones (``hnsw``,
+``ivfpq``, ``ivfsq``, :data:`NAMED`) or the user's own (``"HNSW32,Flat"``, ``"IVF4096,PQ32"``),
+with search parameters after a colon (``"ivfpq:nprobe=512,rerank=256"``, :func:`parse_kind`).
+``auto`` chooses by gallery size (:func:`resolve_index_kind`). Kinds that keep compressed codes
+return candidates whose exact scores the store computes from the records, so every decision is
+taken on exact scores; what an index can change is only *which* faces are candidates.
 
 **Index file** (``<db>.faiss``), one file so that one ``os.replace`` swaps it whole::
 
     faceshot-index 1\\n
     {"kind": "flat", "embedder": "dlib-resnet", "dim": 128, "count": 42, "generation": 17,
      "sha256": "<hex digest of the payload>"}\\n
-    <payload: the index as faiss.serialize_index writes it>
+    <payload: the index as faiss.serialize_index writes it; for FaissIndex an .npz of the trained
+     index, its untrained buffer, its tombstones and the factory string it was built with>
 
 ``generation`` is the database's change counter when the index was made; a file whose generation,
 count, embedder or checksum disagree with the database is not used (see :func:`read_index_file`).
@@ -19,9 +24,12 @@ count, embedder or checksum disagree with the database is not used (see :func:`r
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
+import math
 import os
+import re
 import secrets
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -37,6 +45,10 @@ from faceshot.registry import Registry
 __all__ = [
     "VectorIndex",
     "FlatIndex",
+    "FaissIndex",
+    "Subset",
+    "parse_kind",
+    "SEARCH_PARAMS",
     "indexes",
     "create_index",
     "resolve_index_kind",
@@ -95,6 +107,47 @@ class VectorIndex(ABC):
     def to_bytes(self) -> bytes:
         """The index serialised, for :func:`write_index_file`."""
 
+    #: Whether :meth:`search` returns exact scores. An index of compressed codes does not: the
+    #: store rescores its candidates against the records' vectors before anything is decided.
+    exact_scores: bool = True
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray | None:
+        """The exact ``(n, dim)`` vectors held under ``ids`` (all present), or ``None`` when the
+        index keeps only compressed codes (the store then reads them from the records)."""
+        return None
+
+    def set_params(self, params: dict[str, float]) -> None:
+        """Apply search parameters (``efSearch``, ``nprobe``, ``rerank``); an index without them refuses any."""
+        if params:
+            raise ConfigError(f"index {self.kind!r} takes no search parameters, got {', '.join(params)}")
+
+    @property
+    def wants_rebuild(self) -> str | None:
+        """Why the index should be built again from the records (trained on more vectors, or
+        compacted after many removals), or ``None``. The follower rebuilds it in the background."""
+        return None
+
+
+class Subset:
+    """Face ids to restrict a search to, with the FAISS selector built once (building one over
+    100,000 ids takes milliseconds; a store keeps a group's ``Subset`` until the log moves)."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self._selector: Any = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def selector(self) -> Any:
+        if self._selector is None:
+            self._selector = _faiss().IDSelectorBatch(self.ids)
+        return self._selector
+
+
+def _selector(subset: "np.ndarray | Subset") -> Any:
+    return subset.selector() if isinstance(subset, Subset) else _faiss().IDSelectorBatch(np.asarray(subset, dtype=np.int64))
+
 
 class FlatIndex(VectorIndex):
     """Exact search: ``IndexIDMap2(IndexFlatIP(dim))`` with face ids as FAISS ids.
@@ -138,11 +191,16 @@ class FlatIndex(VectorIndex):
                 return self._index.search(queries, k)
             faiss = _faiss()
             # The selector must outlive the search: keep a reference in this frame.
-            selector = faiss.IDSelectorBatch(np.asarray(subset, dtype=np.int64))
+            selector = _selector(subset)
             return self._index.search(queries, k, params=faiss.SearchParameters(sel=selector))
 
     def ids(self) -> np.ndarray:
         return _faiss().vector_to_array(self._index.id_map).astype(np.int64)
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray | None:
+        if not len(ids):
+            return np.zeros((0, self.dim), np.float32)
+        return self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
     def to_bytes(self) -> bytes:
         return _faiss().serialize_index(self._index).tobytes()
@@ -173,31 +231,408 @@ def _vectors(vectors: np.ndarray, dim: int) -> np.ndarray:
     return array
 
 
+#: Search parameters a kind may carry after a colon (``"hnsw:efSearch=128"``), and their defaults.
+#: ``nprobe`` 0 means a share of the inverted lists (:func:`_default_nprobe`). The defaults are wide because face vectors
+#: are hard for approximate search: on LFW-like synthetic galleries of 100k faces, HNSW32 at
+#: efSearch 64 kept only 86% of the mated probes exact search names, IVF at nprobe 32 of 1,024
+#: lists 92%; efSearch 256 kept 97%, a quarter of the lists with 128 rescored candidates ≥ 99%
+#: (BENCHMARKS.md, benchmarks/ann_bench.py).
+SEARCH_PARAMS = {"efSearch": 256, "nprobe": 0, "rerank": 128}
+
+
+def parse_kind(kind: str) -> tuple[str, dict[str, float]]:
+    """``"hnsw:efSearch=128"`` → ``("hnsw", {"efSearch": 128})``: the structure and its search parameters.
+
+    Raises :class:`~faceshot.errors.ConfigError` for a parameter that does not exist or is not a positive number.
+    """
+    structure, _, tail = kind.partition(":")
+    params: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in tail.split(","))):
+        key, _, value = item.partition("=")
+        if key not in SEARCH_PARAMS:
+            raise ConfigError(f"unknown search parameter {key!r} in {kind!r}; choose from: {', '.join(SEARCH_PARAMS)}")
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if number < 1:
+            raise ConfigError(f"search parameter {key} in {kind!r} must be a whole number of at least 1, got {value!r}")
+        params[key] = number
+    return structure.strip(), params
+
+
+class FaissIndex(VectorIndex):
+    """Any FAISS factory string under face ids: ``"HNSW32,Flat"``, ``"IVF4096,PQ64x4fs"``, ...
+
+    Built with ``faiss.index_factory(dim, spec, METRIC_INNER_PRODUCT)``; IVF kinds take face ids
+    natively, others inside an ``IndexIDMap2``.
+    Kinds whose storage cannot remove vectors (HNSW) keep *tombstones*: removed ids are excluded
+    inside every search by a selector, and :attr:`wants_rebuild` asks for a compaction once they
+    are a fifth of the index. Kinds that need training (IVF) hold their first vectors in an exact
+    flat buffer, searched alongside, until :data:`TRAIN_PER_LIST` vectors per inverted list are
+    there; ``nlist`` (for ``"ivf…"`` kinds without a number, ``IVF{nlist}``) is chosen from the
+    count at training time, about ``4·√n``, and :attr:`wants_rebuild` asks for retraining once the
+    index holds four times what it was trained on.
+
+    ``exact_scores`` is False when the storage is compressed (PQ, SQ): the store rescores the
+    ``rerank`` best candidates against the records' vectors, so decisions use exact scores.
+    """
+
+    def __init__(self, dim: int, data: bytes | None = None, *, kind: str, spec: str) -> None:
+        faiss = _faiss()
+        self.dim = dim
+        self.kind = kind
+        self.spec = spec  # may hold "{nlist}", filled in when trained
+        self.params: dict[str, float] = {}
+        self._tombstones: set[int] = set()
+        self._tomb_array: np.ndarray | None = None
+        self.trained_on = 0
+        self._index: Any = None
+        self._pending = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        if data is not None:
+            self._load(data)
+            return
+        self._check_spec()
+        if "{nlist}" not in spec:
+            probe = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+            if probe.is_trained:
+                self._index = _with_ids(probe)
+
+    def _check_spec(self) -> None:
+        faiss = _faiss()
+        try:
+            faiss.index_factory(self.dim, self.spec.replace("{nlist}", "64"), faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            raise ConfigError(f"FAISS cannot build index {self.spec!r} for {self.dim}-D vectors: {_first_line(exc)}") from None
+
+    # -- what it holds ----------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        main = 0 if self._index is None else int(self._index.ntotal)
+        return main + int(self._pending.ntotal) - len(self._tombstones)
+
+    @property
+    def exact_scores(self) -> bool:  # type: ignore[override]
+        return self._index is None or _holds_vectors(self.spec)
+
+    def ids(self) -> np.ndarray:
+        faiss = _faiss()
+        parts = [faiss.vector_to_array(self._pending.id_map)]
+        if self._index is not None:
+            parts.append(_main_ids(self._index))
+        held = np.concatenate(parts).astype(np.int64)
+        if self._tombstones:
+            held = held[~np.isin(held, self._tomb())]
+        return held
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray | None:
+        ids = np.asarray(ids, dtype=np.int64)
+        if self._index is not None and self._index.ntotal and (not _holds_vectors(self.spec) or _is_ivf(self._index)):
+            return None  # codes only, or IVF lists without a direct map: the records have them
+        if not len(ids):
+            return np.zeros((0, self.dim), np.float32)
+        out = np.empty((len(ids), self.dim), np.float32)
+        faiss = _faiss()
+        in_pending = np.isin(ids, faiss.vector_to_array(self._pending.id_map)) if self._pending.ntotal else np.zeros(len(ids), bool)
+        if in_pending.any():
+            out[in_pending] = self._pending.reconstruct_batch(ids[in_pending])
+        if (~in_pending).any():
+            out[~in_pending] = self._index.reconstruct_batch(ids[~in_pending])
+        return out
+
+    # -- changes ----------------------------------------------------------------------------
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        vectors = _vectors(vectors, self.dim)
+        if not len(ids):
+            return
+        if self._tombstones:
+            # A face removed and added back (a log replayed over a snapshot): its vector is still
+            # stored, so it only comes back to life. Face vectors never change.
+            revived = np.isin(ids, self._tomb())
+            for face in ids[revived]:
+                self._tombstones.discard(int(face))
+            self._tomb_array = None
+            ids, vectors = ids[~revived], vectors[~revived]
+        if self._index is not None:
+            self._index.add_with_ids(vectors, ids)
+            return
+        self._pending.add_with_ids(vectors, ids)
+        if self._pending.ntotal >= self._training_size(int(self._pending.ntotal)):
+            self._train()
+
+    def _training_size(self, n: int) -> int:
+        return TRAIN_PER_LIST * _nlist_for(n) if "{nlist}" in self.spec else TRAIN_PER_LIST * _lists_in(self.spec)
+
+    def _train(self) -> None:
+        faiss = _faiss()
+        n = int(self._pending.ntotal)
+        spec = self.spec.replace("{nlist}", str(_nlist_for(n)))
+        index = faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
+        ids = faiss.vector_to_array(self._pending.id_map).astype(np.int64)
+        vectors = self._pending.reconstruct_batch(ids)
+        sample = vectors
+        limit = TRAIN_SAMPLE_PER_LIST * _lists_in(spec)
+        if len(vectors) > limit:
+            sample = vectors[np.random.default_rng(0).choice(len(vectors), limit, replace=False)]
+        log.info("training a %s index on %d of %d vectors", spec, len(sample), n)
+        index.train(sample)
+        wrapped = _with_ids(index)
+        wrapped.add_with_ids(vectors, ids)
+        self._index, self.spec, self.trained_on = wrapped, spec, n
+        self._pending = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+
+    def remove(self, ids: np.ndarray) -> int:
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return 0
+        faiss = _faiss()
+        removed = int(self._pending.remove_ids(faiss.IDSelectorBatch(ids))) if self._pending.ntotal else 0
+        if self._index is None or not self._index.ntotal:
+            return removed
+        held = _main_ids(self._index)
+        present = [int(i) for i in ids[np.isin(ids, held)] if int(i) not in self._tombstones]
+        if not present:
+            return removed
+        if _removable(self.spec):
+            return removed + int(self._index.remove_ids(faiss.IDSelectorBatch(np.array(present, np.int64))))
+        self._tombstones.update(present)
+        self._tomb_array = None
+        return removed + len(present)
+
+    @property
+    def wants_rebuild(self) -> str | None:
+        stored = 0 if self._index is None else int(self._index.ntotal)
+        if self._tombstones and len(self._tombstones) >= COMPACT_SHARE * stored:
+            return f"{len(self._tombstones)} removed faces still in the index"
+        if self.trained_on and "{nlist}" in self.kind_spec and self.count >= RETRAIN_GROWTH * self.trained_on:
+            return f"trained on {self.trained_on} faces, now holds {self.count}"
+        return None
+
+    @property
+    def kind_spec(self) -> str:
+        return _structure_spec(self.kind, self.dim)
+
+    # -- search -----------------------------------------------------------------------------
+    def set_params(self, params: dict[str, float]) -> None:
+        # Parameters travel with each search (faiss.SearchParameters): nothing is set on the index.
+        self.params = dict(params)
+
+    def _search_params(self, selector: Any, widen: float) -> Any:
+        faiss = _faiss()
+        if self._index is not None and "HNSW" in self.spec:
+            ef = int(min(MAX_WIDENED, self.params.get("efSearch", SEARCH_PARAMS["efSearch"]) * widen))
+            return faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
+        if self._index is not None and "IVF" in self.spec:
+            nlist = _lists_in(self.spec)
+            nprobe = int(min(nlist, (self.params.get("nprobe") or _default_nprobe(self.spec, nlist)) * widen))
+            return faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
+        return faiss.SearchParameters(sel=selector) if selector is not None else None
+
+    def candidates(self, k: int) -> int:
+        """How many neighbours to fetch for ``k`` when the scores are rescored exactly afterwards."""
+        return k if self.exact_scores else max(k, int(self.params.get("rerank", SEARCH_PARAMS["rerank"])))
+
+    def search(self, vectors: np.ndarray, k: int, subset: np.ndarray | None = None, widen: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        faiss = _faiss()
+        queries = _vectors(vectors, self.dim)
+        total = (0 if self._index is None else int(self._index.ntotal)) + int(self._pending.ntotal)
+        if total == 0 or self.count == 0:
+            return np.full((len(queries), 1), -np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
+        k = max(1, min(k, total))
+        if subset is not None:
+            selector = _selector(subset)
+        elif self._tombstones:
+            inner = faiss.IDSelectorBatch(self._tomb())
+            selector = faiss.IDSelectorNot(inner)
+        else:
+            inner = selector = None
+        parts = []
+        with _threads_for(len(queries)):
+            if self._index is not None and self._index.ntotal:
+                parts.append(self._index.search(queries, k, params=self._search_params(selector, widen)))
+            if self._pending.ntotal:
+                params = faiss.SearchParameters(sel=selector) if selector is not None else None
+                parts.append(self._pending.search(queries, min(k, int(self._pending.ntotal)), params=params))
+        if len(parts) == 1:
+            return parts[0]
+        scores = np.concatenate([p[0] for p in parts], axis=1)
+        ids = np.concatenate([p[1] for p in parts], axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+    def _tomb(self) -> np.ndarray:
+        if self._tomb_array is None:
+            self._tomb_array = np.array(sorted(self._tombstones), dtype=np.int64)
+        return self._tomb_array
+
+    # -- persistence ------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        faiss = _faiss()
+        buffer = io.BytesIO()
+        meta = {"spec": self.spec, "trained_on": self.trained_on}
+        np.savez(
+            buffer,
+            meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+            main=faiss.serialize_index(self._index) if self._index is not None else np.zeros(0, np.uint8),
+            pending=faiss.serialize_index(self._pending),
+            tombstones=self._tomb(),
+        )
+        return buffer.getvalue()
+
+    def _load(self, data: bytes) -> None:
+        faiss = _faiss()
+        with np.load(io.BytesIO(data)) as arrays:
+            meta = json.loads(arrays["meta"].tobytes())
+            main = arrays["main"]
+            self._index = faiss.deserialize_index(main) if len(main) else None
+            self._pending = faiss.deserialize_index(arrays["pending"])
+            self._tombstones = set(int(i) for i in arrays["tombstones"])
+        self.spec, self.trained_on = meta["spec"], int(meta["trained_on"])
+        for part in (self._index, self._pending):
+            if part is not None and part.d != self.dim:
+                raise ValueError(f"index holds {part.d}-D vectors, {self.dim} expected")
+
+
+#: Vectors per inverted list needed before an IVF index is trained (FAISS warns below 39).
+TRAIN_PER_LIST = 40
+#: At most this many training vectors per list (k-means on more gains little and costs minutes).
+TRAIN_SAMPLE_PER_LIST = 64
+#: Retrain once the index holds this many times what it was trained on.
+RETRAIN_GROWTH = 4
+#: Compact once tombstones are this share of the stored vectors.
+COMPACT_SHARE = 0.2
+#: A widened search (a group restricted by a selector) looks at most this far (efSearch, nprobe).
+MAX_WIDENED = 2048
+
+
+def _default_nprobe(spec: str, nlist: int) -> int:
+    """Lists searched when ``nprobe`` is not given: a quarter for 4-bit PQ scanned with SIMD lookups
+    (fast-scan, ``…x4fs``), an eighth for other codes, which scan several times slower. At 1 M faces
+    (4,096 lists) through the product: ``ivfpq`` with 1,024 lists 4.4 ms p50 but 93.5% of exact
+    search's correct names; ``ivfsq`` with 512 lists 6.5 ms, 99.4% and 99.9% of all decisions equal
+    to exact search's; with 256 lists 98.9% / 99.8%, with 64 lists 88% (BENCHMARKS.md)."""
+    return max(16, nlist // 4 if spec.endswith("fs") else nlist // 8)
+
+
+def _is_ivf(index: Any) -> bool:
+    return not hasattr(index, "id_map")
+
+
+def _with_ids(index: Any) -> Any:
+    """The index able to take face ids: IVF kinds natively (an IndexIDMap over IVF maps removals
+    to the wrong ids, as IVF does not renumber on removal), others inside an IndexIDMap2."""
+    faiss = _faiss()
+    try:
+        faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return faiss.IndexIDMap2(index)
+    return index
+
+
+def _main_ids(index: Any) -> np.ndarray:
+    faiss = _faiss()
+    if not _is_ivf(index):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    ivf = faiss.extract_index_ivf(index)
+    lists = ivf.invlists
+    parts = [
+        faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+        for i in range(ivf.nlist)
+        if lists.list_size(i)
+    ]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def _nlist_for(n: int) -> int:
+    """Inverted lists for ``n`` vectors: the power of two nearest ``4·√n``, between 64 and 65,536."""
+    target = 4.0 * math.sqrt(max(n, 1))
+    return int(min(65536, max(64, 2 ** round(math.log2(target)))))
+
+
+def _lists_in(spec: str) -> int:
+    match = re.search(r"IVF(\d+)", spec)
+    return int(match.group(1)) if match else 1
+
+
+def _holds_vectors(spec: str) -> bool:
+    """Whether the storage keeps exact float vectors (scores and reconstructions are exact)."""
+    storage = spec.split(",")[-1].strip()
+    return storage in ("Flat", "") or (spec.startswith("HNSW") and "," not in spec) or storage.startswith("RFlat") or storage.startswith("Refine(Flat")
+
+
+def _removable(spec: str) -> bool:
+    return "HNSW" not in spec and "NSG" not in spec
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+#: Named kinds and the factory strings they build; ``{nlist}`` is chosen at training time.
+NAMED = {
+    "hnsw": "HNSW32,Flat",
+    "ivfpq": "IVF{nlist},PQ{pq}x4fs",  # 128-D: 32-byte codes, about 41 bytes per face with the ids
+    "ivfsq": "IVF{nlist},SQ4",  # 128-D: 64-byte codes, ~72 bytes per face: better candidates, slower scans
+}
+
+
+def _structure_spec(structure: str, dim: int) -> str:
+    spec = NAMED.get(structure, structure)
+    return spec.replace("{pq}", str(max(1, dim // 2)))
+
+
 indexes: Registry[VectorIndex] = Registry("index")
 indexes.register("flat")(FlatIndex)
 
 
-#: What ``"auto"`` may choose from, by gallery size. Exact search only for now: the ANN policy
-#: (HNSW, then compressed codes with re-ranking, past the sizes where exact search is too slow)
-#: is measured and written here by the index work.
 AUTO = "auto"
+#: The ``auto`` policy, from benchmarks/ann_bench.py and ann_product.py on synthetic LFW-like
+#: galleries (BENCHMARKS.md, "Large galleries"): exact search below AUTO_COMPRESSED_FROM faces
+#: (single-probe p50 about 2.6 ms at 100k faces on one core, growing linearly), then AUTO_COMPRESSED.
+#: Through the product at 1M faces: ``ivfsq`` (512 of 4,096 lists) 6.5 ms p50, 6x faster than
+#: exact search, 99.9% of decisions equal to exact search's; ``ivfpq`` 4.4 ms but 98.4%;
+#: HNSW (efSearch 256) kept only 82% of exact search's correct names, at 792 bytes per face.
+AUTO_COMPRESSED_FROM = 200_000
+AUTO_COMPRESSED = "ivfsq"
 
 
-def resolve_index_kind(kind: str, faces: int) -> str:
+def resolve_index_kind(kind: str, faces: int, dim: int = 128) -> str:
     """The index kind to build for a gallery of ``faces`` faces: ``kind`` itself, or ``"auto"``'s choice.
 
-    Raises :class:`~faceshot.errors.ConfigError` for a kind that is not registered.
+    ``kind``: ``"auto"``, a named kind (``"flat"``, ``"hnsw"``, ``"ivfpq"``, ``"ivfsq"``) or a FAISS factory string
+    (``"HNSW32,Flat"``, ``"IVF4096,PQ32"``), optionally followed by search parameters
+    (``"hnsw:efSearch=128"``, ``"ivfpq:nprobe=32,rerank=100"``; see :data:`SEARCH_PARAMS`).
+    ``auto`` picks flat exact search below :data:`AUTO_COMPRESSED_FROM` faces, else
+    :data:`AUTO_COMPRESSED`. Raises :class:`~faceshot.errors.ConfigError` for a
+    kind FAISS cannot build or an unknown parameter.
     """
-    if kind == AUTO:
-        return "flat"
-    if kind not in indexes.names():
-        raise ConfigError(f"unknown index {kind!r}; choose one of: {', '.join([AUTO, *indexes.names()])}")
+    structure, params = parse_kind(kind)
+    if structure == AUTO:
+        if params:
+            raise ConfigError(f"'auto' takes no search parameters (got {kind!r}); name the kind, e.g. 'hnsw:efSearch=128'")
+        return "flat" if faces < AUTO_COMPRESSED_FROM else AUTO_COMPRESSED
+    if not structure:
+        raise ConfigError(f"empty index kind {kind!r}; choose auto, {', '.join(indexes.names())}, hnsw, ivfpq or a FAISS factory string")
+    if structure not in indexes.names():
+        if structure.lower() in NAMED and structure not in NAMED:
+            raise ConfigError(f"unknown index {structure!r}; did you mean {structure.lower()!r}?")
+        FaissIndex(dim, kind=structure, spec=_structure_spec(structure, dim)).set_params(params)
+    elif params:
+        raise ConfigError(f"index {structure!r} takes no search parameters, got {', '.join(params)}")
     return kind
 
 
 def create_index(kind: str, dim: int, data: bytes | None = None) -> VectorIndex:
-    """An empty index of ``kind`` (``"flat"``), or one read back from ``data``."""
-    return indexes.create(kind, dim=dim, data=data)
+    """An empty index of ``kind`` (see :func:`resolve_index_kind`; not ``auto``), or one read back from ``data``."""
+    structure, params = parse_kind(kind)
+    if structure in indexes.names():
+        index = indexes.create(structure, dim=dim, data=data)
+    else:
+        index = FaissIndex(dim, data, kind=structure, spec=_structure_spec(structure, dim))
+    index.set_params(params)
+    return index
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,14 @@ import numpy as np
 
 from faceshot.errors import ConfigError, GalleryBusyError, GalleryError, GalleryReadOnlyError, NotFound
 from faceshot.gallery.database import RESERVED_SETTINGS, Change, Database, from_blob
-from faceshot.gallery.index import IndexFileError, read_index_file, resolve_index_kind
+from faceshot.gallery.index import (
+    FaissIndex,
+    IndexFileError,
+    Subset,
+    parse_kind,
+    read_index_file,
+    resolve_index_kind,
+)
 from faceshot.gallery.results import (
     CheckReport,
     FaceInfo,
@@ -41,6 +48,15 @@ log = logging.getLogger(__name__)
 
 #: The gallery setting that names the index kind (``"auto"`` when unset).
 INDEX_SETTING = "index"
+#: A group of at most this many faces is searched exactly over its own vectors, whatever the index,
+#: the vectors kept in memory until the change log moves: one product over 100,000 vectors takes
+#: a few milliseconds on one core, and a group's decisions are then exact search's. Larger groups
+#: are searched inside the index with a selector.
+EXACT_GROUP = 100_000
+#: At most this many group vectors are kept in memory (about 256 MB of 128-D float32).
+GROUP_CACHE_FACES = 500_000
+#: People whose vectors are kept for mean templates between writes.
+TEMPLATE_CACHE = 100_000
 
 
 def index_path(path: Path) -> Path:
@@ -75,12 +91,18 @@ class LocalStore(Store):
         self.dim = dim
         self.index_path = index_path(self.path)
         if index is not None:
-            resolve_index_kind(index, 0)  # an unknown index kind fails here, before any file is touched
+            resolve_index_kind(index, 0, dim)  # an unknown index kind fails here, before any file is touched
         self._lock = threading.RLock()
         with _sqlite_errors(self.path):
             self._db = Database(self.path, embedder=embedder, dim=dim, timeout=timeout, create=create)
             self.index_kind = index or self._db.get_setting(INDEX_SETTING) or "auto"
         self._vectors: FollowingIndex | None = None
+        self._scopes: dict[str | None, tuple[int, tuple[int, int, int]]] = {}
+        # group -> (log head, its face ids, their vectors once a small group was searched exactly,
+        # the ids with their FAISS selector)
+        self._groups: dict[str, tuple[int, np.ndarray, np.ndarray | None, Subset]] = {}
+        # person -> face vectors, for mean templates; dropped whenever the log moves
+        self._vectors_of: tuple[int, dict[str, np.ndarray]] = (-1, {})
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.path)!r}, embedder={self.embedder!r})"
@@ -104,8 +126,10 @@ class LocalStore(Store):
     def _follower(self) -> FollowingIndex:
         if self._vectors is None:
             _, faces = self._db.counts()
-            kind = resolve_index_kind(self.index_kind, faces)
-            self._vectors = FollowingIndex(self._db, self.index_path, kind=kind, embedder=self.embedder, dim=self.dim)
+            kind = resolve_index_kind(self.index_kind, faces, self.dim)
+            self._vectors = FollowingIndex(
+                self._db, self.index_path, kind=kind, embedder=self.embedder, dim=self.dim, auto=self.index_kind == "auto"
+            )
         return self._vectors
 
     def _after_snapshot(self, snapshots_before: int) -> None:
@@ -276,8 +300,19 @@ class LocalStore(Store):
             return self._db.person_ids(names)
 
     def embeddings(self, names: Iterable[str]) -> dict[str, np.ndarray]:
+        # Mean aggregation asks for every candidate's vectors at every identification: they are
+        # kept (up to TEMPLATE_CACHE people) until the change log moves, as the scopes are.
+        names = list(dict.fromkeys(names))
         with self._reading(), self._db.snapshot():
-            return self._db.vectors_of(names)
+            head = self._db.head()
+            cached_head, cache = self._vectors_of
+            if cached_head != head or len(cache) > TEMPLATE_CACHE:
+                cache = {}
+                self._vectors_of = (head, cache)
+            missing = [name for name in names if name not in cache]
+            if missing:
+                cache.update(self._db.vectors_of(missing))
+            return {name: cache[name] for name in names}
 
     def export_people(self) -> Iterator[PersonRecord]:
         with self._reading(), self._db.snapshot():
@@ -321,10 +356,30 @@ class LocalStore(Store):
 
     # -- search -----------------------------------------------------------------------------
     def scope(self, group: str | Sequence[str] | None = None) -> tuple[int, int, int]:
-        with self._reading():
-            return self._db.scope(group)
+        # Counting a million faces by person takes a noticeable fraction of a second, and every
+        # identification asks: the answer is kept until the change log moves (any write does).
+        group = _group_key(group)
+        with self._reading(), self._db.snapshot():
+            head = self._db.head()
+            cached = self._scopes.get(group)
+            if cached is not None and cached[0] == head:
+                return cached[1]
+            answer = self._db.scope(group)
+            if len(self._scopes) > 256:
+                self._scopes.clear()
+            self._scopes[group] = (head, answer)
+            return answer
 
     def search(self, vectors: np.ndarray, k: int, *, group: str | Sequence[str] | None = None) -> list[list[Hit]]:
+        """See :meth:`Store.search`. How the neighbours are found depends on the index and the group:
+
+        - a group of at most :data:`EXACT_GROUP` faces is searched exactly over its own vectors
+          (from the index when it keeps them, else from the records), whatever the index;
+        - a larger group is searched inside the index with a selector, the search widened
+          (``efSearch``/``nprobe``) by how small a share of the gallery the group is, up to 8×;
+        - an index of compressed codes returns ``rerank`` candidates, rescored exactly against the
+          records' vectors, so the scores every decision uses are exact.
+        """
         queries = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         with self._reading():
             follower = self._follower()
@@ -332,11 +387,23 @@ class LocalStore(Store):
             with self._db.snapshot():
                 index = follower.catch_up()
                 subset = None
+                group = _group_key(group)
                 if group is not None:
-                    subset = self._db.group_face_ids(group)
+                    subset = self._group_faces(group)
                     if not len(subset):
                         return [[] for _ in queries]
-                scores, ids = index.search(queries, k, subset)
+                if subset is not None and len(subset) <= EXACT_GROUP:
+                    scores, ids = self._exact_over(index, queries, k, subset, group)
+                else:
+                    wanted = index.candidates(k) if isinstance(index, FaissIndex) else k
+                    restrict = None if subset is None else self._groups[group][3]  # type: ignore[index]
+                    if restrict is not None and isinstance(index, FaissIndex):
+                        widen = float(min(8.0, max(1.0, index.count / len(restrict))))
+                        scores, ids = index.search(queries, wanted, restrict, widen=widen)
+                    else:
+                        scores, ids = index.search(queries, wanted, restrict)
+                    if not index.exact_scores:
+                        scores, ids = self._rescore(queries, ids, k)
                 names = self._db.names_of_faces({int(i) for i in ids.ravel() if i >= 0})
             self._after_snapshot(snapshots)
         # Filtered against the records of the same snapshot: a face without a person is never returned.
@@ -344,6 +411,95 @@ class LocalStore(Store):
             [Hit(int(i), names[int(i)], float(s)) for s, i in zip(row_scores, row_ids) if int(i) in names]
             for row_scores, row_ids in zip(scores, ids)
         ]
+
+    def _group_faces(self, group: str | tuple[str, ...]) -> np.ndarray:
+        """The face ids of a group's members (sorted), kept until the change log moves: reading
+        100,000 ids from SQLite costs tens of milliseconds, more than the search itself."""
+        head = self._db.head()
+        cached = self._groups.get(group)
+        if cached is not None and cached[0] == head:
+            return cached[1]
+        ids = np.unique(self._db.group_face_ids(group))
+        if len(self._groups) >= 64 or (self._groups and next(iter(self._groups.values()))[0] != head):
+            self._groups.clear()
+        self._groups[group] = (head, ids, None, Subset(ids))
+        return ids
+
+    def _exact_over(
+        self, index: Any, queries: np.ndarray, k: int, subset: np.ndarray, group: str | tuple[str, ...] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best of ``subset`` by exact score (a small group: cheaper than any index)."""
+        cached = self._groups.get(group) if group is not None else None
+        held = cached[2] if cached is not None else None
+        if held is None:
+            held = index.vectors(subset) if index.exact_scores else None
+            if held is None:
+                found, held = self._db.vectors_of_faces(subset)
+                assert np.array_equal(found, subset)  # read in the same snapshot as the ids
+            if cached is not None:
+                kept = sum(len(entry[2]) for entry in self._groups.values() if entry[2] is not None)
+                for other in list(self._groups):  # oldest first, until the new vectors fit
+                    if kept + len(held) <= GROUP_CACHE_FACES:
+                        break
+                    entry = self._groups[other]
+                    if other != group and entry[2] is not None:
+                        kept -= len(entry[2])
+                        self._groups[other] = (entry[0], entry[1], None, entry[3])
+                if kept + len(held) <= GROUP_CACHE_FACES:
+                    self._groups[group] = (cached[0], cached[1], held, cached[3])
+        return _top_k(queries @ held.T, subset, k)
+
+    def _rescore(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact scores for the candidates a compressed index found, best ``k`` first."""
+        found, held = self._db.vectors_of_faces({int(i) for i in ids.ravel() if i >= 0})
+        if not len(found):
+            return np.full((len(queries), 1), -np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
+        row_of = {int(face): row for row, face in enumerate(found)}
+        scores = np.full(ids.shape, -np.inf, np.float32)
+        for q, row_ids in enumerate(ids):
+            rows = [row_of.get(int(i), -1) for i in row_ids]
+            valid = np.array([r >= 0 for r in rows])
+            if valid.any():
+                scores[q, valid] = held[[r for r in rows if r >= 0]] @ queries[q]
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        best_ids = np.take_along_axis(np.where(np.isfinite(scores), ids, -1), order, 1)
+        return np.take_along_axis(scores, order, 1), best_ids
+
+    # -- the index kind ----------------------------------------------------------------------
+    def index_info(self) -> dict[str, Any]:
+        """What index this process searches with: the configured kind (``auto`` or a named one),
+        what it resolves to at the current size, the faces in the gallery, and the saved index
+        file's kind, count and change (read and checksummed; nothing is built)."""
+        with self._reading():
+            _, faces = self._db.counts()
+            info: dict[str, Any] = {
+                "configured": self.index_kind,
+                "stored": self._db.get_setting(INDEX_SETTING) or "auto",
+                "resolves_to": resolve_index_kind(self.index_kind, faces, self.dim),
+                "faces": faces,
+            }
+            try:
+                _, header = read_index_file(self.index_path)
+                info["file"] = {"kind": header.kind, "count": header.count, "generation": header.generation}
+            except IndexFileError as exc:
+                info["file"] = str(exc)
+            return info
+
+    def set_index(self, kind: str) -> str:
+        """Store ``kind`` as the gallery's index (every process uses it from its next open) and use
+        it here at once; the index is built at the next search. Returns what it resolves to now.
+
+        Raises :class:`~faceshot.errors.ConfigError` for a kind FAISS cannot build.
+        """
+        with self._reading():
+            _, faces = self._db.counts()
+        resolved = resolve_index_kind(kind, faces, self.dim)
+        with self._write():
+            self._db.set_setting(INDEX_SETTING, None if kind == "auto" else kind)
+        with self._lock:
+            self.index_kind = kind
+            self._vectors = None  # the next search opens (or builds) the index of the new kind
+        return resolved
 
     # -- upkeep -----------------------------------------------------------------------------
     def check(self) -> CheckReport:
@@ -379,6 +535,8 @@ class LocalStore(Store):
                         state = f"corrupt: newer than the database (change {header.generation} > {head})"
                     elif header.generation < log_start:
                         state = "stale: older than the change log (rebuilt at the next search)"
+                    elif header.kind != parse_kind(resolve_index_kind(self.index_kind, faces, self.dim))[0]:
+                        state = f"ok, a {header.kind!r} index where {self.index_kind!r} is configured (rebuilt at the next open)"
                     else:
                         expected = self._expected_ids(header.generation, index.ids())
                         if not np.array_equal(np.sort(expected), db_ids):
@@ -473,6 +631,13 @@ class _Write:
             self.store._lock.release()
 
 
+def _group_key(group: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
+    """A group, or several (their union, in any order), as a key the caches can hold."""
+    if group is None or isinstance(group, str):
+        return group
+    return tuple(sorted(set(group)))
+
+
 @contextmanager
 def _sqlite_errors(path: Path) -> Iterator[None]:
     """SQLite's exceptions as faceshot's: busy, read-only, closed, full or damaged galleries."""
@@ -508,3 +673,15 @@ def _face_info(row: Any) -> FaceInfo:
         created=row["created"],
         thumbnail=bool(row["has_thumbnail"]),
     )
+
+
+def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``scores`` ``(q, n)`` over ``ids`` ``(n,)``: the best ``k`` of each, best first."""
+    k = max(1, min(k, scores.shape[1]))
+    if k < scores.shape[1]:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(scores.shape[1]), (len(scores), 1))
+    top = np.take_along_axis(scores, part, 1)
+    order = np.argsort(-top, axis=1, kind="stable")
+    return np.take_along_axis(top, order, 1).astype(np.float32), ids[np.take_along_axis(part, order, 1)]

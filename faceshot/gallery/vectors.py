@@ -6,6 +6,14 @@ The records (:mod:`faceshot.gallery.database`) are the truth; an index is derive
 removed; who a face belongs to and which groups they are in are read from the records at search
 time), so another process's write costs the next search the rows it wrote, not a rebuild.
 
+A process whose index kind is ``auto``'s choice follows the policy as the gallery grows: once
+:func:`~faceshot.gallery.index.resolve_index_kind` chooses another kind for the faces it holds, the
+index of that kind is built the same way. An index that asks to be built again (:attr:`~faceshot.gallery.index.VectorIndex.wants_rebuild`:
+an IVF index grown past what it was trained on, an HNSW index full of tombstones) is rebuilt in a
+background thread from a snapshot of the records, over its own connection, while searches go on
+with the current index; the next catch-up swaps the new one in and applies the rows written
+since its snapshot.
+
 The index is saved to ``<db>.faiss`` as a *snapshot* with the cursor it reached, only when enough
 rows have been applied since the last one (:data:`SNAPSHOT_ROWS`) or it is older than
 :data:`SNAPSHOT_SECONDS` — never on every write. Opening reads the snapshot and applies the rows
@@ -17,6 +25,7 @@ from the records.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +33,17 @@ from pathlib import Path
 import numpy as np
 
 from faceshot.gallery.database import FACE_ADDED, FACE_REMOVED, Database
-from faceshot.gallery.index import IndexFileError, IndexHeader, VectorIndex, create_index, read_index_file, write_index_file
+from faceshot.gallery.index import (
+    IndexFileError,
+    IndexHeader,
+    VectorIndex,
+    create_index,
+    AUTO,
+    parse_kind,
+    read_index_file,
+    resolve_index_kind,
+    write_index_file,
+)
 
 __all__ = ["FollowingIndex", "FollowerStats", "SNAPSHOT_ROWS", "SNAPSHOT_SECONDS", "LOG_KEEP"]
 
@@ -45,6 +64,7 @@ class FollowerStats:
 
     applied: int = 0
     rebuilds: int = 0
+    background_rebuilds: int = 0
     snapshots: int = 0
     opened_from_file: bool = False
 
@@ -56,13 +76,18 @@ class FollowingIndex:
     records, so the faces it searches and the names it reports come from one committed state.
     """
 
-    def __init__(self, db: Database, path: Path, *, kind: str, embedder: str, dim: int) -> None:
+    def __init__(self, db: Database, path: Path, *, kind: str, embedder: str, dim: int, auto: bool = False) -> None:
         self.db = db
+        self.auto = auto  # the kind was auto's choice: follow the policy as the gallery grows
         self.path = path
         self.kind = kind
         self.embedder = embedder
         self.dim = dim
+        self.structure, self.params = parse_kind(kind)
         self.consumer = f"index-file:{path.name}"
+        self._background: threading.Thread | None = None
+        self._built: tuple[VectorIndex, int, str] | None = None
+        self._built_lock = threading.Lock()
         self.index: VectorIndex | None = None
         self.cursor = -1
         self.stats = FollowerStats()
@@ -81,8 +106,10 @@ class FollowingIndex:
         if self.index is None:
             self._open()
         assert self.index is not None
+        self._swap_in_built()
         head = self.db.head()
         if self.cursor == head:
+            self._maybe_rebuild_in_background()
             return self.index
         if self.cursor > head or self.cursor < self.db.log_start():
             self.rebuild("it is not covered by the change log")
@@ -98,7 +125,69 @@ class FollowingIndex:
         self.stats.applied += len(rows)
         if self._snapshot_due():
             self.save()
+        self._maybe_rebuild_in_background()
         return self.index
+
+    # -- rebuilding while searches go on --------------------------------------------------------
+    def _maybe_rebuild_in_background(self) -> None:
+        assert self.index is not None
+        why = self.index.wants_rebuild
+        kind = self.kind
+        if self.auto:
+            # Down again only at half the size that made it grow: no rebuild back and forth at the limit.
+            chosen = resolve_index_kind(AUTO, self.index.count, self.dim)
+            if chosen != self.kind and resolve_index_kind(AUTO, self.index.count * 2, self.dim) != self.kind:
+                why, kind = f"auto chooses {chosen!r} at {self.index.count} faces", chosen
+        if why is None or (self._background is not None and self._background.is_alive()):
+            return
+        log.info("%s: rebuilding the index in the background (%s)", self.path, why)
+        self._background = threading.Thread(
+            target=self._build_from_records, args=(kind,), name="faceshot-index-rebuild", daemon=True
+        )
+        self._background.start()
+
+    def _build_from_records(self, kind: str) -> None:
+        try:
+            db = Database(self.db.path, embedder=self.embedder, dim=self.dim, create=False)
+        except Exception as exc:  # the records are read again at the next trigger
+            log.warning("%s: background rebuild could not open the records (%s)", self.path, exc)
+            return
+        try:
+            with db.snapshot():
+                head = db.head()
+                ids, vectors = db.all_vectors()
+            index = create_index(kind, self.dim)
+            index.add(ids, vectors)
+        except Exception as exc:
+            log.warning("%s: background rebuild failed (%s)", self.path, exc)
+            return
+        finally:
+            db.close()
+        with self._built_lock:
+            self._built = (index, head, kind)
+
+    def _swap_in_built(self) -> None:
+        with self._built_lock:
+            built, self._built = self._built, None
+        if built is None:
+            return
+        index, cursor, kind = built
+        if cursor < self.db.log_start():
+            return  # the log moved past it meanwhile: the next trigger builds again
+        # The new index is current as of `cursor`; the caller applies the rows after it.
+        self.index, self.cursor = index, cursor
+        self.kind, (self.structure, self.params) = kind, parse_kind(kind)
+        self.stats.background_rebuilds += 1
+        self._saved_cursor = -1  # a snapshot of the new index is due
+        log.info("%s: swapped in the index rebuilt at change %d", self.path, cursor)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a background rebuild to finish (tests, benchmarks); True when none is running."""
+        thread = self._background
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
     def _open(self) -> None:
         try:
@@ -110,6 +199,7 @@ class FollowingIndex:
         if problem:
             self.rebuild(f"the index file is {problem}")
             return
+        index.set_params(self.params)
         self.index, self.cursor = index, header.generation
         self._saved_cursor, self._saved_at = header.generation, time.monotonic()
         self.stats.opened_from_file = True
@@ -117,8 +207,8 @@ class FollowingIndex:
     def _header_problem(self, header: IndexHeader) -> str | None:
         if header.embedder != self.embedder or header.dim != self.dim:
             return f"for embedder {header.embedder!r} ({header.dim}-D)"
-        if header.kind != self.kind:
-            return f"a {header.kind!r} index where {self.kind!r} is configured"
+        if header.kind != self.structure:
+            return f"a {header.kind!r} index where {self.structure!r} is configured"
         head = self.db.head()
         if header.generation > head:
             return f"newer than the database (change {header.generation}, database at {head})"
