@@ -1,7 +1,7 @@
 """Load on `faceshot serve`: concurrent clients on loopback for a fixed time, identify and enroll mixed.
 
-A gallery of ``--people`` synthetic people (one random unit vector each, in the default embedder's
-vector space, added in one transaction) is served with 1 and then 2 workers (``--workers``). Each
+A gallery of ``--people`` synthetic people (one vector each from the generator fitted to dlib's
+LFW vectors, in the default embedder's vector space, added in one transaction) is served with 1 and then 2 workers (``--workers``). Each
 of ``--clients`` threads sends requests on its own connection for ``--seconds`` (and at most
 ``--max-requests`` each): every ``--enroll-every``-th request enrolls a new person from a real photo
 (``POST /v1/people``, force), the others identify a real photo (``POST /v1/identify``). Limits are
@@ -44,10 +44,13 @@ def build_gallery(path: Path, people: int) -> str:
     with KeyStore(path, create=True) as keys:
         token, _ = keys.create("admin", name="load test")
     with Gallery(path, create=False) as gallery:
-        dim = gallery.store.dim
-        rng = np.random.default_rng(0)
-        vectors = rng.standard_normal((people, dim)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        # People drawn from the generator fitted to dlib's LFW vectors (faceshot.evaluate.synthetic),
+        # so the index and the decisions see realistic scores, not uniform random vectors.
+        from faceshot.evaluate.synthetic import lfw_dlib_model
+
+        _, enrolled = lfw_dlib_model().gallery(people, faces_per_person=1, seed=0)
+        vectors = enrolled.vectors.astype(np.float32)
+        assert vectors.shape[1] == gallery.store.dim
         gallery.add_embeddings_batch(
             PersonRecord(f"synthetic {i:06d}", {}, (), None, (NewFace(vectors[i], sha256=f"synthetic-{i}"),))
             for i in range(people)
