@@ -115,10 +115,12 @@ class FollowingIndex:
             self.rebuild("it is not covered by the change log")
             return self.index
         rows = self.db.changes(self.cursor, ops=(FACE_ADDED, FACE_REMOVED))
-        # Face ids are never reused, so the net effect of a run of rows is: remove every face
-        # the rows name, then add back those that still exist in the records.
-        touched = np.array(sorted({row.face for row in rows if row.face is not None}), dtype=np.int64)
-        self.index.remove(touched)
+        # Face ids are never reused and the index holds exactly the faces of its cursor, so the
+        # net effect of a run of rows is: remove the faces removed, add the faces added that still
+        # exist in the records. (Removing from a flat index is a scan of it: only when needed.)
+        removed = np.array(sorted({row.face for row in rows if row.op == FACE_REMOVED}), dtype=np.int64)
+        if len(removed):
+            self.index.remove(removed)
         ids, vectors = self.db.vectors_of_faces(row.face for row in rows if row.op == FACE_ADDED)
         self.index.add(ids, vectors)
         self.cursor = head
