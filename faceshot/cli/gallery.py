@@ -339,7 +339,7 @@ def gallery_index(
     as_json: bool = JsonOption,
 ) -> None:
     """Show the search index of a gallery, or change it with --kind (built at the next search)."""
-    with Gallery(db) as gallery:
+    with open_gallery(db) as gallery:
         store = gallery.store
         if not hasattr(store, "index_info"):
             raise FaceshotError(f"the {type(store).__name__} backend chooses its own index")
