@@ -125,3 +125,34 @@ def served(tmp_path_factory, images):
         yield {"url": url, "db": db, "keys": keys, "log": folder / "server.log"}
     finally:
         stop_server(process)
+
+
+#: Real components the suite runs, by the test file that exercises them (printed at the end, so a
+#: run says which engines it really used, and which it did not reach).
+REAL_COMPONENTS = {
+    "test_server.py": "faceshot serve (uvicorn, 2 workers) on 127.0.0.1",
+    "test_web_page.py": "Debian chromium driven by Playwright",
+    "test_mtcnn.py": "MTCNN weights from facenet-pytorch 2.6.0, converted to ONNX",
+    "test_store_contract.py": "store contract suite: SQLite",
+    "test_datasets.py": "evaluation data in ../shared/datasets",
+}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    passed: dict[str, int] = {}
+    seen: set[str] = set()
+    for outcome in ("passed", "failed", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            name = Path(str(getattr(report, "fspath", "") or report.nodeid.split("::")[0])).name
+            seen.add(name)
+            if outcome == "passed" and getattr(report, "when", "call") == "call":
+                passed[name] = passed.get(name, 0) + 1
+    lines = [
+        f"  {'ran' if passed.get(file) else 'NOT RUN'}: {what} ({passed.get(file, 0)} tests passed)"
+        for file, what in REAL_COMPONENTS.items()
+        if file in seen
+    ]
+    if lines:
+        terminalreporter.write_line("real components in this run:")
+        for line in lines:
+            terminalreporter.write_line(line)
