@@ -14,7 +14,6 @@ from PIL import Image, ImageFilter
 import faceshot
 from faceshot.errors import ConfigError, EmbedderMismatchError, NotFound
 from faceshot.gallery import DirProgress, Gallery
-from faceshot.gallery.index import read_index_file
 from faceshot.gallery.local import index_path
 from faceshot.quality import Quality, assess, sharpness, yaw
 from faceshot.results import Box, Face
@@ -174,8 +173,10 @@ def test_delete_removes_every_vector_for_good(gallery, images):
     [found] = gallery.identify(images / "obama2.jpg")
     assert found.identity is None and [name for name, _ in found.candidates] == [BIDEN]
     # The index in memory (compared face by face by check()) and the snapshot once the log after
-    # it is applied hold none of the deleted faces.
+    # it is applied hold none of the deleted faces; no search returns them.
     assert gallery.check().ok
+    probe = gallery.engine.embed(images / "obama2.jpg")
+    assert not obama_ids & {hit.face_id for row in gallery.store.search(probe, 10) for hit in row}
     with Gallery(gallery.path) as reopened:
         assert reopened.identify(images / "obama3.jpg")[0].identity is None
         assert reopened.check().ok

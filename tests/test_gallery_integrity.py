@@ -14,7 +14,6 @@ import pytest
 from faceshot.errors import ConfigError, ConflictError, GalleryError, NoFaceError, NotFound
 from faceshot.gallery import FoundFace, Gallery
 from faceshot.gallery.local import LocalStore
-from faceshot.gallery.store import NewFace
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "gallery-0.1.0.db"
 
