@@ -20,9 +20,7 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -59,32 +57,13 @@ def build_gallery(path: Path, people: int) -> str:
 
 
 def serve(path: Path, workers: int) -> tuple[subprocess.Popen, str]:
-    import httpx
+    from faceshot.server.launch import start_server
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "FACESHOT_MAX_IN_FLIGHT": "10000"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "faceshot", "serve", "--db", str(path), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    ready: set[str] = set()
-    deadline = time.monotonic() + 180
-    while len(ready) < workers:
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit("the server did not start")
-        try:
-            response = httpx.get(url + "/readyz", timeout=5)
-            if response.status_code == 200:
-                ready.add(response.headers["x-faceshot-worker"])
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    return process, url
+    try:
+        return start_server(path, workers=workers, env={"PYTHONPATH": str(REPO), "FACESHOT_MAX_IN_FLIGHT": "10000"},
+                            timeout=180)
+    except RuntimeError as exc:
+        raise SystemExit(f"the server did not start: {exc}") from None
 
 
 def load(url: str, token: str, *, clients: int, seconds: float, max_requests: int, enroll_every: int, tag: str) -> dict:

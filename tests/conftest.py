@@ -45,49 +45,11 @@ def engine():
 # -- the REST service: one real server per session, on loopback ---------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(db: Path, *, workers: int = 1, env: dict[str, str] | None = None, log: Path | None = None):
     """``faceshot serve`` on 127.0.0.1 and a free port, once every worker answers /readyz: (process, base URL)."""
-    import subprocess
-    import sys
-    import time
+    from faceshot.server.launch import start_server as launch
 
-    import httpx
-
-    port = free_port()
-    environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    environment.pop("FACESHOT_DB", None)
-    output = open(log, "wb") if log is not None else subprocess.DEVNULL
-    process = subprocess.Popen(
-        [sys.executable, "-m", "faceshot", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers)],
-        env=environment, stdout=output, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    ready: set[str] = set()
-    deadline = time.monotonic() + 120
-    while len(ready) < workers:
-        if process.poll() is not None:
-            text = log.read_text(errors="replace") if log is not None else ""
-            raise RuntimeError(f"faceshot serve exited with {process.returncode}: {text[-2000:]}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("faceshot serve did not become ready in 120 s")
-        try:
-            response = httpx.get(url + "/readyz", timeout=5)
-            if response.status_code == 200:
-                ready.add(response.headers["x-faceshot-worker"])
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    return process, url
+    return launch(db, workers=workers, env={"PYTHONPATH": str(REPO), **(env or {})}, log=log)
 
 
 def stop_server(process) -> None:
