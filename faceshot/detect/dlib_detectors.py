@@ -29,6 +29,17 @@ __all__ = ["DlibDetector", "HogDetector", "CnnDetector", "CnnOnnxDetector"]
 LANDMARKS_5 = "shape_predictor_5_face_landmarks.dat"
 
 
+def shrunk(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` downscaled (bilinear) so its longer side is at most ``max_side`` pixels, and the
+    scale used (1.0: the image itself); boxes found in it map back by dividing by the scale."""
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
+
+
 class DlibDetector(Detector):
     """Shared scaling, landmarking and ordering around one of dlib's detectors.
 
@@ -72,11 +83,7 @@ class DlibDetector(Detector):
     def locate(self, image: np.ndarray) -> list[tuple[Box, float]]:
         """The face boxes in ``image`` and the detector's confidence in each, without landmarks."""
         height, width = image.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
-        small = image
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+        small, scale = shrunk(image, self.max_side)
         found = []
         for rect, score in self._search(small):
             box = Box(

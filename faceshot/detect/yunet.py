@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from faceshot.detect import Detector, detectors
-from faceshot.detect.dlib_detectors import DlibDetector
+from faceshot.detect.dlib_detectors import DlibDetector, shrunk
 from faceshot.detect.mtcnn import Detection, nms
 from faceshot.errors import ConfigError, ModelError
 from faceshot.onnx_graphs import new_session
@@ -116,11 +115,7 @@ class YunetDetector(Detector):
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ConfigError(f"YuNet needs an RGB uint8 image [H, W, 3], got {image.dtype} {image.shape}")
         height, width = image.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
-        small = image
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+        small, scale = shrunk(image, self.max_side)
         h, w = small.shape[:2]
         padded_h, padded_w = -(-h // 32) * 32, -(-w // 32) * 32
         blob = np.zeros((1, 3, padded_h, padded_w), np.float32)
