@@ -7,9 +7,23 @@ from pathlib import Path
 
 import pytest
 
+from faceshot.sandbox import namespace
+
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("FACESHOT_DATASETS", REPO.parent / "shared" / "datasets"))
 TEST_IMAGES = Path(os.environ.get("FACESHOT_TEST_IMAGES", REPO / ".cache" / "test_images"))
+
+
+# Every server the tests start talks to loopback only. Milvus binds every interface and Ray probes a
+# public address, so the whole run moves, before it starts any thread or server, into a network
+# namespace whose only interface is lo (root only; FACESHOT_TEST_NETNS=0 leaves it alone).
+if os.environ.get("FACESHOT_TEST_NETNS", "1") != "0" and namespace.problem() is None:
+    namespace.enter()
+NETNS_PROBLEM = (
+    None
+    if namespace.loopback_only()
+    else namespace.problem() or "FACESHOT_TEST_NETNS=0 keeps the run in the machine's network namespace"
+)
 
 
 def _missing(what: str, how: str) -> None:
@@ -33,6 +47,13 @@ def datasets() -> Path:
     if not (DATASETS / "README.md").is_file():
         pytest.skip(f"{DATASETS} is absent: these tests need the shared evaluation datasets")
     return DATASETS
+
+
+@pytest.fixture(scope="session")
+def loopback_namespace() -> None:
+    """For tests that start Milvus or Ray: the run is in a network namespace with only loopback."""
+    if NETNS_PROBLEM is not None:
+        _missing("a loopback-only network namespace", NETNS_PROBLEM)
 
 
 @pytest.fixture(scope="session")
