@@ -91,6 +91,8 @@ class Gallery:
     renormalised) or ``"max"`` (their best face); by default the gallery's setting, else ``"mean"``,
     which named more of the right people at the same FPIR on LFW (BENCHMARKS.md).
     ``store``: another :class:`~faceshot.gallery.store.Store` backend instead of the local file.
+    ``vectors``: where the face vectors are searched: ``"faiss"`` (this process's index, the default)
+    or a vector engine's URL such as ``milvus://host:port?collection=NAME`` (:mod:`faceshot.gallery.milvus`).
     Several processes may open the same gallery at once; each sees the others' writes at its next
     search (the consistency contract, :mod:`faceshot.gallery.store`).
     """
@@ -105,7 +107,10 @@ class Gallery:
         quality: QualityLimits = DEFAULT_LIMITS,
         aggregation: Aggregation | None = None,
         store: Store | None = None,
+        vectors: str | None = None,
     ) -> None:
+        if store is not None and vectors is not None:
+            raise ConfigError("give vectors or store, not both (a store brings its own vectors)")
         if path is None:
             path = os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH
         self.path = Path(path)
@@ -119,7 +124,7 @@ class Gallery:
         # A gallery records the vector space, not the program that computed it: dlib-resnet and
         # dlib-resnet-onnx give the same vectors and may share a gallery.
         self.store: Store = store or LocalStore(
-            self.path, embedder=embedder.space, dim=embedder.dim, index=index, create=create
+            self.path, embedder=embedder.space, dim=embedder.dim, index=index, create=create, vectors=vectors
         )
         record_engine(self.store, engine)
         self.quality = quality
