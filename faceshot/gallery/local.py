@@ -74,9 +74,9 @@ class LocalStore(Store):
     before raising :class:`~faceshot.errors.GalleryBusyError`. ``create=False`` refuses a missing
     file instead of creating it. Safe to use from several threads (one lock) and several
     processes (SQLite's locks and the change log). ``vectors``: where the face vectors are searched,
-    ``"faiss"`` (this process's FAISS index, the default), a vector engine's URL
-    (``milvus://host:port?collection=NAME``, see :func:`~faceshot.gallery.vectors.open_vectors`) or an
-    opened :class:`~faceshot.gallery.vectors.VectorEngine`.
+    ``"faiss"`` (this process's FAISS index, the default) or a vector engine's URL
+    (``milvus://host:port?collection=NAME``, see :func:`~faceshot.gallery.vectors.open_vectors`),
+    opened over this store's records.
     """
 
     def __init__(
@@ -88,7 +88,7 @@ class LocalStore(Store):
         index: str | None = None,
         timeout: float = 60.0,
         create: bool = True,
-        vectors: str | VectorEngine | None = None,
+        vectors: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.embedder = embedder
@@ -102,9 +102,7 @@ class LocalStore(Store):
             self.index_kind = index or self._db.get_setting(INDEX_SETTING) or "auto"
         try:
             # An engine outside this process, following the same change log (None: the FAISS index).
-            self._engine = vectors if isinstance(vectors, VectorEngine) else open_vectors(
-                vectors, self._db, embedder=embedder, dim=dim
-            )
+            self._engine = open_vectors(vectors, self._db, embedder=embedder, dim=dim)
         except BaseException:
             self._db.close()
             raise

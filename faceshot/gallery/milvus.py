@@ -28,7 +28,8 @@ contract (:mod:`faceshot.gallery.store`):
 The URL: ``milvus://[user:password@]host:port?collection=NAME`` with optional ``index`` (``hnsw``,
 the default; ``ivf_flat``, ``ivf_sq8``, ``ivf_pq``, ``flat``), the index's parameters (``M``,
 ``efConstruction``, ``ef``; ``nlist``, ``nprobe``; ``m`` for PQ), ``confirm_rows`` (1000),
-``confirm_seconds`` (1.0), ``secure=1`` for TLS, ``timeout`` (seconds, 30). Passwords are never
+``confirm_seconds`` (1.0), ``exact_group`` (groups of at most this many faces are scored exactly
+from the records: :data:`EXACT_GROUP`), ``secure=1`` for TLS, ``timeout`` (seconds, 30). Passwords are never
 logged or put in error messages. Needs the ``milvus`` extra (pymilvus).
 """
 
@@ -72,7 +73,7 @@ BATCH = 5000
 #: the log moves): cheaper than a filtered ANN search, and exact.
 EXACT_GROUP = 10_000
 _COLLECTION = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
-_OPTIONS = {"collection", "index", "confirm_rows", "confirm_seconds", "secure", "timeout"}
+_OPTIONS = {"collection", "index", "confirm_rows", "confirm_seconds", "exact_group", "secure", "timeout"}
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class MilvusOptions:
     search: dict[str, int] = field(default_factory=dict)
     confirm_rows: int = 1000
     confirm_seconds: float = 1.0
+    exact_group: int = EXACT_GROUP
     secure: bool = False
     timeout: float = 30.0
     user: str | None = None
@@ -145,8 +147,8 @@ def parse_url(url: str) -> MilvusOptions:
         else:
             known = sorted(_OPTIONS | set(build) | set(search))
             raise ConfigError(f"{shown}: unknown option {key!r} for a {kind} index; known: {', '.join(known)}")
-    if numbers.get("confirm_rows", 0) < 0 or numbers.get("confirm_seconds", 0) < 0:
-        raise ConfigError(f"{shown}: confirm_rows and confirm_seconds cannot be negative")
+    if min(numbers.get(key, 0) for key in ("confirm_rows", "confirm_seconds", "exact_group")) < 0:
+        raise ConfigError(f"{shown}: confirm_rows, confirm_seconds and exact_group cannot be negative")
     return MilvusOptions(
         host=host,
         port=port,
@@ -156,6 +158,7 @@ def parse_url(url: str) -> MilvusOptions:
         search=search,
         confirm_rows=int(numbers.get("confirm_rows", 1000)),
         confirm_seconds=float(numbers.get("confirm_seconds", 1.0)),
+        exact_group=int(numbers.get("exact_group", EXACT_GROUP)),
         secure=parts.scheme == "milvus+https" or bool(numbers.get("secure", 0)),
         timeout=float(numbers.get("timeout", 30.0)),
         user=unquote(parts.username) if parts.username else None,
@@ -184,6 +187,7 @@ class MilvusVectors(VectorEngine):
         self.embedder = embedder
         self.dim = dim
         self.collection = options.collection
+        self.exact_group = options.exact_group
         self.consumer = f"milvus:{options.collection}"
         self.confirmer = f"milvus:{options.collection}:confirmed"
         kind, self.exact_scores, _, _ = INDEX_KINDS[options.index]
@@ -210,8 +214,8 @@ class MilvusVectors(VectorEngine):
             self._check_collection()
         return self._client
 
-    def _errors(self, doing: str) -> "_MilvusErrors":
-        return _MilvusErrors(self.options.where, doing)
+    def _errors(self, doing: str, lost: bool = False) -> "_MilvusErrors":
+        return _MilvusErrors(self.options.where, doing, lost)
 
     def _description(self) -> str:
         return f"faceshot gallery vectors: embedder {self.embedder}, {self.dim}-D"
@@ -376,7 +380,17 @@ class MilvusVectors(VectorEngine):
             pending = pending[np.isin(pending, subset)]
         wanted = k * (1 if self.exact_scores else RERANK)
         limit = min(MAX_LIMIT, wanted + removed + len(pending))
-        scores, ids = self._ann(queries, limit, groups)
+        try:
+            scores, ids = self._ann(queries, limit, groups)
+        except _CollectionLost:
+            # Dropped behind our back: this search is exact over the records; the next one rebuilds.
+            log.warning("%s: the collection is gone; rebuilt at the next search", self.options.where)
+            self._applied = self._confirmed = -1
+            ids, held = self.db.all_vectors()
+            if subset is not None:
+                keep = np.isin(ids, subset)
+                ids, held = ids[keep], held[keep]
+            return _best(queries @ held.T, np.broadcast_to(ids, (len(queries), len(ids))), k)
         if len(pending):
             scores = np.where(np.isin(ids, pending), -np.inf, scores)
         if subset is not None:  # groups as the records say, not as Milvus last heard
@@ -396,7 +410,7 @@ class MilvusVectors(VectorEngine):
         if "ef" in params:
             params["ef"] = max(params["ef"], limit)
         expression = "" if groups is None else f"array_contains_any(groups, {sorted(set(groups))})"
-        with self._errors("searching"):
+        with self._errors("searching", lost=True):
             answer = self._milvus().search(
                 self.collection,
                 data=[query.tolist() for query in queries],
@@ -459,11 +473,16 @@ class MilvusVectors(VectorEngine):
                 self._client = None
 
 
-class _MilvusErrors:
-    """``with _MilvusErrors(where, doing):`` — pymilvus's and gRPC's errors as :class:`GalleryError`."""
+class _CollectionLost(Exception):
+    """The collection does not exist (any more)."""
 
-    def __init__(self, where: str, doing: str) -> None:
-        self.where, self.doing = where, doing
+
+class _MilvusErrors:
+    """``with _MilvusErrors(where, doing):`` — pymilvus's and gRPC's errors as :class:`GalleryError`
+    (``lost=True``: a missing collection as :class:`_CollectionLost`)."""
+
+    def __init__(self, where: str, doing: str, lost: bool = False) -> None:
+        self.where, self.doing, self.lost = where, doing, lost
 
     def __enter__(self) -> None:
         return None
@@ -474,6 +493,8 @@ class _MilvusErrors:
         module = type(error).__module__ or ""
         if module.startswith(("pymilvus", "grpc")) or isinstance(error, (ConnectionError, TimeoutError)):
             message = getattr(error, "message", None) or str(error)
+            if self.lost and "collection not found" in message.lower():
+                raise _CollectionLost(message) from None
             raise GalleryError(f"{self.where}: {self.doing} failed ({message})") from None
         return False
 

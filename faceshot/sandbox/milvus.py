@@ -69,7 +69,7 @@ class MilvusSandbox:
         return self._server.server_proc is not None and self._server.server_proc.poll() is None
 
     def stop(self) -> None:
-        """End the server and every process under it (SIGTERM, then SIGKILL after 3 s: a throwaway
+        """End the server and every process under it (SIGTERM, then SIGKILL after 1 s: a throwaway
         server's data need not be flushed)."""
         proc = self._server.server_proc
         if proc is None:
@@ -77,7 +77,7 @@ class MilvusSandbox:
         tree = [proc.pid, *_descendants(proc.pid)]
         for pid in reversed(tree):
             _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 1
         while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
             if proc.poll() is not None and not any(_alive(pid) for pid in tree[1:]):
                 break
