@@ -43,6 +43,7 @@ def test_milvus_url_options_and_mistakes():
     options = parse_url("milvus://alice:s%3Acret@db.example:19531?collection=people&index=ivf_flat&nprobe=64&confirm_rows=0")
     assert (options.host, options.port, options.collection, options.index) == ("db.example", 19531, "people", "ivf_flat")
     assert options.search == {"nprobe": 64} and options.build == {"nlist": 1024} and options.confirm_rows == 0
+    assert parse_url("milvus://127.0.0.1?collection=a").search == {"ef": 256}
     assert (options.user, options.password) == ("alice", "s:cret") and "s%3Acret" not in repr(options)
     assert redact("milvus://alice:secret@host:1?collection=x") == "milvus://alice:***@host:1?collection=x"
     for url, message in [
