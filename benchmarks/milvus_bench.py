@@ -64,8 +64,9 @@ def agreement(named: np.ndarray, exact: np.ndarray) -> dict[str, float]:
 def exact_decisions(probes: np.ndarray, vectors: np.ndarray, members: np.ndarray, thresholds: list[float]) -> np.ndarray:
     """The person exact search names for each probe among ``members`` (row indexes), at its threshold."""
     best = np.full(len(probes), -1, np.int64)
+    held = vectors if len(members) == len(vectors) else vectors[members]
     for start in range(0, len(probes), 64):
-        scores = probes[start : start + 64] @ vectors[members].T
+        scores = probes[start : start + 64] @ held.T
         top = scores.argmax(1)
         for row, column in enumerate(top):
             if scores[row, column] >= thresholds[start + row]:
@@ -95,8 +96,14 @@ def measure(label: str, gallery: Any, probes: np.ndarray, vectors: np.ndarray, g
             named.append(-1 if found.identity is None else index_of[found.identity])
             thresholds.append(found.threshold)
         exact = exact_decisions(probes, vectors, members, thresholds)
-        row[scope] = {**percentiles(latencies), **agreement(np.array(named), exact),
-                      "faces": len(members), "threshold": round(thresholds[0], 4)}
+        named_array = np.array(named)
+        differ = np.flatnonzero(named_array != exact)
+        row[scope] = {**percentiles(latencies), **agreement(named_array, exact),
+                      "faces": len(members), "threshold": round(thresholds[0], 4),
+                      # which probes differ: (probe, named, exact search's, its score, threshold)
+                      "differ": [(int(i), int(named_array[i]), int(exact[i]),
+                                  round(float(probes[i] @ vectors[exact[i]]), 5) if exact[i] >= 0 else None,
+                                  round(thresholds[i], 5)) for i in differ[:10]]}
         print(f"  {label} {scope}: {json.dumps(row[scope])}", flush=True)
     return row
 

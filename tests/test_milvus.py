@@ -214,3 +214,27 @@ def test_milvus_engine_opened_by_url_follows_the_records(milvus_server, tmp_path
     store.close()
     engine.close()
     db.close()
+
+
+def test_milvus_a_long_log_is_applied_in_short_transactions_or_rebuilt(milvus_store, monkeypatch):
+    from faceshot.gallery import milvus as engine_module
+
+    rng = np.random.default_rng(20)
+    store = milvus_store()
+    store.add_faces("first", [NewFace(unit(rng)[0])], create=True)
+    store.search(unit(rng), 1)  # built; from here on the log is applied
+    engine = store._engine
+    monkeypatch.setattr(engine_module, "APPLY_ENTRIES", 7)
+    vectors = unit(rng, 30)
+    for i, vector in enumerate(vectors):
+        store.add_faces(f"p{i}", [NewFace(vector)], create=True)
+    cursors = []
+    original = engine._apply
+    monkeypatch.setattr(engine, "_apply", lambda rows: (cursors.append(rows[-1].seq), original(rows)))
+    assert [hits[0].person for hits in store.search(vectors, 1)] == [f"p{i}" for i in range(30)]
+    assert len(cursors) == 9 and cursors[-1] == store.head() and engine.rebuilds == 1  # 60 entries, 7 at a time
+    monkeypatch.setattr(engine_module, "REBUILD_ENTRIES", 20)
+    for i, vector in enumerate(unit(rng, 15)):
+        store.add_faces(f"q{i}", [NewFace(vector)], create=True)
+    assert store.search(vectors[:1], 1)[0][0].person == "p0" and engine.rebuilds == 2
+    assert store.check().indexed == 46

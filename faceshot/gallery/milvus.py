@@ -71,6 +71,10 @@ MAX_LIMIT = 16384
 MAX_GROUPS = 4096
 #: Rows per upsert call (128-D float32: about 2.6 MB per call, well inside gRPC's 64 MB).
 BATCH = 5000
+#: Log entries applied in one records transaction (the write lock is held while Milvus writes them).
+APPLY_ENTRIES = 5000
+#: An engine further behind than this many entries is rebuilt from the records instead.
+REBUILD_ENTRIES = 200_000
 #: Groups of at most this many faces are scored exactly from the records (cached by the store until
 #: the log moves): cheaper than a filtered ANN search, and exact.
 EXACT_GROUP = 10_000
@@ -258,24 +262,32 @@ class MilvusVectors(VectorEngine):
         """Apply the entries after the engine's cursor; confirm them when due (see the module's text)."""
         client = self._milvus()
         head = self.db.head()
-        if not (self._applied == self._confirmed == head):
-            rebuild = False
-            with self.db.transaction():  # the records' write lock: one applier at a time, in log order
+        while not (self._applied == self._confirmed == head):
+            rebuild = more = False
+            # The records' write lock: one applier at a time, in log order. At most APPLY_ENTRIES
+            # per transaction, so writers never wait long for it.
+            with self.db.transaction():
                 head = self.db.head()
                 applied = self.db.cursor(self.consumer)
                 with self._errors("looking for the collection"):
                     exists = client.has_collection(self.collection)
                 if applied is None or not exists or applied > head or applied < self.db.log_start():
                     rebuild = True
+                elif head - applied > REBUILD_ENTRIES:
+                    rebuild = True  # faster, and outside the lock
                 elif applied < head:
-                    self._apply(self.db.changes(applied))
-                    self.db.set_cursor(self.consumer, head)
+                    rows = self.db.changes(applied, limit=APPLY_ENTRIES)
+                    self._apply(rows)
+                    applied = rows[-1].seq
+                    self.db.set_cursor(self.consumer, applied)
                     self.db.prune(LOG_KEEP)
-                    applied = head
+                    more = applied < head
                 self._applied = head if rebuild else applied
                 self._confirmed = min(self.db.cursor(self.confirmer) or 0, self._applied)
             if rebuild:
                 self.rebuild()
+            if not more:
+                break
         self._maybe_confirm()
 
     def _apply(self, rows: list[Change]) -> None:
