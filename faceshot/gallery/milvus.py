@@ -282,8 +282,11 @@ class MilvusVectors(VectorEngine):
                     self.db.set_cursor(self.consumer, applied)
                     self.db.prune(LOG_KEEP)
                     more = applied < head
-                self._applied = head if rebuild else applied
-                self._confirmed = min(self.db.cursor(self.confirmer) or 0, self._applied)
+                if rebuild:
+                    self._applied = self._confirmed = -1  # until rebuilt: a failed rebuild is tried again
+                else:
+                    self._applied = applied
+                    self._confirmed = min(self.db.cursor(self.confirmer) or 0, applied)
             if rebuild:
                 self.rebuild()
             if not more:
