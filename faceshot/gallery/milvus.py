@@ -306,7 +306,12 @@ class MilvusVectors(VectorEngine):
         self._upsert(groups)
         log.debug("%s: applied %d entries (%d faces written, %d deleted)", self.options.where, len(rows), len(groups), len(gone))
 
-    def _upsert(self, groups: dict[int, tuple[int, ...]], vectors: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    def _upsert(
+        self, groups: dict[int, tuple[int, ...]], vectors: tuple[np.ndarray, np.ndarray] | None = None, *, fresh: bool = False
+    ) -> None:
+        """Write these faces (vectors read from the records unless given), replacing any row of the
+        same id; ``fresh``: into a new, empty collection (plain inserts: an upsert also writes a
+        delete per row, which Milvus must compact away later)."""
         wanted = sorted(groups)
         client = self._milvus()
         for start in range(0, len(wanted), BATCH):
@@ -322,7 +327,7 @@ class MilvusVectors(VectorEngine):
             if any(len(row["groups"]) > MAX_GROUPS for row in rows):
                 raise GalleryError(f"{self.options.where}: a person is in more than {MAX_GROUPS} groups")
             with self._errors("writing faces"):
-                client.upsert(self.collection, rows)
+                (client.insert if fresh else client.upsert)(self.collection, rows)
 
     def _maybe_confirm(self) -> None:
         if self._confirmed >= self._applied:
@@ -356,7 +361,7 @@ class MilvusVectors(VectorEngine):
             groups = self.db.face_groups(None)
             ids, vectors = self.db.all_vectors()
         self._create()
-        self._upsert(groups, (ids, vectors))
+        self._upsert(groups, (ids, vectors), fresh=True)
         with self._errors("confirming the rebuilt collection"):
             self._milvus().query(self.collection, filter="id < 0", limit=1, consistency_level="Strong")
         with self.db.transaction():
