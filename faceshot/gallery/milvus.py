@@ -372,7 +372,9 @@ class MilvusVectors(VectorEngine):
         # Entries written while it was built are applied by the caller's next catch_up.
 
     def wait_indexed(self, timeout: float = 600.0) -> None:
-        """Seal the collection's segments and wait until Milvus has indexed every row (benchmarks)."""
+        """Seal the collection's segments and wait until Milvus has indexed every row and its query
+        node serves them from indexed sealed segments (benchmarks: until then, rows still in growing
+        segments are searched through Milvus's interim index, with another recall)."""
         client = self._milvus()
         with self._errors("flushing"):
             client.flush(self.collection)
@@ -380,7 +382,10 @@ class MilvusVectors(VectorEngine):
         while time.monotonic() < deadline:
             with self._errors("describing the index"):
                 info = client.describe_index(self.collection, "vector")
-            if int(info.get("pending_index_rows", 0)) == 0 and int(info.get("indexed_rows", 0)) >= int(info.get("total_rows", 0)):
+                total = int(info.get("total_rows", 0))
+                built = int(info.get("pending_index_rows", 0)) == 0 and int(info.get("indexed_rows", 0)) >= total
+                loaded = client.list_loaded_segments(self.collection) if built else []
+            if built and all(segment.index_id for segment in loaded) and sum(s.num_rows for s in loaded) >= total:
                 return
             time.sleep(0.5)
         raise GalleryError(f"{self.options.where}: the index was not built within {timeout:.0f} s")
