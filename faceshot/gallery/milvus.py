@@ -71,6 +71,12 @@ MAX_LIMIT = 16384
 MAX_GROUPS = 4096
 #: Rows per upsert call (128-D float32: about 2.6 MB per call, well inside gRPC's 64 MB).
 BATCH = 5000
+#: A group search inside Milvus widens ``ef``/``nprobe`` by how small a share of the collection the
+#: group is, up to this factor: filtered HNSW on an ARRAY field kept 74% of the exact top-1 for a
+#: group of 15% of 100k faces at ef 64 (BENCHMARKS.md, "Milvus").
+MAX_WIDEN = 8.0
+#: Milvus's largest ef.
+MAX_EF = 32768
 #: Log entries applied in one records transaction (the write lock is held while Milvus writes them).
 APPLY_ENTRIES = 5000
 #: An engine further behind than this many entries is rebuilt from the records instead.
@@ -202,6 +208,7 @@ class MilvusVectors(VectorEngine):
         self._applied = -1  # the cursor in the records, as last read or written here
         self._confirmed = -1
         self._waiting_since: float | None = None  # when this process first saw applied > confirmed
+        self._rows = -1  # about how many rows the collection holds (-1: not counted yet)
         self.rebuilds = 0
 
     def __repr__(self) -> str:
@@ -299,6 +306,8 @@ class MilvusVectors(VectorEngine):
         people = {int(row.person) for row in rows if row.op == PERSON_CHANGED and row.person is not None}
         groups = self.db.face_groups(added, people)  # faces that still exist, with their groups now
         gone = sorted(removed - set(groups))
+        if self._rows >= 0:
+            self._rows = max(0, self._rows + len(added & set(groups)) - len(gone))
         client = self._milvus()
         with self._errors("deleting faces"):
             for start in range(0, len(gone), BATCH):
@@ -368,6 +377,7 @@ class MilvusVectors(VectorEngine):
             self.db.set_cursor(self.consumer, head)
             self.db.set_cursor(self.confirmer, head)
         self._applied = self._confirmed = head
+        self._rows = len(ids)
         self.rebuilds += 1
         # Entries written while it was built are applied by the caller's next catch_up.
 
@@ -408,7 +418,10 @@ class MilvusVectors(VectorEngine):
         wanted = k * (1 if self.exact_scores else RERANK)
         limit = min(MAX_LIMIT, wanted + removed + len(pending))
         try:
-            scores, ids = self._ann(queries, limit, groups)
+            widen = 1.0
+            if subset is not None:  # a filtered graph or list search loses neighbours: search wider
+                widen = float(min(MAX_WIDEN, max(1.0, self._rows_hint() / max(1, len(subset)))))
+            scores, ids = self._ann(queries, limit, groups, widen)
         except _CollectionLost:
             # Dropped behind our back: this search is exact over the records; the next one rebuilds.
             log.warning("%s: the collection is gone; rebuilt at the next search", self.options.where)
@@ -431,11 +444,22 @@ class MilvusVectors(VectorEngine):
                 ids = np.concatenate([ids, np.broadcast_to(found, (len(queries), len(found)))], axis=1)
         return _best(scores, ids, k)
 
-    def _ann(self, queries: np.ndarray, limit: int, groups: list[int] | None) -> tuple[np.ndarray, np.ndarray]:
-        _, _, _, search = INDEX_KINDS[self.options.index]
+    def _rows_hint(self) -> int:
+        """About how many rows the collection holds (kept from the last count; counted once if unknown)."""
+        if self._rows < 0:
+            self._rows = self.count()
+        return self._rows
+
+    def _ann(
+        self, queries: np.ndarray, limit: int, groups: list[int] | None, widen: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        _, _, build, search = INDEX_KINDS[self.options.index]
         params = {**search, **self.options.search}
         if "ef" in params:
-            params["ef"] = max(params["ef"], limit)
+            params["ef"] = min(MAX_EF, max(int(params["ef"] * widen), limit))
+        if "nprobe" in params:
+            lists = int(self.options.build.get("nlist", build.get("nlist", 1024)))
+            params["nprobe"] = min(lists, int(params["nprobe"] * widen))
         expression = "" if groups is None else f"array_contains_any(groups, {sorted(set(groups))})"
         with self._errors("searching", lost=True):
             answer = self._milvus().search(
