@@ -109,7 +109,7 @@ def test_a_chain_tries_its_detectors_in_order(small_face):
     "text, words",
     [
         ("hgo", ["unknown detector 'hgo'", "cnn, cnn-onnx, hog"]),
-        ("hog:upsamp=1", ["no option 'upsamp'", "gray, large_face, max_side, upsample, upsample_below"]),
+        ("hog:upsamp=1", ["no option 'upsamp'", "gray, large_face, max_side, min_face, turns, upsample, upsample_below"]),
         ("cnn-onnx:thread=2", ["no option 'thread'", "threads", "model_file"]),
         ("hog:upsample", ["key=value"]),
         ("hog:upsample=1,upsample=2", ["given twice"]),
