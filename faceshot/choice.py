@@ -11,7 +11,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from faceshot.detect.search import turned
+from faceshot.detect import search
 from faceshot.errors import ConfigError, MultipleFacesError, NoFaceError
 from faceshot.results import Face
 
@@ -72,7 +72,7 @@ def turned_face(detect: Callable[[np.ndarray], list[Face]], image: np.ndarray) -
     record the turn in an EXIF tag that some programs strip. (Searching turned copies as part of
     detection is the detectors' ``turns`` option: :func:`faceshot.detect.search.turned`.)
     """
-    for degrees, faces in turned(detect, image):
+    for degrees, faces in search.turned(detect, image):
         if faces:
             return degrees
     return None

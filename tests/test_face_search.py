@@ -101,3 +101,19 @@ def test_a_sideways_photo_is_found_with_turns_and_embeds_like_the_upright_one(im
 def test_min_face_must_be_a_whole_number_of_pixels(bad) -> None:
     with pytest.raises(ConfigError, match="min_face"):
         create_detector("hog", min_face=bad)
+
+
+def test_the_largest_face_is_the_largest_sure_one(datasets) -> None:
+    """In this LFW photo HOG also returns a larger box of confidence 0.15 beside the portrait's face
+    (2.33): the face compared is the sure one."""
+    image = _rgb(datasets / "lfw" / "images" / "Bernadette_Peters" / "Bernadette_Peters_0001.jpg")
+    by_size = create_detector("hog", sure=-10.0).detect(image)
+    assert len(by_size) == 2 and by_size[0].score < 0.3 <= by_size[1].score  # the false box is larger
+    first = create_detector("hog").detect(image)[0]
+    assert first.score >= 0.3 and abs((first.box.left + first.box.right) / 2 - 125) < 25
+
+
+def test_a_higher_confidence_returns_fewer_faces(datasets) -> None:
+    image = _rgb(datasets / "lfw" / "images" / "Bernadette_Peters" / "Bernadette_Peters_0001.jpg")
+    assert len(create_detector("hog", confidence=0.5).detect(image)) == 1
+    assert len(create_detector("hog", confidence=-0.5).detect(image)) >= 2
