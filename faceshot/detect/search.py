@@ -126,4 +126,5 @@ def _unturn(face: Face, quarter_turns: int, width: int, height: int) -> Face:
     corners = [point(face.box.left, face.box.top), point(face.box.right, face.box.bottom)]
     xs, ys = [c[0] for c in corners], [c[1] for c in corners]
     box = Box(round(min(xs)), round(min(ys)), round(max(xs)), round(max(ys)))
-    return Face(box=box, score=face.score, landmarks=tuple((float(px), float(py)) for px, py in (point(x, y) for x, y in face.landmarks)))
+    points = tuple((float(px), float(py)) for px, py in (point(x, y) for x, y in face.landmarks))
+    return Face(box=box, score=face.score, landmarks=points, scheme=face.scheme)

@@ -597,6 +597,7 @@ def _face_json(face: Any) -> dict[str, Any]:
         "box": face.box.to_dict(),
         "confidence": round(float(face.score), 4),
         "landmarks": [[round(x, 1), round(y, 1)] for x, y in face.landmarks],
+        "landmark_scheme": face.scheme,
     }
 
 
