@@ -83,8 +83,8 @@ SETTING_MODEL_FILE = "engine.model_file"
 #: The embedder that opens a gallery of each space when none is asked for: dlib's ResNet run by
 #: onnxruntime gives dlib's own vectors (cosine >= 0.9999), about 12 times faster.
 SPACE_DEFAULTS = {"dlib-resnet": "dlib-resnet-onnx", "dlib-resnet-single": "dlib-resnet-onnx-single"}
-#: The options a model file (``.onnx`` embedder) takes: see ``OnnxModelEmbedder``.
-MODEL_FILE_OPTIONS = ("batch_size", "threads")
+#: The options a model file (``.onnx`` embedder) takes: see ``OnnxModelEmbedder`` and ``CardEmbedder``.
+MODEL_FILE_OPTIONS = ("batch_size", "card", "threads")
 
 _FORBIDDEN = re.compile(r"[,>=:]")
 _MODEL_FILE = re.compile(r"^(.*?\.onnx)(?::(.*))?$", re.IGNORECASE | re.DOTALL)

@@ -129,7 +129,7 @@ def test_bad_embedder_texts_say_what_exists():
         EngineSpec(embedder="dlib-resnett")
     with pytest.raises(ConfigError, match="options: batch_size, cache_dir, model_file, spin, threads"):
         EngineSpec(embedder="dlib-resnet-onnx:mirror=false")
-    with pytest.raises(ConfigError, match="its options: batch_size, threads"):
+    with pytest.raises(ConfigError, match="its options: batch_size, card, threads"):
         EngineSpec(embedder="model.onnx:size=3")
     with pytest.raises(ConfigError, match="max_pixels"):
         EngineSpec(max_pixels=0)

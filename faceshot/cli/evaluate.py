@@ -203,6 +203,9 @@ def calibrate(
     folder: Path = typer.Argument(..., help="Your labelled photos: ROOT/person/photo.jpg."),
     far: float = typer.Option(..., "--far", help="The false-accept rate to reach, e.g. 0.001."),
     db: Optional[Path] = typer.Option(None, "--db", help="Save the FAR table in this gallery: identify's thresholds and verify --db use it."),
+    out_file: Optional[Path] = typer.Option(
+        None, "--out", help="Write the FAR table to this JSON file (a model card's \"calibration\", see faceshot.embed.card)."
+    ),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
     detector: Optional[str] = DetectorOption,
     embedder: Optional[str] = EmbedderOption,
@@ -228,6 +231,10 @@ def calibrate(
     if db is not None:
         with Gallery(db, engine=engine) as gallery:
             gallery.calibration = result.to_calibration(str(folder))
+    if out_file is not None:
+        from faceshot.onnx_graphs import write_atomically
+
+        write_atomically(out_file, (json.dumps(result.to_calibration(folder.name).to_dict(), indent=1) + "\n").encode())
     if as_json:
         print(json.dumps(result.to_dict()))
         return
@@ -240,3 +247,5 @@ def calibrate(
     )
     if db is not None:
         out.print(f"saved in {db}: verify --db uses this threshold, identify this FAR table from now on")
+    if out_file is not None:
+        out.print(f"FAR table written to {out_file}")
