@@ -85,6 +85,17 @@ class Location:
         return _with_vectors(redact(self.target), self.vectors)
 
     @property
+    def secret_text(self) -> str:
+        """The location as a string that parses back to it, password included: for handing it to
+        another process through its environment, never for showing."""
+        if self.records == "sqlite" and self.vectors == DEFAULT_VECTORS:
+            return self.target
+        base = f"sqlite:///{quote(self.target)}" if self.records == "sqlite" else self.target
+        if self.vectors == DEFAULT_VECTORS:
+            return base
+        return f"{base}{'&' if '?' in base else '?'}{VECTORS_PARAMETER}={quote(self.vectors, safe='')}"
+
+    @property
     def vectors_scheme(self) -> str:
         """The vector engine's name: the scheme of its URL, or the name itself (``faiss``)."""
         match = _URL.match(self.vectors)
