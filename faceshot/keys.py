@@ -208,6 +208,31 @@ class KeyStore:
             raise NotFound(f"no active key with id {key_id}")
         return _key(row)
 
+    def stored(self) -> list[dict[str, Any]]:
+        """Every key as stored, digest included (for copying a gallery: the tokens are never stored)."""
+        with self._lock, self.db.errors():
+            if not self._has_table():
+                return []
+            rows = self.db.conn.execute(
+                "SELECT digest, role, groups, name, created, revoked FROM api_keys ORDER BY id"
+            ).fetchall()
+        return [{name: row[i] for i, name in enumerate(("digest", "role", "groups", "name", "created", "revoked"))}
+                for row in rows]
+
+    def restore(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Add keys as :meth:`stored` gives them, in one transaction; a key (digest) already here is
+        left as it is. Returns how many were added."""
+        added = 0
+        with self._lock, self.db.errors(), self.db.transaction():
+            self.db.ensure_tables(KEY_SCHEMA)
+            for row in rows:
+                added += self.db.conn.execute(
+                    "INSERT INTO api_keys (digest, role, groups, name, created, revoked) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (digest) DO NOTHING",
+                    (row["digest"], check_role(row["role"]), row["groups"], row["name"], row["created"], row["revoked"]),
+                ).rowcount
+        return added
+
     def authenticate(self, token: str | None) -> ApiKey:
         """The active key whose token this is; :class:`AuthenticationError` otherwise (no key given,
         an unknown or revoked one, or a gallery without keys, whose message says how to make one)."""

@@ -39,6 +39,7 @@ from faceshot.errors import FaceshotError, NotFound
 from faceshot.gallery import DirProgress, Gallery
 from faceshot.gallery.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
 from faceshot.gallery.location import Location, parse_location
+from faceshot.gallery.migrate import migrate
 from faceshot.spec import open_engine
 
 
@@ -353,3 +354,27 @@ def gallery_index(
     file = info["file"]
     held = f"{file['kind']} index of {file['count']} faces at change {file['generation']}" if isinstance(file, dict) else file
     out.print(f"index {info['configured']} (resolves to {info['resolves_to']} at {info['faces']} faces); file: {held}")
+
+
+@gallery_app.command("migrate")
+@reports_errors
+def gallery_migrate(
+    source: str = typer.Argument(..., help="The gallery to copy: a file path or a URL (postgresql://…)."),
+    destination: str = typer.Argument(..., help="Where to copy it: a new gallery's path or URL, or an interrupted copy's."),
+    batch: int = typer.Option(200, "--batch", min=1, help="People per transaction (an interruption loses at most one batch)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Copy a gallery to another backend or place: people, faces with their vectors, groups,
+    settings and API keys. Rerun it after an interruption: it carries on without duplicates."""
+    with progress_bar() as bar:
+        task = bar.add_task("migrating", total=None)
+        summary = migrate(source, destination, batch=batch,
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        show_json(summary.to_dict())
+        return
+    out.print(
+        f"copied {summary.people} people ({summary.faces} faces), {summary.settings} settings and {summary.keys} keys "
+        f"from {summary.source} to {summary.destination}"
+        + (f"; {summary.skipped} people were already there from an earlier run" if summary.skipped else "")
+    )
