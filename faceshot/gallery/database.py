@@ -204,6 +204,19 @@ def from_blob(blob: bytes, dim: int) -> np.ndarray:
     return vector.astype(np.float32)
 
 
+def _ambiguous(name: str, stored: list[str]) -> GalleryError:
+    return GalleryError(
+        f"{name!r} could mean {', '.join(repr(text) for text in stored)}: type the name exactly as shown "
+        f"(`faceshot gallery check` lists such names; rename or merge them)"
+    )
+
+
+def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    """``values`` in runs of ``size``: SQLite limits the number of bound parameters of one query."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 @dataclass(frozen=True)
 class Change:
     """One row of the change log.
@@ -497,12 +510,9 @@ class Database:
         row = self.conn.execute("SELECT id FROM people WHERE name = ?", (text,)).fetchone()
         if row is not None:
             return int(row[0])
-        rows = self.conn.execute("SELECT id, name FROM people WHERE key = ?", (name_key(text),)).fetchall()
+        rows = self.conn.execute("SELECT id, name FROM people WHERE key = ? ORDER BY id", (name_key(text),)).fetchall()
         if len(rows) > 1:
-            raise GalleryError(
-                f"{name!r} could mean {', '.join(repr(r[1]) for r in rows)}: type the name exactly as shown "
-                f"(`faceshot gallery check` lists such names; rename or merge them)"
-            )
+            raise _ambiguous(name, [row[1] for row in rows])
         return int(rows[0][0]) if rows else None
 
     def create_person(self, name: str, metadata: dict[str, Any] | None = None, created: str | None = None) -> int:
@@ -689,22 +699,53 @@ class Database:
         return ids, np.stack([from_blob(row[1], self.dim) for row in rows])
 
     def vectors_of(self, names: Iterable[str]) -> dict[str, np.ndarray]:
-        found: dict[str, list[np.ndarray]] = {}
-        for name in dict.fromkeys(names):
-            rows = self.conn.execute("SELECT embedding FROM faces WHERE person = ?", (self.find_person(name),))
-            found[name] = [from_blob(row[0], self.dim) for row in rows]
+        """Every face vector of each named person (``(0, dim)`` for a name nobody has), in a few
+        queries whatever the number of names: a list of 1,000 friends costs milliseconds, not 2,000
+        round trips to a database server."""
+        people = self.find_people(names)
+        found: dict[int, list[np.ndarray]] = {person: [] for person in people.values() if person is not None}
+        for chunk in _chunks(list(found)):
+            rows = self.conn.execute(
+                f"SELECT person, embedding FROM faces WHERE person IN ({','.join('?' * len(chunk))}) ORDER BY id", chunk
+            )
+            for person, blob in rows:
+                found[int(person)].append(from_blob(blob, self.dim))
+        empty = np.zeros((0, self.dim), np.float32)
         return {
-            name: np.stack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
-            for name, vectors in found.items()
+            name: np.stack(found[person]) if person is not None and found[person] else empty
+            for name, person in people.items()
         }
 
     def person_ids(self, names: Iterable[str]) -> dict[str, int]:
         """The stable id of each named person who exists (a rename keeps it; ids are never reused)."""
-        found: dict[str, int] = {}
-        for name in dict.fromkeys(names):
-            person = self.find_person(name)
-            if person is not None:
-                found[name] = person
+        return {name: person for name, person in self.find_people(names).items() if person is not None}
+
+    def find_people(self, names: Iterable[str]) -> dict[str, int | None]:
+        """:meth:`find_person` of each name (``None``: nobody), in a few queries whatever their number."""
+        wanted = list(dict.fromkeys(names))
+        texts = {name: normalise_name(name) for name in wanted}
+        exact: dict[str, int] = {}
+        for chunk in _chunks(sorted(set(texts.values()))):
+            rows = self.conn.execute(f"SELECT id, name FROM people WHERE name IN ({','.join('?' * len(chunk))})", chunk)
+            exact.update({str(row[1]): int(row[0]) for row in rows})
+        # Names not stored as typed: found by their key (case and Unicode form), as find_person does.
+        keys = {name: name_key(texts[name]) for name in wanted if texts[name] not in exact}
+        by_key: dict[str, list[tuple[int, str]]] = {}
+        for chunk in _chunks(sorted(set(keys.values()))):
+            rows = self.conn.execute(
+                f"SELECT id, name, key FROM people WHERE key IN ({','.join('?' * len(chunk))}) ORDER BY id", chunk
+            )
+            for row in rows:
+                by_key.setdefault(str(row[2]), []).append((int(row[0]), str(row[1])))
+        found: dict[str, int | None] = {}
+        for name in wanted:
+            if texts[name] in exact:
+                found[name] = exact[texts[name]]
+                continue
+            matches = by_key.get(keys[name], [])
+            if len(matches) > 1:
+                raise _ambiguous(name, [match[1] for match in matches])
+            found[name] = matches[0][0] if matches else None
         return found
 
     def names_of_faces(self, ids: Iterable[int]) -> dict[int, str]:
