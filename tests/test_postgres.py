@@ -267,3 +267,27 @@ def test_postgres_migrate_resumes_after_an_interruption_without_duplicates(datab
     assert migrate(database, back).faces == sum(len(v) for v in people.values())
     with pytest.raises(ConflictError, match="already holds people"):
         migrate(source, back)
+
+
+def test_postgres_keeps_a_collections_clusters(database):
+    """The cluster tables are records like the others: the same ClusterStore code on PostgreSQL."""
+    from faceshot.cluster.store import ClusterStore
+    from faceshot.results import Box, Face
+
+    store = ClusterStore(database, embedder=EMBEDDER, dim=DIM)
+    vectors = unit(np.random.default_rng(6), 3)
+    face = Face(Box(1, 2, 30, 40), 0.9, ((1.0, 2.0),) * 5)
+    with store.transaction():
+        photo = store.add_photo("sha-a", "a.jpg", 2)
+        ids = [store.add_face(photo, face, v, b"jpeg" if i == 0 else None) for i, v in enumerate(vectors[:2])]
+        empty = store.add_photo("sha-b", "b.jpg", 0)
+        cluster = store.new_cluster()
+        store.assign(ids, cluster)
+        store.set_name(cluster, "Ada")
+    assert empty != photo and store.photo_counts() == (2, 1)
+    assert store.known_photos(["sha-a", "sha-c"]) == {"sha-a"}
+    assert store.cluster_names() == {cluster: "Ada"} and store.thumbnail(ids[0]) == b"jpeg"
+    (first, second) = store.faces(cluster=cluster)
+    np.testing.assert_allclose(first.embedding, vectors[0], atol=1e-7)
+    assert first.face.box == face.box and second.cluster == cluster
+    store.close()

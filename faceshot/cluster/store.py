@@ -25,6 +25,7 @@ import numpy as np
 
 from faceshot.errors import NotFound
 from faceshot.gallery.database import Database, from_blob, now, to_blob
+from faceshot.gallery.location import Location
 from faceshot.results import Box, Face
 
 __all__ = ["ClusterStore", "StoredFace"]
@@ -51,16 +52,17 @@ def _face_from_json(text: str) -> Face:
 
 
 class ClusterStore:
-    """The cluster tables of one database file (``":memory:"`` for a one-shot run that keeps nothing).
+    """The cluster tables of one gallery: a file (``":memory:"`` for a one-shot run that keeps
+    nothing) or a URL (:mod:`faceshot.gallery.location`).
 
     ``embedder``/``dim``: the vectors' space; a gallery file made with another embedder is refused
     (:class:`~faceshot.errors.EmbedderMismatchError`), as the gallery itself refuses it.
     """
 
-    def __init__(self, path: str | Path, *, embedder: str, dim: int) -> None:
+    def __init__(self, path: "str | Path | Location", *, embedder: str, dim: int) -> None:
         self.path = path
         self.dim = dim
-        self.db = Database(path if isinstance(path, str) and "://" in path else Path(path), embedder=embedder, dim=dim)
+        self.db = Database(path, embedder=embedder, dim=dim)
 
     def close(self) -> None:
         self.db.close()
