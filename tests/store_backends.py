@@ -5,7 +5,7 @@ the server; every test in ``test_store_contract.py`` then runs against it too.
 
 ``postgres``: the session's throwaway server (conftest's ``postgres_server``, whose URL reaches
 writer processes as ``$FACESHOT_TEST_POSTGRES``); each test location (a path under the test's
-temporary folder) is a database of its own on it, named from the path.
+temporary folder) is a gallery of its own on it: a schema of one database, named from the path.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ POSTGRES_ENVIRONMENT = "FACESHOT_TEST_POSTGRES"
 
 def postgres_url(location: str | Path) -> str:
     """The database standing for ``location`` on the session's PostgreSQL server (created on first use)."""
-    from faceshot.sandbox.postgres import create_database
+    from faceshot.sandbox.postgres import create_database, create_schema
 
     admin = os.environ.get(POSTGRES_ENVIRONMENT)
     if not admin:
         raise RuntimeError(f"${POSTGRES_ENVIRONMENT} is not set: request the postgres_server fixture")
     name = "g_" + hashlib.sha1(str(Path(location).resolve()).encode()).hexdigest()[:24]
-    return create_database(admin, name)
+    return create_schema(create_database(admin, "contract"), name)
 
 
 def open_backend(name: str, location: str | Path, *, embedder: str = EMBEDDER, dim: int = DIM, **options: object) -> Store:

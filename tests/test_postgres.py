@@ -33,9 +33,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def database(postgres_server, request) -> str:
-    """A new database on the session's server, named after the test; its URL (password included)."""
+    """A new gallery on the session's server: a schema named after the test, in one database (a
+    database each costs seconds and hundreds of files); its URL, password included (it has a query
+    already: ``?options=…``)."""
+    from faceshot.sandbox.postgres import create_schema
+
     name = "t_" + request.node.name.lower().replace("[", "_").replace("]", "")[:50]
-    return postgres_server.create_database(name)
+    return create_schema(postgres_server.create_database("tests"), name)
 
 
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -49,7 +53,7 @@ def unit(rng: np.random.Generator, n: int) -> np.ndarray:
 def test_postgres_locations_parse_and_never_show_the_password(postgres_server, database, caplog):
     password = postgres_server.password
     milvus = "milvus://127.0.0.1:19530"
-    location = parse_location(f"{database}?vectors={quote(milvus, safe='')}&sslmode=disable")
+    location = parse_location(f"{database}&vectors={quote(milvus, safe='')}&sslmode=disable")
     assert location.records == "postgresql" and location.vectors == milvus and location.vectors_scheme == "milvus"
     assert "sslmode=disable" in location.target and "vectors" not in location.target
     assert password not in str(location) and password not in repr(location) and ":***@" in str(location)
@@ -63,7 +67,7 @@ def test_postgres_locations_parse_and_never_show_the_password(postgres_server, d
     with pytest.raises(ValueError, match="names no database"):
         parse_location("postgresql://u@127.0.0.1:5432")
     with pytest.raises(ValueError, match="unknown vector engine 'nope'.*faiss"):
-        open_store(f"{database}?vectors=nope%3A%2F%2Fx", embedder=EMBEDDER, dim=DIM)
+        open_store(f"{database}&vectors=nope%3A%2F%2Fx", embedder=EMBEDDER, dim=DIM)
 
     # A wrong password and a server that is not there: clear errors that repeat no password.
     wrong = database.replace(quote(password, safe=""), "not-" + password)
@@ -75,9 +79,12 @@ def test_postgres_locations_parse_and_never_show_the_password(postgres_server, d
     gone = database.replace(f":{port}/", f":{int(port) + 1 if int(port) < 65535 else 1}/")
     with pytest.raises(UnavailableError, match="cannot connect"):
         Gallery(gone, create=False)
-    store = LocalStore(database, embedder=EMBEDDER, dim=DIM)
+    plain = postgres_server.create_database("plain")  # a whole database: the gallery in its public schema
+    store = LocalStore(plain, embedder=EMBEDDER, dim=DIM)
     assert password not in repr(store)
+    store.add_faces("a", [NewFace(unit(np.random.default_rng(0), 1)[0])], create=True)
     store.close()
+    assert parse_location(plain).read_settings()["embedder"] == EMBEDDER
     assert password not in caplog.text
 
     # The command line prints the location without its password, in errors too (exit 69: unreachable).
@@ -96,7 +103,7 @@ def test_postgres_with_a_vector_engine_registered_by_url_scheme(database, monkey
         return LocalStore(location, embedder=embedder, dim=dim, index=index, create=create, timeout=timeout)
 
     register_vectors("test-engine", opener)
-    store = open_store(f"{database}?vectors=test-engine%3A%2F%2Fhere", embedder=EMBEDDER, dim=DIM)
+    store = open_store(f"{database}&vectors=test-engine%3A%2F%2Fhere", embedder=EMBEDDER, dim=DIM)
     store.close()
     assert opened == ["test-engine://here"]
 

@@ -8,7 +8,7 @@ neither: numbers are taken before commit, so a reader can see number 8 committed
 yet, and a rolled-back transaction leaves a hole. Two ways out: serialise writers, or let readers
 stop at the first number not yet committed (which needs a way to tell "not committed yet" from
 "never will be": a rolled-back number would stall readers). faceshot serialises writers, as SQLite
-does: every write transaction first takes one transaction-level advisory lock
+does: every write transaction first takes the gallery's transaction-level advisory lock
 (``pg_advisory_xact_lock``), so writers run one after another, and the log's numbers come from a
 one-row counter (``changes_head``) incremented in the writing transaction — a rollback takes its
 number back, so there are no gaps, and the order of numbers is the order of commits. Readers take
@@ -16,6 +16,10 @@ no lock at all. The cost is that writes to one gallery do not run in parallel; a
 lock for a few milliseconds (BENCHMARKS.md: writes per second with 1 and 4 concurrent writers),
 far less than detecting and embedding the face it stores. The lock waits up to the store's
 ``timeout`` (``lock_timeout``), then :class:`~faceshot.errors.GalleryBusyError`.
+
+A gallery is the faceshot tables of one schema: the first of the connection's ``search_path``
+(``public`` by default; another with ``?options=-csearch_path%3Dname`` in the URL), so one database
+may hold several galleries.
 
 Reads that must see one state (a search, a listing) run in ``REPEATABLE READ READ ONLY``
 transactions: PostgreSQL's snapshot, like a SQLite read transaction in WAL mode.
@@ -34,9 +38,10 @@ from faceshot.gallery.location import Location
 
 __all__ = ["PostgresDialect", "dialect", "WRITE_LOCK"]
 
-#: The advisory lock every write transaction takes (one per database: advisory locks are per database).
-#: The number is arbitrary; it only has to be the same in every process ("faceshot" in ASCII).
-WRITE_LOCK = 0x66616365_73686F74
+#: The advisory lock every write transaction takes, with the schema's hash as its second key: one
+#: lock per gallery (advisory locks are per database, and a database may hold a gallery in each of
+#: several schemas). The number is arbitrary; it only has to be the same in every process ("face").
+WRITE_LOCK = 0x66616365
 
 try:  # psycopg is the [postgres] extra: imported here, never by faceshot's other modules
     import psycopg
@@ -152,7 +157,7 @@ class PostgresDialect(Dialect):
     def begin_write(self, conn: PostgresConnection) -> None:
         conn.execute("BEGIN")
         try:
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+            conn.execute("SELECT pg_advisory_xact_lock(?, hashtext(current_schema()))", (WRITE_LOCK,))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
