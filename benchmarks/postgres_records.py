@@ -227,7 +227,7 @@ def main() -> None:
                 print(f"| {backend} ({lock}) | {processes} | {rate:.0f} | {np.percentile(ms, 50):.1f} | "
                       f"{np.percentile(ms, 99):.1f} |", flush=True)
         if "galleries" in parts:
-            print(f"\n| records | faces | new process's first search s | another process's next search ms (median, max of 15) | among 1,000 people: fetch + score ms |")
+            print("\n| records | faces | new process's first search s | another process's next search ms (median, max of 15) | among 1,000 people: fetch + score ms |")
             print("|---|---:|---:|---:|---:|")
         for backend in () if "galleries" not in parts else ("sqlite", "postgresql"):
             where = str(root / "big.db") if backend == "sqlite" else server.create_database("big")

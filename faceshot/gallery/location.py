@@ -78,10 +78,7 @@ class Location:
     def shown(self) -> str:
         """The location as printed: a path as typed, a URL with its password replaced by ``***``."""
         if self.records == "sqlite":
-            text = self.target
-            if self.vectors != DEFAULT_VECTORS:
-                text = f"sqlite:///{text}?{VECTORS_PARAMETER}={quote(self.vectors, safe='')}"
-            return text
+            return self.target if self.vectors == DEFAULT_VECTORS else _with_vectors(f"sqlite:///{self.target}", self.vectors)
         return _with_vectors(redact(self.target), self.vectors)
 
     @property
@@ -121,7 +118,10 @@ class Location:
         return text
 
     def exists(self) -> bool:
-        """Whether a gallery is there already (a file; a PostgreSQL database holding the gallery's tables)."""
+        """Whether something is there to open: the file (opening says if it is no gallery), or a
+        PostgreSQL schema holding the gallery's tables."""
+        if self.is_file:
+            return self.path.is_file()
         return self.read_settings() is not None
 
     def read_settings(self) -> dict[str, Any] | None:

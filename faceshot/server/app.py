@@ -18,7 +18,6 @@ import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import Any, AsyncIterator
 
 import numpy as np
