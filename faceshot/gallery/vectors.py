@@ -81,6 +81,7 @@ class FollowingIndex:
         self.db = db
         self.auto = auto  # the kind was auto's choice: follow the policy as the gallery grows
         self.path = path
+        self.name = str(path) if path is not None else str(db.location)  # what log messages name
         self.kind = kind
         self.embedder = embedder
         self.dim = dim
@@ -143,7 +144,7 @@ class FollowingIndex:
                 why, kind = f"auto chooses {chosen!r} at {self.index.count} faces", chosen
         if why is None or (self._background is not None and self._background.is_alive()):
             return
-        log.info("%s: rebuilding the index in the background (%s)", self.path, why)
+        log.info("%s: rebuilding the index in the background (%s)", self.name, why)
         self._background = threading.Thread(
             target=self._build_from_records, args=(kind,), name="faceshot-index-rebuild", daemon=True
         )
@@ -153,7 +154,7 @@ class FollowingIndex:
         try:
             db = self.db.reopen()
         except Exception as exc:  # the records are read again at the next trigger
-            log.warning("%s: background rebuild could not open the records (%s)", self.path, exc)
+            log.warning("%s: background rebuild could not open the records (%s)", self.name, exc)
             return
         try:
             with db.snapshot():
@@ -162,7 +163,7 @@ class FollowingIndex:
             index = create_index(kind, self.dim)
             index.add(ids, vectors)
         except Exception as exc:
-            log.warning("%s: background rebuild failed (%s)", self.path, exc)
+            log.warning("%s: background rebuild failed (%s)", self.name, exc)
             return
         finally:
             db.close()
@@ -182,7 +183,7 @@ class FollowingIndex:
         self.kind, (self.structure, self.params) = kind, parse_kind(kind)
         self.stats.background_rebuilds += 1
         self._saved_cursor = -1  # a snapshot of the new index is due
-        log.info("%s: swapped in the index rebuilt at change %d", self.path, cursor)
+        log.info("%s: swapped in the index rebuilt at change %d", self.name, cursor)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a background rebuild to finish (tests, benchmarks); True when none is running."""
@@ -224,7 +225,7 @@ class FollowingIndex:
 
     def rebuild(self, why: str = "asked") -> None:
         """Build the index from the records' current state and save it. Call inside a snapshot."""
-        log.info("%s: building the index from the database (%s)", self.path or self.db.location, why)
+        log.info("%s: building the index from the database (%s)", self.name, why)
         head = self.db.head()
         ids, vectors = self.db.all_vectors()
         index = create_index(self.kind, self.dim)
