@@ -5,6 +5,7 @@ passwords never shown. The store contract itself runs on PostgreSQL in test_stor
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -298,3 +299,17 @@ def test_postgres_keeps_a_collections_clusters(database):
     np.testing.assert_allclose(first.embedding, vectors[0], atol=1e-7)
     assert first.face.box == face.box and second.cluster == cluster
     store.close()
+
+
+def test_postgres_collection_clustered_and_listed_from_the_command_line(database, images, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"):
+        (folder / name).write_bytes((images / name).read_bytes())
+    ran = CliRunner().invoke(app, ["cluster", str(folder), "--db", database, "--workers", "1"])
+    assert ran.exit_code == 0, ran.stderr
+    listed = CliRunner().invoke(app, ["cluster", "list", "--db", database, "--json"])
+    assert listed.exit_code == 0, listed.stderr
+    (cluster,) = json.loads(listed.stdout)["clusters"]  # the three photos of Obama; Biden alone stays out
+    assert cluster["size"] == 3 and {Path(face["image"]).name for face in cluster["faces"]} == {
+        "obama.jpg", "obama2.jpg", "obama3.jpg"}

@@ -462,9 +462,7 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         if "it" not in collection:
             from faceshot.cluster import Collection
 
-            if gallery.path is None:  # the cluster tables are read through a gallery file only, for now
-                raise NotFound("clusters are kept with a gallery file; this service's gallery is on a server")
-            collection["it"] = Collection(gallery.path, engine=gallery.engine)
+            collection["it"] = Collection(gallery.location, engine=gallery.engine)
         return collection["it"]
 
     def locked(function: Any) -> Any:
