@@ -276,6 +276,8 @@ CLI_CASES: dict[str, list[tuple]] = {
     "gallery rebuild": [(["--db", "{not_a_db}"],)],
     "gallery export": [(["{tmp}/out.jsonl", "--db", "{not_a_db}"],)],
     "gallery import": [(["{missing}", "--db", "{db}"],)],
+    "gallery migrate": [(["{not_a_db}", "{tmp}/copy.db"],), (["{missing}", "{tmp}/copy.db"],),
+                        (["{db}", "nope://x/y"],)],
     "gallery index": [(["--db", "{not_a_db}"],), (["--db", "{db}"],), (["--kind", "nope", "--db", "{db}"],)],
     "models fetch": [(["nope", "--cache-dir", "{tmp}/models"],), (["mtcnn", "--wheel", "{missing}", "--cache-dir", "{tmp}/models"],)],
     "serve": [(["--db", "{not_a_db}"],), (["--db", "{db}"],), (["--db", "{db}", "--port", "0"],)],

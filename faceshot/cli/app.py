@@ -58,7 +58,12 @@ MaxPixelsOption = typer.Option(
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of text.")
 WorkersOption = typer.Option(None, "--workers", help="Processes to use (default: one per core).")
-DbOption = typer.Option(None, "--db", help="Gallery file. Default: $FACESHOT_DB, else ./faceshot.db.")
+GalleryOption = typer.Option(
+    None, "--db",
+    help="Gallery: a file path, sqlite:///FILE, or postgresql://USER:PASSWORD@HOST:PORT/DB "
+    "(?vectors=URL-ENCODED-URL for another vector engine). Default: $FACESHOT_DB, else ./faceshot.db.",
+)
+DbOption = GalleryOption  # the earlier name
 ThresholdOption = typer.Option(
     None, "--threshold", "-t", help="Score needed for a match. Higher: fewer strangers accepted, more true matches missed."
 )

@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from faceshot.cli.app import (
     EXIT_ERROR,
     EXIT_NO,
-    DbOption,
+    GalleryOption,
     DetectorOption,
     EmbedderOption,
     FarOption,
@@ -58,7 +58,8 @@ cluster_app = typer.Typer(
 app.add_typer(cluster_app, name="cluster")
 
 ClusterDbOption = typer.Option(
-    None, "--db", help="Gallery file to keep the clusters in, so that later photos join them (default: keep nothing)."
+    None, "--db", help="Gallery (a file or a postgresql:// URL) to keep the clusters in, so that later photos join them "
+    "(default: keep nothing)."
 )
 
 
@@ -113,7 +114,7 @@ def run(
     detector: Optional[str] = DetectorOption,
     embedder: Optional[str] = EmbedderOption,
     max_pixels: Optional[int] = MaxPixelsOption,
-    db: Optional[Path] = ClusterDbOption,
+    db: Optional[str] = ClusterDbOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Detect and embed every face, group the faces by person and print the groups.
@@ -151,7 +152,7 @@ def run(
 
 @cluster_app.command("list")
 @reports_errors
-def list_clusters(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> None:
+def list_clusters(db: Optional[str] = GalleryOption, as_json: bool = JsonOption) -> None:
     """The saved clusters, largest first (with --json, every face with its id, photo and box)."""
     with Collection.saved(db) as collection:
         result = collection.clustering()
@@ -167,7 +168,7 @@ def name(
     cluster: int = typer.Argument(..., help="Cluster id (from `faceshot cluster list`)."),
     person: str = typer.Argument(..., help="The person's name."),
     force: bool = typer.Option(False, "--force", help="Skip the gallery's quality gate."),
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Enroll every face of a cluster in the gallery as PERSON, through the quality gate.
@@ -195,7 +196,7 @@ def name(
 def merge(
     target: int = typer.Argument(..., help="Cluster that keeps the faces."),
     source: int = typer.Argument(..., help="Cluster whose faces move into TARGET; it is then removed."),
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
 ) -> None:
     """Merge cluster SOURCE into TARGET (two groups of one person)."""
     with Collection.saved(db) as collection:
@@ -208,7 +209,7 @@ def merge(
 def split(
     cluster: int = typer.Argument(..., help="Cluster holding the face."),
     face: int = typer.Argument(..., help="Face id (shown in the contact sheet and `cluster list --json`)."),
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
 ) -> None:
     """Move a face that does not belong out of its cluster, into a new cluster of its own."""
     with Collection.saved(db) as collection:

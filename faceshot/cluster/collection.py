@@ -36,6 +36,7 @@ from faceshot.detect import Detector
 from faceshot.engine import Engine
 from faceshot.errors import ConfigError, FaceshotError, GalleryError, ImageNotFoundError, NotFound
 from faceshot.gallery import FoundFace, Gallery, Rejected
+from faceshot.gallery.location import parse_location
 from faceshot.walk import walk_images
 from faceshot.spec import EngineSpec, open_engine, record_engine
 
@@ -124,8 +125,8 @@ class Collection:
     ) -> None:
         # Resolved as a gallery resolves it: the saved collection's vector space, pinned.
         self.engine = engine = open_engine(db, engine=engine)
-        self.db = None if db is None else Path(db)
-        self.store = ClusterStore(":memory:" if db is None else Path(db),
+        self.db = None if db is None else parse_location(db)  # a file, or a URL (a PostgreSQL gallery)
+        self.store = ClusterStore(":memory:" if self.db is None else self.db,
                                   embedder=engine.embedder.space, dim=engine.embedder.dim)
         if db is not None:
             record_engine(self.store.db, engine, self.store.transaction)
@@ -181,14 +182,15 @@ class Collection:
 
     @classmethod
     def saved(cls, db: str | os.PathLike[str] | None = None, **options: Any) -> "Collection":
-        """The collection kept in a gallery file: ``db``, else ``$FACESHOT_DB``, else ``./faceshot.db`` (as :class:`Gallery`)."""
+        """The collection kept in a gallery: ``db`` (a path or URL), else ``$FACESHOT_DB``, else ``./faceshot.db`` (as :class:`Gallery`)."""
         from faceshot.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
 
-        path = Path(db or os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH)
-        if not path.is_file():
+        location = parse_location(db or os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH)
+        if not location.exists():
             # Opening would create an empty gallery; the user most likely named the wrong file.
-            raise NotFound(f"{path}: no such gallery file; cluster photos into it first: faceshot cluster DIR --db {path}")
-        return cls(path, **options)
+            what = "gallery file" if location.is_file else "gallery"
+            raise NotFound(f"{location}: no such {what}; cluster photos into it first: faceshot cluster DIR --db {location}")
+        return cls(location, **options)
 
     def __repr__(self) -> str:
         where = "memory" if self.db is None else str(self.db)

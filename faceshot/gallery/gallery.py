@@ -25,7 +25,7 @@ from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError, EmbedderMismatchError, FaceshotError, NotFound
 from faceshot.gallery.enrollment import Admitted, Enrollment
 from faceshot.gallery.exchange import read_export, write_export
-from faceshot.gallery.local import LocalStore
+from faceshot.gallery.location import Location, open_store, parse_location
 from faceshot.gallery.ranking import Aggregation, check_aggregation, rank_max, rank_mean, template
 from faceshot.gallery.results import (
     CheckReport,
@@ -77,10 +77,12 @@ class FoundFace:
 class Gallery:
     """Enrolled people and their face vectors, kept in a database file, searchable by photo.
 
-    ``path``: the gallery file; by default ``$FACESHOT_DB`` or ``./faceshot.db``. ``create``: make
-    the file when it is missing (``False``: raise :class:`~faceshot.errors.NotFound` instead, for
-    commands that only read or change an existing gallery). Beside it, ``<path>.faiss`` holds a
-    snapshot of the search index, derived from the records and rebuilt when lost or damaged.
+    ``path``: the gallery file, or a URL (``sqlite:///people.db``, ``postgresql://user:password@host/db``,
+    optionally ``?vectors=`` another vector engine: :mod:`faceshot.gallery.location`); by default
+    ``$FACESHOT_DB`` or ``./faceshot.db``. ``create``: make the gallery when it is missing
+    (``False``: raise :class:`~faceshot.errors.NotFound` instead, for commands that only read or
+    change an existing gallery). Beside a file, ``<path>.faiss`` holds a snapshot of the search
+    index, derived from the records and rebuilt when lost or damaged.
     ``index``: the index kind for this process (FAISS factory-style names, ``"flat"`` for exact
     search); by default the gallery's ``index`` setting, else ``"auto"``.
     ``engine``: the detector/embedder to use; by default an engine with the embedder the gallery was
@@ -97,7 +99,7 @@ class Gallery:
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None = None,
+        path: "str | os.PathLike[str] | Location | None" = None,
         engine: Engine | None = None,
         *,
         index: str | None = None,
@@ -108,18 +110,20 @@ class Gallery:
     ) -> None:
         if path is None:
             path = os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH
-        self.path = Path(path)
+        self.location = parse_location(path)
+        #: The gallery file (``None`` when the records are on a server).
+        self.path: Path | None = self.location.path if self.location.is_file else None
         # A file this object creates and never writes to is removed on close: a command refused
         # for bad input leaves nothing behind.
-        self._made_file = store is None and create and not self.path.exists()
+        self._made_file = store is None and create and self.path is not None and not self.path.exists()
         # The engine given, else the one resolved from the environment and the gallery's own settings
         # (its vector space pinned); one function for galleries, collections and the command line.
-        self.engine = engine = open_engine(self.path if store is None else store, engine=engine)
+        self.engine = engine = open_engine(self.location if store is None else store, engine=engine)
         embedder = engine.embedder
         # A gallery records the vector space, not the program that computed it: dlib-resnet and
         # dlib-resnet-onnx give the same vectors and may share a gallery.
-        self.store: Store = store or LocalStore(
-            self.path, embedder=embedder.space, dim=embedder.dim, index=index, create=create
+        self.store: Store = store or open_store(
+            self.location, embedder=embedder.space, dim=embedder.dim, index=index, create=create
         )
         record_engine(self.store, engine)
         self.quality = quality
@@ -128,7 +132,7 @@ class Gallery:
         self._aggregation = None if aggregation is None else check_aggregation(aggregation)
 
     def __repr__(self) -> str:
-        return f"Gallery({str(self.path)!r}, embedder={self.store.embedder!r})"
+        return f"Gallery({self.location.shown!r}, embedder={self.store.embedder!r})"
 
     def __enter__(self) -> "Gallery":
         return self
@@ -146,7 +150,7 @@ class Gallery:
         except FaceshotError:
             unused = False
         self.store.close()
-        if unused:
+        if unused and self.path is not None:
             for leftover in (self.path, *(self.path.with_name(self.path.name + end) for end in ("-wal", "-shm", ".faiss"))):
                 leftover.unlink(missing_ok=True)
 
