@@ -112,12 +112,15 @@ def test_postgres_with_a_vector_engine_registered_by_url_scheme(database, monkey
 # -- the change log with concurrent writers ----------------------------------------------------------
 
 WRITER = """
-import sys
+import pathlib, sys, time
 import numpy as np
 from faceshot.gallery.local import LocalStore
 from faceshot.gallery.store import NewFace
-url, name, count, dim = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+url, name, count, dim, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), pathlib.Path(sys.argv[5])
 store = LocalStore(url, embedder="test-random", dim=dim, create=False)
+go.with_name(go.name + "." + name).touch()  # ready; all start writing together, so they interleave
+while not go.exists():
+    time.sleep(0.01)
 rng = np.random.default_rng(abs(hash(name)) % 1000)
 for i in range(count):
     vector = rng.normal(size=dim).astype(np.float32)
@@ -126,14 +129,21 @@ store.close()
 """
 
 
-def test_postgres_concurrent_writers_keep_the_log_gapless_and_in_commit_order(database):
+def test_postgres_concurrent_writers_keep_the_log_gapless_and_in_commit_order(database, tmp_path):
     """Four processes write at once; a reader polling the log never sees a gap, and what it has seen
     is never revised: the entries it read one poll at a time are exactly the final log."""
     watcher = LocalStore(database, embedder=EMBEDDER, dim=DIM)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    go = tmp_path / "go"
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, database, f"w{i}", "60", str(DIM)], env=env) for i in range(4)
+        subprocess.Popen([sys.executable, "-c", WRITER, database, f"w{i}", "60", str(DIM), str(go)], env=env)
+        for i in range(4)
     ]
+    started = time.monotonic()
+    while len(list(tmp_path.glob("go.w*"))) < 4 and time.monotonic() - started < 120:
+        assert all(w.poll() is None for w in writers), "a writer failed before starting"
+        time.sleep(0.05)
+    go.touch()
     seen, cursor, polls = [], 0, 0
     deadline = time.monotonic() + 120
     while any(w.poll() is None for w in writers) and time.monotonic() < deadline:
