@@ -86,6 +86,14 @@ class TrackCalibration:
         else:
             per_decision = (fpir if fpir is not None else 0.01) / DECISIONS
             point = resolve_operating_point(table, fpir=per_decision, faces=enrolled)
+            if point.clamped:
+                # Tables end where their impostor pairs run out, the larger k's sooner (fewer
+                # distinct templates): beyond its own, a template is held to the strictest last row
+                # of the tables up to its size (a larger template never scores strangers lower).
+                k = min(max(template_faces, 1), max(self.tables))
+                strictest = max(self.tables[j].far_table[-1][0] for j in self.tables if j <= k)
+                if strictest > point.threshold:
+                    return OperatingPoint(strictest, table.far_at(strictest), None, clamped=True)
         if point.far is None:
             return point
         each = point.fpir if point.fpir is not None else fpir_of(point.far, enrolled)
