@@ -46,7 +46,7 @@ def gallery(tmp_path_factory, images):
     db = tmp_path_factory.mktemp("watch") / "gallery.db"
     with Gallery(db) as opened:
         opened.enroll("Barack Obama", images / "obama.jpg")
-        opened.enroll("Joe Biden", images / "biden.jpg")
+        opened.enroll("Joe Biden", images / "biden.jpg", groups=["vip"])
         yield opened
 
 
@@ -141,6 +141,28 @@ def test_the_cli_writes_events_an_annotated_video_and_the_best_faces(gallery, cl
     green = (frames[25][..., 1] > 150) & (frames[25][..., 0] < 100) & (frames[25][..., 2] < 130)
     assert green.sum() > 200
     assert sorted(p.name.split("_", 1)[1] for p in shots.iterdir()) == ["Barack_Obama.jpg", "Joe_Biden.jpg"]
+
+
+def test_unknown_tracks_leave_nothing_behind_unless_kept(gallery, clip, tmp_path):
+    """Only Biden may be named (group vip): Obama's track is unknown, and without --keep-unknown
+    neither his face nor his template leaves the run."""
+    dropped, kept = tmp_path / "dropped", tmp_path / "kept"
+    for folder, extra in ((dropped, []), (kept, ["--keep-unknown"])):
+        result = CliRunner().invoke(app, ["watch", str(clip), "--db", str(gallery.path), "--group", "vip", "--json",
+                                          "--every", "10", "--snapshots", str(folder), *extra])
+        assert result.exit_code == 0, result.output
+        ended = [json.loads(line) for line in result.stdout.splitlines() if '"ended"' in line]
+        assert [e["identity"] for e in ended] == [None, "Joe Biden"]
+        unknown = ended[0]
+        if extra:
+            template = np.array(unknown["template"], dtype=np.float32)
+            assert template.shape == (128,) and abs(np.linalg.norm(template) - 1) < 1e-4
+            # The kept template is the person's: searched among everyone, it is Obama's.
+            assert gallery.identify_embeddings(template)[0].identity == "Barack Obama"
+            assert sorted(p.name for p in folder.iterdir()) == ["track0001_unknown.jpg", "track0002_Joe_Biden.jpg"]
+        else:
+            assert "template" not in unknown and "template" not in ended[1]
+            assert sorted(p.name for p in folder.iterdir()) == ["track0002_Joe_Biden.jpg"]
 
 
 # -- live sources --------------------------------------------------------------------------------
