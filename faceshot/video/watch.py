@@ -50,8 +50,9 @@ __all__ = ["WatchEvent", "Watcher", "WatchStats", "watch", "DEFAULT_EVERY"]
 
 log = logging.getLogger(__name__)
 
-#: Detect faces on every 5th frame by default: measured by benchmarks/watch_speed.py (BENCHMARKS.md)
-#: as the step that names the same people as every frame on both test videos at several times the speed.
+#: Detect faces on every 5th frame by default: on the Hamilton clip the largest step that kept the
+#: tracks and names of searching every frame, at several times the speed; at 10, ByteTrack loses
+#: faces between searches (benchmarks/watch_speed.py, BENCHMARKS.md).
 DEFAULT_EVERY = 5
 
 EventKind = Literal["decided", "changed", "ended"]
