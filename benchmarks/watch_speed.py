@@ -92,7 +92,7 @@ def run_face_recognition(video: Path, people: dict[str, Path], limit: int | None
 def run_faceshot(video: Path, people: dict[str, Path], limit: int | None, truth, detector: str, every: int) -> None:
     import faceshot
     from faceshot.gallery import Gallery
-    from faceshot.video import Frame, Watcher
+    from faceshot.video import Watcher
 
     class Limited:
         def __init__(self, path: Path) -> None:

@@ -130,7 +130,6 @@ class VideoSource:
         self.fps = float(rate) if rate else 0.0
         self.total = None if self.live or not stream.frames else int(stream.frames)
         self.width, self.height = stream.codec_context.width, stream.codec_context.height
-        self._start = None
 
     def __iter__(self) -> Iterator[Frame]:
         av = _av()

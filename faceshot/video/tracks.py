@@ -175,6 +175,11 @@ class FaceTracker:
         # (a track split off above was already replaced by its successor under the same ByteTrack id)
         return ended + self.expire(seconds)
 
+    @property
+    def made(self) -> int:
+        """How many tracks were started so far."""
+        return self._next - 1
+
     def expire(self, seconds: float) -> list[Track]:
         """The tracks unseen for longer than ``lost_seconds`` at time ``seconds``, removed."""
         ended = []

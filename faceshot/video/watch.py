@@ -194,11 +194,9 @@ class Watcher:
         stats = self.stats = WatchStats()
         started = time.perf_counter()
         last_search: int | None = None
-        seconds = 0.0
         try:
             for frame in frames:
                 stats.frames += 1
-                seconds = frame.seconds
                 due = frame.index % self.every == 0 if not frames.live else (
                     last_search is None or frame.index - last_search >= self.every)
                 ended: list[Track] = []
@@ -228,7 +226,7 @@ class Watcher:
                 yield from self._end(track, on_end)
         finally:
             stats.dropped = getattr(frames, "dropped", 0)
-            stats.tracks = tracker._next - 1
+            stats.tracks = tracker.made
             stats.splits = tracker.splits
             stats.seconds = time.perf_counter() - started
             frames.close()
