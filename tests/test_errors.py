@@ -283,6 +283,7 @@ CLI_CASES: dict[str, list[tuple]] = {
     "serve": [(["--db", "{not_a_db}"],), (["--db", "{db}"],), (["--db", "{db}", "--port", "0"],)],
     "keys create": [(["--role", "nope", "--db", "{db}"],), (["--role", "admin", "--db", "{not_a_db}"],),
                     (["--role", "admin", "--group", " ", "--db", "{db}"],)],
+    "watch": [(["{missing}", "--db", "{not_a_db}"],), (["{corrupt}", "--db", "{db}"],), (["{corrupt}", "--every", "0"],)],
     "keys list": [(["--db", "{not_a_db}"],), (["--db", "{db}"],)],
     "keys revoke": [(["1", "--db", "{not_a_db}"],), (["x", "--db", "{db}"],)],
 }
