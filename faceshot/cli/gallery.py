@@ -5,8 +5,10 @@ Thin adapters over :class:`faceshot.gallery.Gallery`; every decision is made the
 
 from __future__ import annotations
 
+import enum
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Optional
 
@@ -35,10 +37,17 @@ from faceshot.cli.app import (
     progress_bar,
     reports_errors,
 )
-from faceshot.errors import FaceshotError, NotFound
+from faceshot.errors import ConfigError, FaceshotError, NotFound
 from faceshot.gallery import DirProgress, Gallery
 from faceshot.gallery.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
 from faceshot.spec import open_engine
+
+
+class Runner(str, enum.Enum):
+    """Where ``enroll-dir`` detects and embeds."""
+
+    local = "local"
+    ray = "ray"
 
 
 def gallery_path(db: Optional[Path]) -> Path:
@@ -123,11 +132,23 @@ def enroll(
 @app.command("enroll-dir")
 @reports_errors
 def enroll_dir(
-    folder: Path = typer.Argument(..., help="A folder with one sub-folder of photos per person, named after them."),
+    folder: str = typer.Argument(
+        ..., help="A folder with one sub-folder of photos per person, named after them (with --runner ray, also an fsspec URL such as s3://bucket/people)."
+    ),
     group: list[str] = GroupOption,
     force: bool = ForceOption,
     keep_thumbnail: bool = ThumbnailOption,
     workers: Optional[int] = WorkersOption,
+    runner: Runner = typer.Option(
+        Runner.local, "--runner", help="Where photos are detected and embedded: this machine's cores, or a Ray cluster (the ray extra)."
+    ),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="With --runner ray: the cluster's head (host:port); default: start Ray on this machine for the run."
+    ),
+    actors: Optional[int] = typer.Option(
+        None, "--actors", min=1, help="With --runner ray: actors that detect and embed (default: one per CPU of the cluster)."
+    ),
+    batch: int = typer.Option(64, "--batch", min=1, help="Faces written per transaction: what an interruption can lose."),
     db: Optional[Path] = DbOption,
     detector: Optional[str] = DetectorOption,
     embedder: Optional[str] = EmbedderOption,
@@ -138,14 +159,25 @@ def enroll_dir(
 
     Bad photos are reported and skipped; exit code 1 when any failed, 0 when none did.
     """
-    with open_gallery(db, detector, embedder, max_pixels, create=True) as gallery, progress_bar() as bar:
+    if runner is Runner.local and (address is not None or actors is not None):
+        raise ConfigError("--address and --actors are options of --runner ray")
+    if runner is Runner.ray and workers is not None:
+        raise ConfigError("--workers sets the local runner's processes; with --runner ray, use --actors")
+    with ExitStack() as stack:
+        gallery = stack.enter_context(open_gallery(db, detector, embedder, max_pixels, create=True))
+        chosen = None
+        if runner is Runner.ray:
+            from faceshot.bulk_ray import RayRunner
+
+            chosen = stack.enter_context(RayRunner(address, actors=actors))
+        bar = stack.enter_context(progress_bar())
         task = bar.add_task("enrolling", total=None)
 
         def advance(step: DirProgress) -> None:
             bar.update(task, completed=step.done, total=step.total, description=f"enrolling {step.person}")
 
         summary = gallery.enroll_dir(folder, groups=group, force=force, keep_thumbnail=keep_thumbnail,
-                                     workers=workers, progress=advance)
+                                     workers=workers, progress=advance, runner=chosen, batch=batch)
     if as_json:
         show_json(summary.to_dict())
     else:
