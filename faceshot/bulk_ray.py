@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 
 #: Files per actor call: enough to embed a batch of chips at once, few enough to spread a small folder.
 FILES_PER_CALL = 8
+#: Seconds the actors may take to start and build their engines before the run gives up.
+ACTOR_START_TIMEOUT = 600
 #: Files per task of the hashing pass.
 FILES_PER_HASH_TASK = 64
 
@@ -262,6 +264,12 @@ class RayRunner:
 
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
+        # Hand out files only once every actor has built its engine: the first one ready would
+        # otherwise take the whole queue of a small folder while the others load their models.
+        context.wait_for_min_actors_s = ACTOR_START_TIMEOUT
+        # The blocks hold only file names, made on this node: sending them to the actors "near"
+        # them would keep every file on this node's actors. The actors read the files themselves.
+        context.execution_options.actor_locality_enabled = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         items = [{"index": index, "source": source} for index, source in enumerate(sources)]
         return ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / per_block)))
@@ -293,14 +301,16 @@ class RayRunner:
         cpus = self._ray.cluster_resources().get("CPU", 1)
         actors = min(self.actors or max(1, int(cpus // self.cpus_per_actor)), len(items))
         threads = max(1, int(self.cpus_per_actor))
-        # Blocks of at most files_per_call files, and at least one per actor, so a small folder is spread too.
-        per_block = max(1, min(self.files_per_call, math.ceil(len(items) / actors)))
+        # Blocks of at most files_per_call files, and a few per actor, so a small folder is spread too.
+        per_block = max(1, min(self.files_per_call, math.ceil(len(items) / (2 * actors))))
         dataset = self._dataset([source for source, _ in items], per_block).map_batches(
             _Represent,
             fn_constructor_args=(engine.spec, one_face, threads),
-            batch_size=self.files_per_call,
+            batch_size=per_block,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=actors),
+            # One batch at a time per actor: a batch waits for a free actor instead of queueing
+            # behind a busy one, so files spread over every node however few there are.
+            compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
             num_cpus=self.cpus_per_actor,
         )
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):

@@ -30,6 +30,8 @@ from faceshot.bulk_ray import ray_environment
 
 __all__ = ["LocalCluster"]
 
+#: Seconds the nodes get to end after SIGTERM before SIGKILL (a test cluster keeps nothing worth a drain).
+STOP_GRACE = 5.0
 #: How long one node may take to join (ray start, then the head's view of it), in seconds.
 START_TIMEOUT = 120.0
 
@@ -130,7 +132,7 @@ class LocalCluster:
         pids = _trees(marks)
         for pid in pids:
             _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + STOP_GRACE
         while time.monotonic() < deadline and any(_exists(pid) for pid in pids):
             time.sleep(0.3)
         for pid in _trees(marks) | {pid for pid in pids if _exists(pid)}:
