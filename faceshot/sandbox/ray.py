@@ -122,20 +122,23 @@ class LocalCluster:
                 raise RuntimeError(f"only {alive} of {self.nodes} Ray nodes alive after {timeout:.0f} s")
             time.sleep(1)
 
+    def processes(self) -> set[int]:
+        """Ids of this cluster's processes: the nodes' and all their descendants (workers, agents)."""
+        return _trees([str(node_dir) for node_dir in self._node_dirs] + [self.address])
+
     def stop(self) -> None:
         """Stop every node: its processes (those whose command line names one of this cluster's
         temp folders or its address) and their descendants (workers, agents) get SIGTERM, then SIGKILL.
 
         Not ``ray stop``, which ends every Ray process of the machine's user, other clusters' too.
         """
-        marks = [str(node_dir) for node_dir in self._node_dirs] + [self.address]
-        pids = _trees(marks)
+        pids = self.processes()
         for pid in pids:
             _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
         while time.monotonic() < deadline and any(_exists(pid) for pid in pids):
             time.sleep(0.3)
-        for pid in _trees(marks) | {pid for pid in pids if _exists(pid)}:
+        for pid in self.processes() | {pid for pid in pids if _exists(pid)}:
             _signal(pid, signal.SIGKILL)
         self._node_dirs = []
 
