@@ -345,11 +345,13 @@ class Runner(Protocol):
         ...
 
     def represent(
-        self, engine: Engine, items: Sequence[tuple[str, str | None]], *, one_face: Multiple
+        self, engine: Engine, items: Sequence[tuple[str, str | None]], *, one_face: Multiple | None,
+        keep_chips: bool = True,
     ) -> Iterator[tuple[int, str, FileResult]]:
-        """``(index, sha256, result)`` for each ``(source, sha256 or None)`` item, in any order, chips kept.
+        """``(index, sha256, result)`` for each ``(source, sha256 or None)`` item, in any order.
 
-        ``sha256`` is the hash of the bytes the result was computed from.
+        ``sha256`` is the hash of the bytes the result was computed from; ``one_face`` and
+        ``keep_chips`` as in :func:`represent_files` (``None``: every face of each photo).
         """
         ...
 
@@ -368,11 +370,12 @@ class LocalRunner:
         return [file_digest(source) for source in sources]
 
     def represent(
-        self, engine: Engine, items: Sequence[tuple[str, str | None]], *, one_face: Multiple
+        self, engine: Engine, items: Sequence[tuple[str, str | None]], *, one_face: Multiple | None,
+        keep_chips: bool = True,
     ) -> Iterator[tuple[int, str, FileResult]]:
         digests = [digest or "" for _, digest in items]
         results = represent_files([source for source, _ in items], engine=engine, one_face=one_face,
-                                  workers=self.workers, keep_chips=True)
+                                  workers=self.workers, keep_chips=keep_chips)
         for index, result in enumerate(results):
             digest = digests[index] or file_digest(result.path)
             yield index, digest if isinstance(digest, str) else "", result

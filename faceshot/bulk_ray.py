@@ -129,7 +129,7 @@ def _hash_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 class _Represent:
     """A Ray Data actor: builds the engine once, then reads, hashes, detects and embeds batches of files."""
 
-    def __init__(self, spec: EngineSpec, one_face: Multiple, threads: int) -> None:
+    def __init__(self, spec: EngineSpec, one_face: Multiple | None, threads: int, keep_chips: bool) -> None:
         import ray
 
         from faceshot.onnx_graphs import set_thread_budget
@@ -137,6 +137,7 @@ class _Represent:
         set_thread_budget(threads)
         self.engine = spec.build()
         self.one_face = one_face
+        self.keep_chips = keep_chips
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -153,7 +154,7 @@ class _Represent:
                 continue
             digests.append(hashlib.sha256(data).hexdigest())
             readable.append((source, _named(data, source)))
-        computed = iter(represent_batch(readable, self.engine, one_face=self.one_face, keep_chips=True))
+        computed = iter(represent_batch(readable, self.engine, one_face=self.one_face, keep_chips=self.keep_chips))
         results = [unreadable[position] if position in unreadable else next(computed) for position in range(len(sources))]
         return {
             "index": batch["index"],
@@ -289,7 +290,8 @@ class RayRunner:
         return found
 
     def represent(
-        self, engine: Engine, items: Sequence[tuple[str, str | None]], *, one_face: Multiple
+        self, engine: Engine, items: Sequence[tuple[str, str | None]], *, one_face: Multiple | None,
+        keep_chips: bool = True,
     ) -> Iterator[tuple[int, str, FileResult]]:
         """Every file's result from the actor pool, as they finish (not in input order)."""
         self.nodes = Counter()
@@ -305,7 +307,7 @@ class RayRunner:
         per_block = max(1, min(self.files_per_call, math.ceil(len(items) / (2 * actors))))
         dataset = self._dataset([source for source, _ in items], per_block).map_batches(
             _Represent,
-            fn_constructor_args=(engine.spec, one_face, threads),
+            fn_constructor_args=(engine.spec, one_face, threads, keep_chips),
             batch_size=per_block,
             batch_format="numpy",
             # One batch at a time per actor: a batch waits for a free actor instead of queueing

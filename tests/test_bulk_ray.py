@@ -88,6 +88,28 @@ def test_ray_runner_on_two_nodes_enrolls_what_the_local_runner_enrolls(ray_clust
             np.testing.assert_allclose(mine[3], reference[3], atol=1e-5)
 
 
+def test_ray_runner_clusters_a_collection_as_the_local_runner_does(ray_cluster, folder, monkeypatch):
+    from faceshot.bulk_ray import RayRunner
+    from faceshot.cluster import Collection
+
+    def groups(clustering):
+        faces = lambda items: sorted((f.source, tuple(f.face.box.to_dict().values())) for f in items)  # noqa: E731
+        return sorted(faces(c.faces) for c in clustering.clusters), faces(clustering.unclustered)
+
+    with Collection(None, workers=2) as photos:
+        local = photos.add([folder])
+    for key, value in ray_cluster.env.items():
+        monkeypatch.setenv(key, value)
+    with RayRunner(ray_cluster.address) as runner, Collection(None, runner=runner) as photos:
+        remote = photos.add([folder])
+        assert len(runner.nodes) == 2, runner.nodes
+
+    assert remote.added == local.added > 10 and len(remote.failed) == len(local.failed) == 1
+    assert remote.no_face == local.no_face and len(local.no_face) == 1
+    assert groups(remote) == groups(local)
+    assert len(local.clusters) >= 3  # the LFW people come out as clusters, not one heap
+
+
 def _face_count(db: Path) -> int:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as connection:
@@ -97,7 +119,7 @@ def _face_count(db: Path) -> int:
 
 
 def test_ray_enroll_dir_killed_midway_resumes_and_enrolls_every_file_once(ray_cluster, datasets, tmp_path):
-    root = _people(datasets, tmp_path / "people", ["George_W_Bush", "Colin_Powell", "Tony_Blair"], 10)
+    root = _people(datasets, tmp_path / "people", ["George_W_Bush", "Colin_Powell", "Tony_Blair"], 7)
     total = sum(1 for _ in root.rglob("*.jpg"))
     db = tmp_path / "gallery.db"
     command = [sys.executable, "-m", "faceshot", "enroll-dir", str(root), "--runner", "ray",

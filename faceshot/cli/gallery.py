@@ -5,7 +5,6 @@ Thin adapters over :class:`faceshot.gallery.Gallery`; every decision is made the
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 from contextlib import ExitStack
@@ -18,6 +17,8 @@ from rich.text import Text
 
 from faceshot.annotate import annotate, font_for
 from faceshot.cli.app import (
+    ActorsOption,
+    AddressOption,
     EXIT_ERROR,
     EXIT_NO,
     DbOption,
@@ -26,28 +27,24 @@ from faceshot.cli.app import (
     FarOption,
     JsonOption,
     MaxPixelsOption,
+    RunnerName,
+    RunnerOption,
     Threshold,
     ThresholdOption,
     WorkersOption,
     app,
     err,
     error,
+    open_runner,
     out,
     progress,
     progress_bar,
     reports_errors,
 )
-from faceshot.errors import ConfigError, FaceshotError, NotFound
+from faceshot.errors import FaceshotError, NotFound
 from faceshot.gallery import DirProgress, Gallery
 from faceshot.gallery.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
 from faceshot.spec import open_engine
-
-
-class Runner(str, enum.Enum):
-    """Where ``enroll-dir`` detects and embeds."""
-
-    local = "local"
-    ray = "ray"
 
 
 def gallery_path(db: Optional[Path]) -> Path:
@@ -139,15 +136,9 @@ def enroll_dir(
     force: bool = ForceOption,
     keep_thumbnail: bool = ThumbnailOption,
     workers: Optional[int] = WorkersOption,
-    runner: Runner = typer.Option(
-        Runner.local, "--runner", help="Where photos are detected and embedded: this machine's cores, or a Ray cluster (the ray extra)."
-    ),
-    address: Optional[str] = typer.Option(
-        None, "--address", help="With --runner ray: the cluster's head (host:port); default: start Ray on this machine for the run."
-    ),
-    actors: Optional[int] = typer.Option(
-        None, "--actors", min=1, help="With --runner ray: actors that detect and embed (default: one per CPU of the cluster)."
-    ),
+    runner: RunnerName = RunnerOption,
+    address: Optional[str] = AddressOption,
+    actors: Optional[int] = ActorsOption,
     batch: int = typer.Option(64, "--batch", min=1, help="Faces written per transaction: what an interruption can lose."),
     db: Optional[Path] = DbOption,
     detector: Optional[str] = DetectorOption,
@@ -159,17 +150,9 @@ def enroll_dir(
 
     Bad photos are reported and skipped; exit code 1 when any failed, 0 when none did.
     """
-    if runner is Runner.local and (address is not None or actors is not None):
-        raise ConfigError("--address and --actors are options of --runner ray")
-    if runner is Runner.ray and workers is not None:
-        raise ConfigError("--workers sets the local runner's processes; with --runner ray, use --actors")
     with ExitStack() as stack:
+        chosen = open_runner(stack, runner, address, actors, workers)
         gallery = stack.enter_context(open_gallery(db, detector, embedder, max_pixels, create=True))
-        chosen = None
-        if runner is Runner.ray:
-            from faceshot.bulk_ray import RayRunner
-
-            chosen = stack.enter_context(RayRunner(address, actors=actors))
         bar = stack.enter_context(progress_bar())
         task = bar.add_task("enrolling", total=None)
 
