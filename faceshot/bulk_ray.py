@@ -35,6 +35,7 @@ import os
 import pickle
 import secrets
 import shutil
+import socket
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 FILES_PER_CALL = 8
 #: Seconds the actors may take to start and build their engines before the run gives up.
 ACTOR_START_TIMEOUT = 600
+#: Seconds to wait for the head's port to accept a connection.
+CONNECT_TIMEOUT = 10
 #: Files per task of the hashing pass.
 FILES_PER_HASH_TASK = 64
 
@@ -104,6 +107,28 @@ def read_source(source: str) -> bytes:
         raise ImageNotFoundError(f"{source}: is a directory, not an image file") from None
     except (OSError, ValueError, ImportError) as exc:
         raise ImageNotFoundError(f"{source}: cannot be read ({exc})") from None
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse at once a ``host:port`` where nothing listens (Ray itself retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://…" and the like: left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise UnavailableError(f"no Ray cluster answers at {address}: {exc.strerror or exc}") from None
+
+
+def _batches(dataset: Any) -> Iterator[dict[str, np.ndarray]]:
+    """The dataset's output blocks as they finish; a failed run raises
+    :class:`~faceshot.errors.UnavailableError` (what was written before it stays written)."""
+    import ray.exceptions
+
+    try:
+        yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
+    except (ray.exceptions.RayError, TimeoutError) as exc:
+        raise UnavailableError(f"the Ray run failed: {exc}") from None
 
 
 def _named(data: bytes, source: str) -> io.BytesIO:
@@ -222,8 +247,10 @@ class RayRunner:
             self._temp = tempfile.mkdtemp(prefix="faceshot-ray-")
             if "RAY_AUTH_MODE" not in os.environ:
                 self._set_env(ray_environment(Path(self._temp)))
-            options.update(include_dashboard=False, _temp_dir=os.path.join(self._temp, "ray"))
+            # "local": a new instance even where RAY_ADDRESS names another cluster.
+            options.update(address="local", include_dashboard=False, _temp_dir=os.path.join(self._temp, "ray"))
         else:
+            _check_reachable(self.address)
             options["address"] = self.address
         try:
             import ray
@@ -234,13 +261,10 @@ class RayRunner:
         _reload_auth_settings()
         try:
             ray.init(**options)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # ConnectionError, ray.exceptions.AuthenticationError, a failed start...
             self.close()
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise UnavailableError(f"cannot start or reach {where}: {exc}") from None
-        except Exception as exc:  # ray.exceptions.AuthenticationError and other Ray errors
-            self.close()
-            raise UnavailableError(f"cannot reach the Ray cluster at {self.address or 'this machine'}: {exc}") from None
         self._ray = ray
         log.info("Ray runner on %s: %s", self.address or "a local Ray instance", ray.cluster_resources())
 
@@ -284,7 +308,7 @@ class RayRunner:
         dataset = self._dataset(sources, FILES_PER_HASH_TASK).map_batches(
             _hash_batch, batch_size=FILES_PER_HASH_TASK, batch_format="numpy"
         )
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _batches(dataset):
             for index, digest, error in zip(batch["index"], batch["sha256"], batch["error"]):
                 found[int(index)] = pickle.loads(error) if error else str(digest)
         return found
@@ -315,7 +339,7 @@ class RayRunner:
             compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
             num_cpus=self.cpus_per_actor,
         )
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _batches(dataset):
             for index, digest, result, node in zip(batch["index"], batch["sha256"], batch["result"], batch["node"]):
                 self.nodes[str(node)] += 1
                 yield int(index), str(digest), pickle.loads(result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -186,6 +187,24 @@ def test_ray_runner_refuses_impossible_settings_before_starting_anything():
     for bad in ({"actors": 0}, {"actors": True}, {"cpus_per_actor": 0}, {"files_per_call": 0}):
         with pytest.raises(ConfigError):
             RayRunner(**bad)
+
+
+def test_ray_runner_says_when_no_cluster_answers(loopback_namespace, images, tmp_path):
+    pytest.importorskip("ray.data", reason="the ray extra is not installed (pip install 'faceshot[ray]')")
+    from faceshot.bulk_ray import RayRunner
+    from faceshot.errors import UnavailableError
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "obama.jpg").symlink_to(images / "obama.jpg")
+    runner = RayRunner(f"127.0.0.1:{port}")  # connects at its first use, as the command line's does
+    with Gallery(tmp_path / "g.db") as gallery:
+        with pytest.raises(UnavailableError, match="no Ray cluster answers"):
+            gallery.enroll_dir(tmp_path, runner=runner)
+        assert gallery.people() == []
+    runner.close()
 
 
 def test_a_url_folder_needs_the_ray_runner(tmp_path):
