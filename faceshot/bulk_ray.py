@@ -245,8 +245,11 @@ class RayRunner:
         if self.address is None:
             # A Ray of our own: token auth with the token in a fresh temp folder, never ~/.ray.
             self._temp = tempfile.mkdtemp(prefix="faceshot-ray-")
+            auth = ray_environment(Path(self._temp))
             if "RAY_AUTH_MODE" not in os.environ:
-                self._set_env(ray_environment(Path(self._temp)))
+                self._set_env(auth)
+            elif not {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & set(os.environ):
+                self._set_env({"RAY_AUTH_TOKEN_PATH": auth["RAY_AUTH_TOKEN_PATH"]})
             # "local": a new instance even where RAY_ADDRESS names another cluster.
             options.update(address="local", include_dashboard=False, _temp_dir=os.path.join(self._temp, "ray"))
         else:
