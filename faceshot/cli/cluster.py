@@ -10,6 +10,7 @@ argument that is not a subcommand to ``run`` (a folder named like a subcommand: 
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,6 +19,8 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from faceshot.cli.app import (
+    ActorsOption,
+    AddressOption,
     EXIT_ERROR,
     EXIT_NO,
     GalleryOption,
@@ -26,11 +29,14 @@ from faceshot.cli.app import (
     FarOption,
     JsonOption,
     MaxPixelsOption,
+    RunnerName,
+    RunnerOption,
     Threshold,
     WorkersOption,
     app,
     err,
     error,
+    open_runner,
     out,
     progress_bar,
     reports_errors,
@@ -111,6 +117,9 @@ def run(
         False, "--keep-thumbnails", help="With --db: also keep a small JPEG of each face (off: no image is stored)."
     ),
     workers: Optional[int] = WorkersOption,
+    runner: RunnerName = RunnerOption,
+    address: Optional[str] = AddressOption,
+    actors: Optional[int] = ActorsOption,
     detector: Optional[str] = DetectorOption,
     embedder: Optional[str] = EmbedderOption,
     max_pixels: Optional[int] = MaxPixelsOption,
@@ -122,9 +131,13 @@ def run(
     With --db, photos seen before are skipped and new faces join the saved clusters. Files that
     cannot be read are listed on stderr and the rest are clustered (exit code 1 when any failed).
     """
-    engine = open_engine(db, detector=detector, embedder=embedder, max_pixels=max_pixels)
-    with Collection(db, engine, algorithm=algorithm, threshold=threshold, far=far, min_size=min_size,
-                    keep_thumbnails=keep_thumbnails, workers=workers) as collection, progress_bar() as bar:
+    with ExitStack() as stack:
+        chosen = open_runner(stack, runner, address, actors, workers)
+        engine = open_engine(db, detector=detector, embedder=embedder, max_pixels=max_pixels)
+        collection = stack.enter_context(Collection(db, engine, algorithm=algorithm, threshold=threshold, far=far,
+                                                    min_size=min_size, keep_thumbnails=keep_thumbnails,
+                                                    workers=workers, runner=chosen))
+        bar = stack.enter_context(progress_bar())
         task = bar.add_task("finding faces", total=None)
         result = collection.add(folders, progress=lambda done, total: bar.update(task, completed=done, total=total))
         if out_folder is not None:

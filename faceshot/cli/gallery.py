@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,6 +17,8 @@ from rich.text import Text
 
 from faceshot.annotate import annotate, font_for
 from faceshot.cli.app import (
+    ActorsOption,
+    AddressOption,
     EXIT_ERROR,
     EXIT_NO,
     GalleryOption,
@@ -24,12 +27,15 @@ from faceshot.cli.app import (
     FarOption,
     JsonOption,
     MaxPixelsOption,
+    RunnerName,
+    RunnerOption,
     Threshold,
     ThresholdOption,
     WorkersOption,
     app,
     err,
     error,
+    open_runner,
     out,
     progress,
     progress_bar,
@@ -125,11 +131,17 @@ def enroll(
 @app.command("enroll-dir")
 @reports_errors
 def enroll_dir(
-    folder: Path = typer.Argument(..., help="A folder with one sub-folder of photos per person, named after them."),
+    folder: str = typer.Argument(
+        ..., help="A folder with one sub-folder of photos per person, named after them (with --runner ray, also an fsspec URL such as s3://bucket/people)."
+    ),
     group: list[str] = GroupOption,
     force: bool = ForceOption,
     keep_thumbnail: bool = ThumbnailOption,
     workers: Optional[int] = WorkersOption,
+    runner: RunnerName = RunnerOption,
+    address: Optional[str] = AddressOption,
+    actors: Optional[int] = ActorsOption,
+    batch: int = typer.Option(64, "--batch", min=1, help="Faces written per transaction: what an interruption can lose."),
     db: Optional[str] = GalleryOption,
     detector: Optional[str] = DetectorOption,
     embedder: Optional[str] = EmbedderOption,
@@ -140,14 +152,17 @@ def enroll_dir(
 
     Bad photos are reported and skipped; exit code 1 when any failed, 0 when none did.
     """
-    with open_gallery(db, detector, embedder, max_pixels, create=True) as gallery, progress_bar() as bar:
+    with ExitStack() as stack:
+        chosen = open_runner(stack, runner, address, actors, workers)
+        gallery = stack.enter_context(open_gallery(db, detector, embedder, max_pixels, create=True))
+        bar = stack.enter_context(progress_bar())
         task = bar.add_task("enrolling", total=None)
 
         def advance(step: DirProgress) -> None:
             bar.update(task, completed=step.done, total=step.total, description=f"enrolling {step.person}")
 
         summary = gallery.enroll_dir(folder, groups=group, force=force, keep_thumbnail=keep_thumbnail,
-                                     workers=workers, progress=advance)
+                                     workers=workers, progress=advance, runner=chosen, batch=batch)
     if as_json:
         show_json(summary.to_dict())
     else:

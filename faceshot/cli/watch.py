@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from faceshot.cli.app import (
-    DbOption,
+    GalleryOption,
     DetectorOption,
     EmbedderOption,
     JsonOption,
@@ -30,7 +30,7 @@ from faceshot.errors import ConfigError
 @reports_errors
 def watch(
     source: str = typer.Argument(..., help="A video file, a webcam index (0), or a stream URL (rtsp://..., http://...)."),
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
     group: Optional[str] = typer.Option(None, "--group", "-g", help="Name only the members of this group."),
     every: Optional[int] = typer.Option(
         None, "--every", min=1, help="Search for faces on every N-th frame; tracks follow them between. Default 5 (measured: BENCHMARKS.md)."

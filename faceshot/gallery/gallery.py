@@ -23,7 +23,8 @@ import numpy as np
 
 from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError, EmbedderMismatchError, FaceshotError, NotFound
-from faceshot.gallery.enrollment import Admitted, Enrollment
+from faceshot.bulk import Runner
+from faceshot.gallery.enrollment import DIR_BATCH, Admitted, Enrollment
 from faceshot.gallery.exchange import read_export, write_export
 from faceshot.gallery.location import Location, open_store, parse_location
 from faceshot.gallery.ranking import Aggregation, check_aggregation, rank_max, rank_mean, template
@@ -47,6 +48,7 @@ from faceshot.match import Calibration, OperatingPoint, check_embeddings, decide
 from faceshot.quality import DEFAULT_LIMITS, QualityLimits
 from faceshot.results import Face, Verification
 from faceshot.spec import open_engine, record_engine
+from faceshot.walk import is_url
 
 __all__ = ["Gallery", "FoundFace", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE"]
 
@@ -272,6 +274,8 @@ class Gallery:
         keep_thumbnail: bool = False,
         workers: int | None = None,
         progress: Callable[[DirProgress], None] | None = None,
+        runner: Runner | None = None,
+        batch: int = DIR_BATCH,
     ) -> DirSummary:
         """Enroll a folder holding one sub-folder per person (the folder name is the person's name).
 
@@ -282,11 +286,18 @@ class Gallery:
         folder holds a photo. Photos already enrolled for that person (same file content) are
         skipped before any work, so an interrupted run can simply be started again. A bad photo
         is reported in ``failed`` and does not stop the run. Detection and embedding run in
-        ``workers`` processes (default: one per core). Faces are committed in batches of up to 64: an interruption loses at most
-        the batch in hand. ``progress`` is called after each photo.
+        ``workers`` processes (default: one per core), or wherever ``runner`` puts them: a
+        :class:`faceshot.bulk_ray.RayRunner` detects and embeds on a Ray cluster, and then ``root``
+        may also be an fsspec URL the cluster can read (``s3://bucket/people``); this process
+        still writes every record. Faces are committed in batches of up to ``batch`` (64): an
+        interruption loses at most the batch in hand. ``progress`` is called after each photo.
+        Raises :class:`~faceshot.errors.ConfigError` for a ``batch`` below 1.
         """
-        return self._pipeline.folder(Path(root), groups=tuple(groups), force=force, keep_thumbnail=keep_thumbnail,
-                                     workers=workers, progress=progress)
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ConfigError(f"batch must be a whole number of faces, at least 1, got {batch!r}")
+        folder = root if isinstance(root, str) and is_url(root) else Path(root)
+        return self._pipeline.folder(folder, groups=tuple(groups), force=force, keep_thumbnail=keep_thumbnail,
+                                     workers=workers, progress=progress, runner=runner, batch=batch)
 
     # -- identification ---------------------------------------------------------------------
     def identify(
