@@ -29,6 +29,7 @@ from faceshot.errors import (
     TooManyRequestsError,
     UnavailableError,
     UnsupportedImageError,
+    VideoError,
 )
 from faceshot.gallery import Gallery, Identification
 from faceshot.io import load_image, load_image_base64
@@ -72,6 +73,7 @@ __all__ = [
     "UnavailableError",
     "UnsupportedImageError",
     "Verification",
+    "VideoError",
     "annotate",
     "cosine_similarity",
     "detect",

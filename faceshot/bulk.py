@@ -16,12 +16,13 @@ reach them; each worker builds it once and gets its share of the cores for onnxr
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import pickle
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Literal, TypeVar
+from typing import Callable, Iterable, Iterator, Literal, Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -29,11 +30,15 @@ from faceshot.detect import Detector
 from faceshot.embed import DEFAULT_EMBEDDER, Embedder
 from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError, FaceshotError
+from faceshot.io import ImageInput, read_bytes
 from faceshot.onnx_graphs import available_cores, set_thread_budget
 from faceshot.results import Face, FaceEmbedding
 from faceshot.spec import DEFAULT_DETECTOR, EngineSpec
 
-__all__ = ["FileResult", "FileFaces", "bulk_engine", "represent_files", "detect_files", "one_vector_per_file", "ordered_map", "Backend"]
+__all__ = [
+    "FileResult", "FileFaces", "bulk_engine", "represent_files", "represent_batch", "detect_files",
+    "one_vector_per_file", "ordered_map", "Backend", "Runner", "LocalRunner", "file_digest",
+]
 
 Backend = Literal["threads", "processes"]
 T = TypeVar("T")
@@ -86,15 +91,20 @@ class _Cut:
     error: FaceshotError | None = None
 
 
-def _cut(engine: Engine, path: str, one_face: Multiple | None) -> _Cut:
-    """Decode, detect and align one file (the part of the work that runs on the workers)."""
+def _cut(engine: Engine, path: str, one_face: Multiple | None, source: ImageInput | None = None) -> _Cut:
+    """Decode, detect and align one file (the part of the work that runs on the workers).
+
+    ``source``: the file's content already read (bytes, or a stream named after ``path``), else
+    ``path`` is read."""
+    if source is None:
+        source = path
     try:
         if one_face is None:
-            image = engine.load(path)
+            image = engine.load(source)
             faces = engine.detector.detect(image)
             found = len(faces)
         else:
-            image, face, found = engine.choose_face(path, multiple=one_face)
+            image, face, found = engine.choose_face(source, multiple=one_face)
             faces = [face]
         return _Cut(path, faces, engine.aligner.align(image, faces), found)
     except FaceshotError as exc:
@@ -223,6 +233,23 @@ def represent_files(
     yield from _embed(ready, engine, keep_chips)
 
 
+def represent_batch(
+    items: Sequence[tuple[str, ImageInput]],
+    engine: Engine,
+    *,
+    one_face: Multiple | None = None,
+    keep_chips: bool = False,
+) -> list[FileResult]:
+    """:func:`represent_files` for a batch in this process: ``items`` are ``(name, content)`` pairs.
+
+    The content (bytes, or a binary stream whose ``name`` is the file's, so errors name it) is
+    decoded, searched and aligned here, one file after another, and every chip of the batch is
+    embedded in one call. For a worker that reads its own files, such as the Ray runner's actors.
+    """
+    cuts = [_cut(engine, name, one_face, source) for name, source in items]
+    return list(_embed(cuts, engine, keep_chips))
+
+
 def detect_files(
     paths: Iterable[str | os.PathLike],
     *,
@@ -297,3 +324,66 @@ def one_vector_per_file(
         if progress is not None:
             progress(done, len(names))
     return vectors
+
+
+class Runner(Protocol):
+    """Where a folder enrollment's photos are read, hashed, detected and embedded.
+
+    :meth:`Gallery.enroll_dir <faceshot.gallery.Gallery.enroll_dir>` plans the work, skips what
+    is enrolled and records what comes back; a runner only computes. :class:`LocalRunner` uses
+    this machine's cores; :class:`faceshot.bulk_ray.RayRunner` a Ray cluster.
+    """
+
+    #: Whether :meth:`represent` hashes each file it reads, so a gallery with nothing enrolled yet
+    #: needs no separate hashing pass.
+    hashes_while_embedding: bool
+    #: Whether sources may be fsspec URLs (``s3://…``) besides local paths.
+    reads_urls: bool
+
+    def digests(self, sources: Sequence[str]) -> list[str | FaceshotError]:
+        """The SHA-256 (hex) of each source's bytes, or the error that says why it cannot be read."""
+        ...
+
+    def represent(
+        self, engine: Engine, items: Sequence[tuple[str, str | None]], *, one_face: Multiple | None,
+        keep_chips: bool = True,
+    ) -> Iterator[tuple[int, str, FileResult]]:
+        """``(index, sha256, result)`` for each ``(source, sha256 or None)`` item, in any order.
+
+        ``sha256`` is the hash of the bytes the result was computed from; ``one_face`` and
+        ``keep_chips`` as in :func:`represent_files` (``None``: every face of each photo).
+        """
+        ...
+
+
+class LocalRunner:
+    """The runner on this machine: hashes in this process, detects in ``workers`` processes
+    (:func:`represent_files`), results in input order."""
+
+    hashes_while_embedding = False
+    reads_urls = False
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers
+
+    def digests(self, sources: Sequence[str]) -> list[str | FaceshotError]:
+        return [file_digest(source) for source in sources]
+
+    def represent(
+        self, engine: Engine, items: Sequence[tuple[str, str | None]], *, one_face: Multiple | None,
+        keep_chips: bool = True,
+    ) -> Iterator[tuple[int, str, FileResult]]:
+        digests = [digest or "" for _, digest in items]
+        results = represent_files([source for source, _ in items], engine=engine, one_face=one_face,
+                                  workers=self.workers, keep_chips=keep_chips)
+        for index, result in enumerate(results):
+            digest = digests[index] or file_digest(result.path)
+            yield index, digest if isinstance(digest, str) else "", result
+
+
+def file_digest(source: str) -> str | FaceshotError:
+    """The SHA-256 (hex) of a file's bytes, or the :class:`~faceshot.errors.ImageError` that says why it cannot be read."""
+    try:
+        return hashlib.sha256(read_bytes(source)).hexdigest()
+    except FaceshotError as exc:
+        return exc

@@ -11,6 +11,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from faceshot.detect import search
 from faceshot.errors import ConfigError, MultipleFacesError, NoFaceError
 from faceshot.results import Face
 
@@ -69,11 +70,11 @@ def turned_face(detect: Callable[[np.ndarray], list[Face]], image: np.ndarray) -
 
     Called only when the photo as stored has none, to say why: phones store photos sideways and
     record the turn in an EXIF tag that some programs strip. (Searching turned copies as part of
-    detection belongs to the face-search policy.)
+    detection is the detectors' ``turns`` option: :func:`faceshot.detect.search.turned`.)
     """
-    for turn, quarter_turns in ((90, 3), (270, 1), (180, 2)):
-        if detect(np.ascontiguousarray(np.rot90(image, quarter_turns))):
-            return turn
+    for degrees, faces in search.turned(detect, image):
+        if faces:
+            return degrees
     return None
 
 

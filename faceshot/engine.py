@@ -19,6 +19,7 @@ from faceshot.align import Aligner
 from faceshot.choice import Multiple, choose_face, turned_face
 from faceshot.detect import Detector
 from faceshot.embed import DEFAULT_EMBEDDER, Embedder
+from faceshot.errors import ConfigError
 from faceshot.io import DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
 from faceshot.match import Calibration, OperatingPoint, cosine_similarity, resolve_operating_point
 from faceshot.results import Face, FaceEmbedding, Verification
@@ -57,6 +58,12 @@ class Engine:
         self.embedder = build_embedder(spec.embedder) if isinstance(spec.embedder, str) else spec.embedder
         aligner = spec.aligner if spec.aligner is not None else self.embedder.aligner
         self.aligner = build_aligner(aligner) if isinstance(aligner, str) else aligner
+        if self.detector.scheme != self.aligner.scheme:
+            raise ConfigError(
+                f"the aligner {self.aligner.name} needs {self.aligner.scheme} landmarks but the detector "
+                f"{self.detector.name} gives {self.detector.scheme}; mtcnn and yunet give either "
+                f"(landmarks={self.aligner.scheme})"
+            )
         self.max_pixels = spec.max_pixels
 
     @classmethod

@@ -16,6 +16,8 @@
     │   │                                              (also a ValueError) (400)
     │   └── MissingExtraError      missing_extra       an optional dependency is not installed
     │                                                  (also an ImportError) (501)
+    ├── VideoError                 bad_video           a video file or stream cannot be opened or decoded: missing,
+    │                                                  not a video, truncated or damaged (422)
     ├── ModelError                 model_error         a model file is missing, cannot be loaded or run (500)
     ├── UnavailableError           unavailable         a server or backend cannot be reached (exit 69, HTTP 503)
     ├── AccessError                access_error        the service refused the caller (403)
@@ -59,6 +61,7 @@ __all__ = [
     "ConfigError",
     "MissingExtraError",
     "ModelError",
+    "VideoError",
     "UnavailableError",
     "AccessError",
     "AuthenticationError",
@@ -163,6 +166,13 @@ class MissingExtraError(ConfigError, ImportError):
     code = "missing_extra"
 
 
+class VideoError(FaceshotError):
+    """A video file or stream could not be opened or decoded: missing, not a video, truncated or
+    damaged (``faceshot watch``; a stream server that cannot be reached is an :class:`UnavailableError`)."""
+
+    code = "bad_video"
+
+
 class ModelError(FaceshotError):
     """A model file is missing, could not be loaded, or failed while running."""
 
@@ -252,6 +262,7 @@ EXIT_CODES: dict[type[FaceshotError], int] = {
     ConfigError: 2,
     MissingExtraError: 2,
     ModelError: 2,
+    VideoError: 2,
     UnavailableError: 69,  # EX_UNAVAILABLE
     AccessError: 2,
     AuthenticationError: 2,
@@ -281,6 +292,7 @@ HTTP_STATUS: dict[type[FaceshotError], int] = {
     ConfigError: 400,
     MissingExtraError: 501,
     ModelError: 500,
+    VideoError: 422,
     UnavailableError: 503,
     AccessError: 403,
     AuthenticationError: 401,

@@ -30,7 +30,8 @@ from typing import Any, Iterable, Literal, Sequence
 
 from faceshot.errors import AuthenticationError, ConfigError, GalleryError, NotFound, PermissionDeniedError
 from faceshot.gallery.database import KEY_SCHEMA, Database, now
-from faceshot.gallery.local import _sqlite_errors
+from faceshot.gallery.dialect import record_errors
+from faceshot.gallery.location import Location, parse_location
 
 __all__ = ["ROLES", "Role", "ApiKey", "KeyStore", "NO_KEY_HINT", "digest", "check_role", "normalise_group"]
 
@@ -123,30 +124,31 @@ class ApiKey:
 
 
 class KeyStore:
-    """The API keys of one gallery file. ``create``: make the gallery when it is missing (only
-    ``faceshot keys create`` does); otherwise a missing file is :class:`NotFound`.
+    """The API keys of one gallery (a file path or a URL, :mod:`faceshot.gallery.location`).
+    ``create``: make the gallery when it is missing (only ``faceshot keys create`` does); otherwise
+    a missing gallery is :class:`NotFound`.
 
-    Each method runs its own transaction; several processes may share the file.
+    Each method runs its own transaction; several processes (and hosts) may share the gallery.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+    def __init__(self, path: "str | Path | Location", *, create: bool = False) -> None:
         from faceshot.spec import open_engine, stored_engine
 
-        self.path = Path(path)
+        self.location = parse_location(path)
         self._lock = threading.Lock()  # one connection, shared by the service's threads
-        if not self.path.is_file():
-            if not create:
-                raise NotFound(f"{self.path}: no such gallery (enroll someone first, or check the path)")
-            # A new gallery in the vector space of the engine resolved as for any new gallery
-            # (environment, then the package default); its first key is written right after.
-            embedder = open_engine(self.path).embedder
-            with _sqlite_errors(self.path):
-                Database(self.path, embedder=embedder.space, dim=embedder.dim, create=True).close()
-        stored = stored_engine(self.path)
+        with record_errors(self.location):
+            if not self.location.exists():
+                if not create:
+                    raise NotFound(f"{self.location}: no such gallery (enroll someone first, or check the path)")
+                # A new gallery in the vector space of the engine resolved as for any new gallery
+                # (environment, then the package default); its first key is written right after.
+                embedder = open_engine(self.location).embedder
+                Database(self.location, embedder=embedder.space, dim=embedder.dim, create=True).close()
+        stored = stored_engine(self.location)
         if stored is None or stored.space is None or stored.dim is None:
-            raise GalleryError(f"{self.path}: not a faceshot gallery, or a damaged one; it was left untouched")
-        with self._lock, _sqlite_errors(self.path):
-            self.db = Database(self.path, embedder=stored.space, dim=stored.dim, create=False)
+            raise GalleryError(f"{self.location}: not a faceshot gallery, or a damaged one; it was left untouched")
+        with self._lock, record_errors(self.location):
+            self.db = Database(self.location, embedder=stored.space, dim=stored.dim, create=False)
 
     def close(self) -> None:
         self.db.close()
@@ -158,8 +160,7 @@ class KeyStore:
         self.close()
 
     def _has_table(self) -> bool:
-        row = self.db.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'api_keys'").fetchone()
-        return row is not None
+        return self.db.has_table("api_keys")
 
     def create(self, role: str, *, groups: Iterable[str] = (), name: str | None = None) -> tuple[str, ApiKey]:
         """Make a key: returns the token (shown once, never stored) and its record."""
@@ -167,18 +168,17 @@ class KeyStore:
         groups = tuple(dict.fromkeys(normalise_group(group) for group in groups))
         token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
         created = now()
-        with self._lock, _sqlite_errors(self.path), self.db.transaction():
-            for statement in KEY_SCHEMA:
-                self.db.conn.execute(statement)
-            cursor = self.db.conn.execute(
-                "INSERT INTO api_keys (digest, role, groups, name, created) VALUES (?, ?, ?, ?, ?)",
+        with self._lock, self.db.errors(), self.db.transaction():
+            self.db.ensure_tables(KEY_SCHEMA)
+            key_id = self.db.conn.execute(
+                "INSERT INTO api_keys (digest, role, groups, name, created) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (digest(token), role, json.dumps(groups), name, created),
-            )
-        return token, ApiKey(int(cursor.lastrowid), role, groups, name, created, None)
+            ).fetchone()[0]
+        return token, ApiKey(int(key_id), role, groups, name, created, None)
 
     def keys(self, *, revoked: bool = False) -> list[ApiKey]:
         """Every key (``revoked=True``: the revoked ones too), oldest first."""
-        with self._lock, _sqlite_errors(self.path):
+        with self._lock, self.db.errors():
             return self._keys(revoked)
 
     def _keys(self, revoked: bool) -> list[ApiKey]:
@@ -191,7 +191,7 @@ class KeyStore:
 
     def revoke(self, key_id: int) -> ApiKey:
         """Revoke a key by id (:class:`NotFound` if there is no active key with that id)."""
-        with self._lock, _sqlite_errors(self.path):
+        with self._lock, self.db.errors():
             return self._revoke(key_id)
 
     def _revoke(self, key_id: int) -> ApiKey:
@@ -208,11 +208,36 @@ class KeyStore:
             raise NotFound(f"no active key with id {key_id}")
         return _key(row)
 
+    def stored(self) -> list[dict[str, Any]]:
+        """Every key as stored, digest included (for copying a gallery: the tokens are never stored)."""
+        with self._lock, self.db.errors():
+            if not self._has_table():
+                return []
+            rows = self.db.conn.execute(
+                "SELECT digest, role, groups, name, created, revoked FROM api_keys ORDER BY id"
+            ).fetchall()
+        return [{name: row[i] for i, name in enumerate(("digest", "role", "groups", "name", "created", "revoked"))}
+                for row in rows]
+
+    def restore(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Add keys as :meth:`stored` gives them, in one transaction; a key (digest) already here is
+        left as it is. Returns how many were added."""
+        added = 0
+        with self._lock, self.db.errors(), self.db.transaction():
+            self.db.ensure_tables(KEY_SCHEMA)
+            for row in rows:
+                added += self.db.conn.execute(
+                    "INSERT INTO api_keys (digest, role, groups, name, created, revoked) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (digest) DO NOTHING",
+                    (row["digest"], check_role(row["role"]), row["groups"], row["name"], row["created"], row["revoked"]),
+                ).rowcount
+        return added
+
     def authenticate(self, token: str | None) -> ApiKey:
         """The active key whose token this is; :class:`AuthenticationError` otherwise (no key given,
         an unknown or revoked one, or a gallery without keys, whose message says how to make one)."""
         rows = []
-        with self._lock, _sqlite_errors(self.path):
+        with self._lock, self.db.errors():
             if self._has_table():
                 rows = self.db.conn.execute(
                     "SELECT id, role, groups, name, created, revoked, digest FROM api_keys WHERE revoked IS NULL"

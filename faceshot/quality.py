@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from faceshot.errors import QualityError
-from faceshot.results import Face
+from faceshot.results import EYES_NOSE_MOUTH, SCHEMES, Face
 
 __all__ = ["Quality", "QualityLimits", "DEFAULT_LIMITS", "assess", "sharpness", "yaw", "require"]
 
@@ -100,12 +100,15 @@ def sharpness(chip: np.ndarray) -> float:
 
 
 def yaw(face: Face) -> float:
-    """Signed eye-to-nose asymmetry from dlib's 5 landmarks: 0 for a frontal face, ±1 at the limit."""
+    """Signed eye-to-nose asymmetry from the five landmarks of either scheme (dlib's eye corners
+    and nose base, or eye centres and nose tip): 0 for a frontal face, ±1 at the limit."""
     points = np.asarray(face.landmarks, dtype=np.float64)
-    if points.shape != (5, 2):
-        # Another landmark scheme: pose cannot be judged this way, so do not judge it.
-        return 0.0
-    first_eye, second_eye, nose = points[0:2].mean(axis=0), points[2:4].mean(axis=0), points[4]
+    if points.shape != (5, 2) or face.scheme not in SCHEMES:
+        return 0.0  # pose cannot be judged from these points, so it is not judged
+    if face.scheme == EYES_NOSE_MOUTH:
+        first_eye, second_eye, nose = points[0], points[1], points[2]
+    else:
+        first_eye, second_eye, nose = points[0:2].mean(axis=0), points[2:4].mean(axis=0), points[4]
     d1 = float(np.linalg.norm(first_eye - nose))
     d2 = float(np.linalg.norm(second_eye - nose))
     return (d1 - d2) / (d1 + d2) if d1 + d2 > 0 else 0.0

@@ -9,7 +9,16 @@ import numpy as np
 
 from faceshot.match import OperatingPoint
 
-__all__ = ["Box", "Face", "FaceEmbedding", "Verification"]
+__all__ = ["Box", "Face", "FaceEmbedding", "Verification", "DLIB_5", "EYES_NOSE_MOUTH", "SCHEMES"]
+
+#: Landmark schemes: which five points ``Face.landmarks`` holds, in this order.
+#: ``dlib-5``: dlib's 5-point shape predictor — the two corners of the eye on the image's left, the
+#: two corners of the other eye, the base of the nose (what dlib's face chips and ResNet expect).
+DLIB_5 = "dlib-5"
+#: ``eyes-nose-mouth``: the eye centre on the image's left, the other eye centre, the nose tip, the
+#: mouth corner on the left, the other mouth corner (MTCNN's, YuNet's, RetinaFace's; ArcFace's template).
+EYES_NOSE_MOUTH = "eyes-nose-mouth"
+SCHEMES = (DLIB_5, EYES_NOSE_MOUTH)
 
 
 @dataclass(frozen=True)
@@ -49,20 +58,22 @@ class Box:
 class Face:
     """One detected face.
 
-    ``score`` is the detector's confidence (its own scale: higher is surer). ``landmarks`` are the
-    five points of dlib's 5-point model, ``(x, y)`` in original-image pixels, in its order: the two
-    corners of the eye on the image's left, the two corners of the other eye, the base of the nose.
+    ``score`` is the detector's confidence (its own scale: higher is surer). ``landmarks`` are five
+    points ``(x, y)`` in original-image pixels, of the scheme ``scheme`` names (:data:`DLIB_5`, the
+    default, or :data:`EYES_NOSE_MOUTH`), in that scheme's order.
     """
 
     box: Box
     score: float
     landmarks: tuple[tuple[float, float], ...]
+    scheme: str = DLIB_5
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "box": self.box.to_dict(),
             "score": round(self.score, 4),
             "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks],
+            "landmark_scheme": self.scheme,
         }
 
 

@@ -83,8 +83,8 @@ SETTING_MODEL_FILE = "engine.model_file"
 #: The embedder that opens a gallery of each space when none is asked for: dlib's ResNet run by
 #: onnxruntime gives dlib's own vectors (cosine >= 0.9999), about 12 times faster.
 SPACE_DEFAULTS = {"dlib-resnet": "dlib-resnet-onnx", "dlib-resnet-single": "dlib-resnet-onnx-single"}
-#: The options a model file (``.onnx`` embedder) takes: see ``OnnxModelEmbedder``.
-MODEL_FILE_OPTIONS = ("batch_size", "threads")
+#: The options a model file (``.onnx`` embedder) takes: see ``OnnxModelEmbedder`` and ``CardEmbedder``.
+MODEL_FILE_OPTIONS = ("batch_size", "card", "threads")
 
 _FORBIDDEN = re.compile(r"[,>=:]")
 _MODEL_FILE = re.compile(r"^(.*?\.onnx)(?::(.*))?$", re.IGNORECASE | re.DOTALL)
@@ -440,14 +440,14 @@ def resolve_spec(
 
 
 def stored_engine(where: Any) -> StoredEngine | None:
-    """What the gallery ``where`` says about its engine: a gallery file's path (read only; ``None``
-    when it does not exist yet) or an open store (anything with ``embedder``, ``dim`` and
+    """What the gallery ``where`` says about its engine: a gallery file's path or URL (read only;
+    ``None`` when it does not exist yet) or an open store (anything with ``embedder``, ``dim`` and
     ``get_setting``)."""
     if hasattr(where, "get_setting"):
         get = where.get_setting
         space, dim = getattr(where, "embedder", None), getattr(where, "dim", None)
     else:
-        settings = _read_settings(Path(where))
+        settings = _read_settings(where)
         if settings is None:
             return None
         get = settings.get
@@ -461,11 +461,11 @@ def stored_engine(where: Any) -> StoredEngine | None:
     )
 
 
-def _read_settings(path: Path) -> dict[str, Any] | None:
+def _read_settings(where: Any) -> dict[str, Any] | None:
     # Imported here: the gallery package imports the engine, which imports this module.
     from faceshot.gallery.database import read_settings
 
-    return read_settings(path)
+    return read_settings(where)
 
 
 def open_engine(

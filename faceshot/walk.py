@@ -22,6 +22,10 @@ command               layout                                         label
 ``train``             ``ROOT/…/class/image.png``                    folder holding images
 ``cluster``           any                                           none
 ====================  ============================================  =======================
+
+``enroll-dir --runner ray`` also reads a folder given as an fsspec URL (``s3://bucket/people``,
+``file:///data/people``): :func:`by_top_folder_url` lists it with the same rules (no links to
+follow there).
 """
 
 from __future__ import annotations
@@ -30,10 +34,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceshot.errors import ImageNotFoundError
+from faceshot.errors import ImageNotFoundError, MissingExtraError
 from faceshot.io import IMAGE_SUFFIXES
 
-__all__ = ["Walked", "SkippedFile", "walk_images", "by_top_folder", "by_leaf_folder"]
+__all__ = ["Walked", "SkippedFile", "walk_images", "by_top_folder", "by_leaf_folder", "is_url", "by_top_folder_url"]
 
 
 @dataclass(frozen=True)
@@ -153,3 +157,50 @@ def by_leaf_folder(root: str | os.PathLike[str]) -> tuple[dict[str, list[Path]],
             f"{walked.root}: no folder of images below it; expected ROOT/class/image.png"
         )
     return classes, Walked(walked.root, walked.files, tuple(skipped))
+
+
+def is_url(text: str | os.PathLike[str]) -> bool:
+    """Whether a folder is named by a URL (``scheme://…``) rather than a local path."""
+    return isinstance(text, str) and "://" in text and text.split("://", 1)[0].isidentifier()
+
+
+def by_top_folder_url(url: str) -> tuple[dict[str, list[str]], tuple[SkippedFile, ...]]:
+    """:func:`by_top_folder` for a folder named by an fsspec URL: ``({person: [photo URLs]}, skipped)``.
+
+    The same rules: hidden names left out, files that are not images or not in a person's folder
+    listed as skipped; URLs sorted. Raises :class:`~faceshot.errors.ImageNotFoundError` when the
+    folder does not exist or holds no person's folder with an image file, and
+    :class:`~faceshot.errors.MissingExtraError` without fsspec (the ``ray`` extra).
+    """
+    try:
+        import fsspec
+    except ImportError as exc:
+        raise MissingExtraError(f"reading folders by URL needs fsspec: pip install 'faceshot[ray]' ({exc})") from None
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:  # an unknown protocol, or its package missing
+        raise ImageNotFoundError(f"{url}: cannot be read ({exc})") from None
+    root = root.rstrip("/")
+    try:
+        if not fs.isdir(root):
+            raise ImageNotFoundError(f"{url}: no such folder")
+        names = sorted(fs.find(root, withdirs=False, detail=False))
+    except OSError as exc:
+        raise ImageNotFoundError(f"{url}: cannot be read ({exc})") from None
+    people: dict[str, list[str]] = {}
+    skipped: list[SkippedFile] = []
+    for name in names:
+        parts = name[len(root):].strip("/").split("/")
+        if any(part.startswith(".") for part in parts):
+            continue
+        location = fs.unstrip_protocol(name)
+        if not _is_image(Path(parts[-1])):
+            ending = Path(parts[-1]).suffix or "no ending"
+            skipped.append(SkippedFile(location, "skipped", f"{location}: not an image file ({ending})"))
+        elif len(parts) < 2:
+            skipped.append(SkippedFile(location, "skipped", f"{location}: not in a person's folder (ROOT/person/photo.jpg)"))
+        else:
+            people.setdefault(parts[0], []).append(location)
+    if not people:
+        raise ImageNotFoundError(f"{url}: no person's folder with image files; expected ROOT/person/photo.jpg")
+    return people, tuple(skipped)

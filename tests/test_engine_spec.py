@@ -81,8 +81,8 @@ def test_detector_texts_are_written_back_in_canonical_form_and_parse_to_the_same
 
 
 def test_option_values_are_typed():
-    stage = parse_stage("cnn-onnx:upsample=0,large_face=none,threshold=-0.5,cache_dir=models", "detector")
-    assert stage.kwargs() == {"upsample": 0, "large_face": None, "threshold": -0.5, "cache_dir": "models"}
+    stage = parse_stage("cnn-onnx:upsample=0,large_face=none,confidence=-0.5,cache_dir=models", "detector")
+    assert stage.kwargs() == {"upsample": 0, "large_face": None, "confidence": -0.5, "cache_dir": "models"}
     detector = build_detector("hog:gray=true,upsample=2,large_face=0.25")
     assert (detector.gray, detector.upsample, detector.large_face) == (True, 2, 0.25)
 
@@ -109,7 +109,7 @@ def test_a_chain_tries_its_detectors_in_order(small_face):
     "text, words",
     [
         ("hgo", ["unknown detector 'hgo'", "cnn, cnn-onnx, hog"]),
-        ("hog:upsamp=1", ["no option 'upsamp'", "gray, large_face, max_side, upsample, upsample_below"]),
+        ("hog:upsamp=1", ["no option 'upsamp'", "confidence, gray, large_face, max_side, min_face, sure, turns, upsample, upsample_below"]),
         ("cnn-onnx:thread=2", ["no option 'thread'", "threads", "model_file"]),
         ("hog:upsample", ["key=value"]),
         ("hog:upsample=1,upsample=2", ["given twice"]),
@@ -129,7 +129,7 @@ def test_bad_embedder_texts_say_what_exists():
         EngineSpec(embedder="dlib-resnett")
     with pytest.raises(ConfigError, match="options: batch_size, cache_dir, model_file, spin, threads"):
         EngineSpec(embedder="dlib-resnet-onnx:mirror=false")
-    with pytest.raises(ConfigError, match="its options: batch_size, threads"):
+    with pytest.raises(ConfigError, match="its options: batch_size, card, threads"):
         EngineSpec(embedder="model.onnx:size=3")
     with pytest.raises(ConfigError, match="max_pixels"):
         EngineSpec(max_pixels=0)

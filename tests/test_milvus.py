@@ -238,3 +238,18 @@ def test_milvus_a_long_log_is_applied_in_short_transactions_or_rebuilt(milvus_st
         store.add_faces(f"q{i}", [NewFace(vector)], create=True)
     assert store.search(vectors[:1], 1)[0][0].person == "p0" and engine.rebuilds == 2
     assert store.check().indexed == 46
+
+
+def test_milvus_gallery_opened_by_url_with_a_percent_encoded_vectors_parameter(milvus_server, tmp_path):
+    from urllib.parse import quote
+
+    from faceshot.gallery.location import open_store
+
+    url = milvus_url(tmp_path / "g.db")
+    store = open_store(f"sqlite:///{tmp_path / 'g.db'}?vectors={quote(url, safe='')}", embedder=EMBEDDER, dim=DIM)
+    assert isinstance(store._engine, MilvusVectors) and store._engine.collection in url
+    vector = unit(np.random.default_rng(21))[0]
+    store.add_faces("a", [NewFace(vector)], create=True)
+    assert store.search(vector[None, :], 1)[0][0].person == "a"
+    assert "milvus" in store.check().index_file.lower()
+    store.close()

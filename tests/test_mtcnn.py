@@ -258,7 +258,7 @@ def test_options_are_checked():
     for text in ("mtcnn:min_face=8", "mtcnn:min_face=20.5", "mtcnn:factor=1.2", "mtcnn:confidence=1.5", "mtcnn:threads=0"):
         with pytest.raises(ConfigError):
             build_detector(text)
-    with pytest.raises(ConfigError, match="its options: cache_dir, confidence, factor, max_side, min_face, p_threshold, r_threshold, threads"):
+    with pytest.raises(ConfigError, match="its options: cache_dir, confidence, factor, landmarks, max_side, min_face, p_threshold, r_threshold, threads"):
         build_detector("mtcnn:upsample=1")
 
 

@@ -129,7 +129,7 @@ def test_admins_manage_keys_through_the_api(served):
 def test_detect_returns_boxes_confidence_and_landmarks(served, images):
     faces = call(served, "POST", "/v1/detect", "recognize", files={"image": photo(images, "obama.jpg")}).json()["faces"]
     assert len(faces) == 1
-    assert set(faces[0]) == {"box", "confidence", "landmarks"} and len(faces[0]["landmarks"]) == 5
+    assert set(faces[0]) == {"box", "confidence", "landmarks", "landmark_scheme"} and len(faces[0]["landmarks"]) == 5
     group = call(served, "POST", "/v1/detect", "recognize", json={"image": b64(images, "insightface_t1.jpg")})
     assert len(group.json()["faces"]) > 3
 

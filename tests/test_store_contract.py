@@ -22,7 +22,7 @@ from faceshot.errors import ConfigError, EmbedderMismatchError, GalleryError, No
 from faceshot.gallery.exchange import read_export, write_export
 from faceshot.gallery.store import NewFace, Store
 
-from store_backends import BACKENDS, DIM, EMBEDDER, SERVERS, open_backend
+from store_backends import BACKENDS, DIM, EMBEDDER, SERVER_FIXTURES, open_backend
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -35,8 +35,8 @@ def unit(rng: np.random.Generator, n: int = 1) -> np.ndarray:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
-    if request.param in SERVERS:  # starts the backend's server once per session
-        request.getfixturevalue(SERVERS[request.param])
+    if request.param in SERVER_FIXTURES:  # started once per session, on first use
+        request.getfixturevalue(SERVER_FIXTURES[request.param])
     return request.param
 
 

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from faceshot.registry import Registry
-from faceshot.results import Face
+from faceshot.results import DLIB_5, Face
 
 __all__ = ["Aligner", "aligners", "create_aligner"]
 
@@ -21,6 +21,8 @@ class Aligner(ABC):
 
     name: str
     size: int
+    #: The landmark scheme it aligns from (:data:`faceshot.results.SCHEMES`).
+    scheme: str = DLIB_5
 
     @abstractmethod
     def align(self, image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
@@ -36,3 +38,4 @@ def create_aligner(name: str, **options: object) -> Aligner:
 
 
 from faceshot.align import dlib_chip  # noqa: E402,F401  (registers dlib-5pt)
+from faceshot.align import arcface  # noqa: E402,F401  (registers arcface-112)

@@ -11,7 +11,7 @@ import numpy as np
 
 from faceshot import models
 from faceshot.align import Aligner, aligners
-from faceshot.results import Face
+from faceshot.results import DLIB_5, Face
 
 __all__ = ["DlibChipAligner"]
 
@@ -19,6 +19,7 @@ __all__ = ["DlibChipAligner"]
 @aligners.register("dlib-5pt")
 class DlibChipAligner(Aligner):
     name = "dlib-5pt"
+    scheme = DLIB_5
 
     def __init__(self, *, size: int = 150, padding: float = 0.25) -> None:
         self.size = size

@@ -12,16 +12,21 @@ words are built as :class:`rich.text.Text`. ``--json`` output goes through ``pri
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
-from typing import Callable, Iterable, Optional, TypeVar
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from faceshot.errors import FaceshotError, exit_code
+from faceshot.errors import ConfigError, FaceshotError, exit_code
+
+if TYPE_CHECKING:
+    from faceshot.bulk import Runner
 
 app = typer.Typer(
     name="faceshot",
@@ -58,7 +63,50 @@ MaxPixelsOption = typer.Option(
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of text.")
 WorkersOption = typer.Option(None, "--workers", help="Processes to use (default: one per core).")
-DbOption = typer.Option(None, "--db", help="Gallery file. Default: $FACESHOT_DB, else ./faceshot.db.")
+
+
+class RunnerName(str, enum.Enum):
+    """Where a bulk command (enroll-dir, cluster run) detects and embeds."""
+
+    local = "local"
+    ray = "ray"
+
+
+RunnerOption = typer.Option(
+    RunnerName.local, "--runner", help="Where photos are detected and embedded: this machine's cores, or a Ray cluster (the ray extra)."
+)
+AddressOption = typer.Option(
+    None, "--address", help="With --runner ray: the cluster's head (host:port); default: start Ray on this machine for the run."
+)
+ActorsOption = typer.Option(
+    None, "--actors", min=1, help="With --runner ray: actors that detect and embed (default: one per CPU of the cluster)."
+)
+
+
+def open_runner(stack: ExitStack, runner: RunnerName, address: Optional[str], actors: Optional[int],
+                workers: Optional[int]) -> Optional["Runner"]:
+    """The runner the options name (``None``: the local one, with ``workers``), closed by ``stack``.
+
+    A Ray runner connects at its first use, so a command refused later starts no Ray. Raises
+    :class:`~faceshot.errors.ConfigError` for options of the other runner."""
+    if runner is RunnerName.local:
+        if address is not None or actors is not None:
+            raise ConfigError("--address and --actors are options of --runner ray")
+        return None
+    if workers is not None:
+        raise ConfigError("--workers sets the local runner's processes; with --runner ray, use --actors")
+    from faceshot.bulk_ray import RayRunner
+
+    chosen = RayRunner(address, actors=actors)
+    stack.callback(chosen.close)
+    return chosen
+
+
+GalleryOption = typer.Option(
+    None, "--db",
+    help="Gallery: a file path, sqlite:///FILE, or postgresql://USER:PASSWORD@HOST:PORT/DB "
+    "(?vectors=URL-ENCODED-URL for another vector engine). Default: $FACESHOT_DB, else ./faceshot.db.",
+)
 ThresholdOption = typer.Option(
     None, "--threshold", "-t", help="Score needed for a match. Higher: fewer strangers accepted, more true matches missed."
 )

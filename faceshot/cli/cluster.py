@@ -10,6 +10,7 @@ argument that is not a subcommand to ``run`` (a folder named like a subcommand: 
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,19 +19,24 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from faceshot.cli.app import (
+    ActorsOption,
+    AddressOption,
     EXIT_ERROR,
     EXIT_NO,
-    DbOption,
+    GalleryOption,
     DetectorOption,
     EmbedderOption,
     FarOption,
     JsonOption,
     MaxPixelsOption,
+    RunnerName,
+    RunnerOption,
     Threshold,
     WorkersOption,
     app,
     err,
     error,
+    open_runner,
     out,
     progress_bar,
     reports_errors,
@@ -58,7 +64,8 @@ cluster_app = typer.Typer(
 app.add_typer(cluster_app, name="cluster")
 
 ClusterDbOption = typer.Option(
-    None, "--db", help="Gallery file to keep the clusters in, so that later photos join them (default: keep nothing)."
+    None, "--db", help="Gallery (a file or a postgresql:// URL) to keep the clusters in, so that later photos join them "
+    "(default: keep nothing)."
 )
 
 
@@ -110,10 +117,13 @@ def run(
         False, "--keep-thumbnails", help="With --db: also keep a small JPEG of each face (off: no image is stored)."
     ),
     workers: Optional[int] = WorkersOption,
+    runner: RunnerName = RunnerOption,
+    address: Optional[str] = AddressOption,
+    actors: Optional[int] = ActorsOption,
     detector: Optional[str] = DetectorOption,
     embedder: Optional[str] = EmbedderOption,
     max_pixels: Optional[int] = MaxPixelsOption,
-    db: Optional[Path] = ClusterDbOption,
+    db: Optional[str] = ClusterDbOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Detect and embed every face, group the faces by person and print the groups.
@@ -121,9 +131,13 @@ def run(
     With --db, photos seen before are skipped and new faces join the saved clusters. Files that
     cannot be read are listed on stderr and the rest are clustered (exit code 1 when any failed).
     """
-    engine = open_engine(db, detector=detector, embedder=embedder, max_pixels=max_pixels)
-    with Collection(db, engine, algorithm=algorithm, threshold=threshold, far=far, min_size=min_size,
-                    keep_thumbnails=keep_thumbnails, workers=workers) as collection, progress_bar() as bar:
+    with ExitStack() as stack:
+        chosen = open_runner(stack, runner, address, actors, workers)
+        engine = open_engine(db, detector=detector, embedder=embedder, max_pixels=max_pixels)
+        collection = stack.enter_context(Collection(db, engine, algorithm=algorithm, threshold=threshold, far=far,
+                                                    min_size=min_size, keep_thumbnails=keep_thumbnails,
+                                                    workers=workers, runner=chosen))
+        bar = stack.enter_context(progress_bar())
         task = bar.add_task("finding faces", total=None)
         result = collection.add(folders, progress=lambda done, total: bar.update(task, completed=done, total=total))
         if out_folder is not None:
@@ -151,7 +165,7 @@ def run(
 
 @cluster_app.command("list")
 @reports_errors
-def list_clusters(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> None:
+def list_clusters(db: Optional[str] = GalleryOption, as_json: bool = JsonOption) -> None:
     """The saved clusters, largest first (with --json, every face with its id, photo and box)."""
     with Collection.saved(db) as collection:
         result = collection.clustering()
@@ -167,7 +181,7 @@ def name(
     cluster: int = typer.Argument(..., help="Cluster id (from `faceshot cluster list`)."),
     person: str = typer.Argument(..., help="The person's name."),
     force: bool = typer.Option(False, "--force", help="Skip the gallery's quality gate."),
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Enroll every face of a cluster in the gallery as PERSON, through the quality gate.
@@ -195,7 +209,7 @@ def name(
 def merge(
     target: int = typer.Argument(..., help="Cluster that keeps the faces."),
     source: int = typer.Argument(..., help="Cluster whose faces move into TARGET; it is then removed."),
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
 ) -> None:
     """Merge cluster SOURCE into TARGET (two groups of one person)."""
     with Collection.saved(db) as collection:
@@ -208,7 +222,7 @@ def merge(
 def split(
     cluster: int = typer.Argument(..., help="Cluster holding the face."),
     face: int = typer.Argument(..., help="Face id (shown in the contact sheet and `cluster list --json`)."),
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
 ) -> None:
     """Move a face that does not belong out of its cluster, into a new cluster of its own."""
     with Collection.saved(db) as collection:

@@ -75,7 +75,7 @@ def verify(
     multiple: str = typer.Option(
         "largest", "--multiple", help="With several faces in a photo: compare the 'largest', the 'central' one, or 'error'."
     ),
-    db: Optional[Path] = typer.Option(None, "--db", help="Use the FAR table `faceshot calibrate --db` saved in this gallery (its threshold by default), and its embedder and engine defaults."),
+    db: Optional[str] = typer.Option(None, "--db", help="Use the FAR table `faceshot calibrate --db` saved in this gallery (a file or a URL; its threshold by default), and its embedder and engine defaults."),
     embedder: Optional[str] = EmbedderOption,
     detector: Optional[str] = DetectorOption,
     max_pixels: Optional[int] = MaxPixelsOption,

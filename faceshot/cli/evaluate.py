@@ -21,6 +21,7 @@ from faceshot.cli.app import (
     reports_errors,
 )
 from faceshot.errors import ConfigError
+from faceshot.gallery.location import parse_location
 from faceshot.evaluate.lfw import read_pairs
 from faceshot.evaluate.open_set import evaluate_open_set
 from faceshot.evaluate.pairs import PEERS, score_pairs
@@ -202,7 +203,10 @@ def _rate(value: float | None) -> str:
 def calibrate(
     folder: Path = typer.Argument(..., help="Your labelled photos: ROOT/person/photo.jpg."),
     far: float = typer.Option(..., "--far", help="The false-accept rate to reach, e.g. 0.001."),
-    db: Optional[Path] = typer.Option(None, "--db", help="Save the FAR table in this gallery: identify's thresholds and verify --db use it."),
+    db: Optional[str] = typer.Option(None, "--db", help="Save the FAR table in this gallery (a file or a URL): identify's thresholds and verify --db use it."),
+    out_file: Optional[Path] = typer.Option(
+        None, "--out", help="Write the FAR table to this JSON file (a model card's \"calibration\", see faceshot.embed.card)."
+    ),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes to use (default: one per core)."),
     detector: Optional[str] = DetectorOption,
     embedder: Optional[str] = EmbedderOption,
@@ -228,6 +232,10 @@ def calibrate(
     if db is not None:
         with Gallery(db, engine=engine) as gallery:
             gallery.calibration = result.to_calibration(str(folder))
+    if out_file is not None:
+        from faceshot.onnx_graphs import write_atomically
+
+        write_atomically(out_file, (json.dumps(result.to_calibration(folder.name).to_dict(), indent=1) + "\n").encode())
     if as_json:
         print(json.dumps(result.to_dict()))
         return
@@ -239,4 +247,6 @@ def calibrate(
         f"{result.people} people, {result.images_without_face} images without a face"
     )
     if db is not None:
-        out.print(f"saved in {db}: verify --db uses this threshold, identify this FAR table from now on")
+        out.print(f"saved in {parse_location(db)}: verify --db uses this threshold, identify this FAR table from now on")
+    if out_file is not None:
+        out.print(f"FAR table written to {out_file}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,20 +17,25 @@ from rich.text import Text
 
 from faceshot.annotate import annotate, font_for
 from faceshot.cli.app import (
+    ActorsOption,
+    AddressOption,
     EXIT_ERROR,
     EXIT_NO,
-    DbOption,
+    GalleryOption,
     DetectorOption,
     EmbedderOption,
     FarOption,
     JsonOption,
     MaxPixelsOption,
+    RunnerName,
+    RunnerOption,
     Threshold,
     ThresholdOption,
     WorkersOption,
     app,
     err,
     error,
+    open_runner,
     out,
     progress,
     progress_bar,
@@ -38,12 +44,14 @@ from faceshot.cli.app import (
 from faceshot.errors import FaceshotError, NotFound
 from faceshot.gallery import DirProgress, Gallery
 from faceshot.gallery.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
+from faceshot.gallery.location import Location, parse_location
+from faceshot.gallery.migrate import migrate
 from faceshot.spec import open_engine
 
 
-def gallery_path(db: Optional[Path]) -> Path:
-    """The gallery file a command uses: ``--db``, else ``$FACESHOT_DB``, else ``./faceshot.db`` (as :class:`Gallery`)."""
-    return Path(db or os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH)
+def gallery_location(db: Optional[str]) -> Location:
+    """The gallery a command uses: ``--db`` (a path or URL), else ``$FACESHOT_DB``, else ``./faceshot.db`` (as :class:`Gallery`)."""
+    return parse_location(db or os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH)
 
 people_app = typer.Typer(help="List, inspect and correct the people in a gallery.", no_args_is_help=True)
 gallery_app = typer.Typer(help="Check, rebuild, export and import a gallery.", no_args_is_help=True)
@@ -67,10 +75,10 @@ def open_gallery(
     (an embedder of another vector space is refused when it opens). Only the commands that make
     galleries (enroll, enroll-dir, gallery import, calibrate --db, cluster --db) pass ``create``;
     every other command refuses a missing file (exit 2) instead of making an empty one."""
-    path = gallery_path(db)
-    if not create and not path.is_file():
-        raise NotFound(f"{path}: no such gallery; enroll someone first (faceshot enroll NAME PHOTO --db {path})")
-    return Gallery(path, engine=open_engine(path, detector=detector, embedder=embedder, max_pixels=max_pixels),
+    location = gallery_location(db)
+    if not create and not location.exists():
+        raise NotFound(f"{location}: no such gallery; enroll someone first (faceshot enroll NAME PHOTO --db {location})")
+    return Gallery(location, engine=open_engine(location, detector=detector, embedder=embedder, max_pixels=max_pixels),
                    create=create)
 
 
@@ -96,7 +104,7 @@ def enroll(
     group: list[str] = GroupOption,
     force: bool = ForceOption,
     keep_thumbnail: bool = ThumbnailOption,
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
     detector: Optional[str] = DetectorOption,
     embedder: Optional[str] = EmbedderOption,
     max_pixels: Optional[int] = MaxPixelsOption,
@@ -123,12 +131,18 @@ def enroll(
 @app.command("enroll-dir")
 @reports_errors
 def enroll_dir(
-    folder: Path = typer.Argument(..., help="A folder with one sub-folder of photos per person, named after them."),
+    folder: str = typer.Argument(
+        ..., help="A folder with one sub-folder of photos per person, named after them (with --runner ray, also an fsspec URL such as s3://bucket/people)."
+    ),
     group: list[str] = GroupOption,
     force: bool = ForceOption,
     keep_thumbnail: bool = ThumbnailOption,
     workers: Optional[int] = WorkersOption,
-    db: Optional[Path] = DbOption,
+    runner: RunnerName = RunnerOption,
+    address: Optional[str] = AddressOption,
+    actors: Optional[int] = ActorsOption,
+    batch: int = typer.Option(64, "--batch", min=1, help="Faces written per transaction: what an interruption can lose."),
+    db: Optional[str] = GalleryOption,
     detector: Optional[str] = DetectorOption,
     embedder: Optional[str] = EmbedderOption,
     max_pixels: Optional[int] = MaxPixelsOption,
@@ -138,14 +152,17 @@ def enroll_dir(
 
     Bad photos are reported and skipped; exit code 1 when any failed, 0 when none did.
     """
-    with open_gallery(db, detector, embedder, max_pixels, create=True) as gallery, progress_bar() as bar:
+    with ExitStack() as stack:
+        chosen = open_runner(stack, runner, address, actors, workers)
+        gallery = stack.enter_context(open_gallery(db, detector, embedder, max_pixels, create=True))
+        bar = stack.enter_context(progress_bar())
         task = bar.add_task("enrolling", total=None)
 
         def advance(step: DirProgress) -> None:
             bar.update(task, completed=step.done, total=step.total, description=f"enrolling {step.person}")
 
         summary = gallery.enroll_dir(folder, groups=group, force=force, keep_thumbnail=keep_thumbnail,
-                                     workers=workers, progress=advance)
+                                     workers=workers, progress=advance, runner=chosen, batch=batch)
     if as_json:
         show_json(summary.to_dict())
     else:
@@ -176,7 +193,7 @@ def identify(
     font: Optional[Path] = typer.Option(
         None, "--font", help="With --annotate: a TrueType/OpenType file to draw names with (default: an installed font that has their characters)."
     ),
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
     detector: Optional[str] = DetectorOption,
     embedder: Optional[str] = EmbedderOption,
     max_pixels: Optional[int] = MaxPixelsOption,
@@ -223,7 +240,7 @@ def identify(
 
 @people_app.command("list")
 @reports_errors
-def people_list(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> None:
+def people_list(db: Optional[str] = GalleryOption, as_json: bool = JsonOption) -> None:
     """Everyone enrolled, with their face counts and groups."""
     with open_gallery(db) as gallery:
         people = gallery.people()
@@ -241,7 +258,7 @@ def people_list(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> No
 
 @people_app.command("show")
 @reports_errors
-def people_show(name: str, db: Optional[Path] = DbOption) -> None:
+def people_show(name: str, db: Optional[str] = GalleryOption) -> None:
     """One person's details and faces (as JSON)."""
     with open_gallery(db) as gallery:
         show_json(gallery.person(name).to_dict())
@@ -249,7 +266,7 @@ def people_show(name: str, db: Optional[Path] = DbOption) -> None:
 
 @people_app.command("rename")
 @reports_errors
-def people_rename(old: str, new: str, db: Optional[Path] = DbOption) -> None:
+def people_rename(old: str, new: str, db: Optional[str] = GalleryOption) -> None:
     """Rename a person."""
     with open_gallery(db) as gallery:
         gallery.rename(old, new)
@@ -258,7 +275,7 @@ def people_rename(old: str, new: str, db: Optional[Path] = DbOption) -> None:
 
 @people_app.command("merge")
 @reports_errors
-def people_merge(source: str, target: str, db: Optional[Path] = DbOption) -> None:
+def people_merge(source: str, target: str, db: Optional[str] = GalleryOption) -> None:
     """Move all of SOURCE's faces and groups to TARGET, then delete SOURCE."""
     with open_gallery(db) as gallery:
         moved = gallery.merge(source, target)
@@ -267,7 +284,7 @@ def people_merge(source: str, target: str, db: Optional[Path] = DbOption) -> Non
 
 @people_app.command("remove")
 @reports_errors
-def people_remove(name: str, db: Optional[Path] = DbOption) -> None:
+def people_remove(name: str, db: Optional[str] = GalleryOption) -> None:
     """Delete a person and every vector of theirs."""
     with open_gallery(db) as gallery:
         removed = gallery.delete(name)
@@ -276,7 +293,7 @@ def people_remove(name: str, db: Optional[Path] = DbOption) -> None:
 
 @people_app.command("remove-face")
 @reports_errors
-def people_remove_face(face_id: int, db: Optional[Path] = DbOption) -> None:
+def people_remove_face(face_id: int, db: Optional[str] = GalleryOption) -> None:
     """Remove one face (by its id, from `people show`)."""
     with open_gallery(db) as gallery:
         name = gallery.remove_face(face_id)
@@ -285,7 +302,7 @@ def people_remove_face(face_id: int, db: Optional[Path] = DbOption) -> None:
 
 @gallery_app.command("check")
 @reports_errors
-def gallery_check(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> None:
+def gallery_check(db: Optional[str] = GalleryOption, as_json: bool = JsonOption) -> None:
     """Compare the search index with the database; exit 1 when they disagree."""
     with open_gallery(db) as gallery:
         report = gallery.check()
@@ -301,7 +318,7 @@ def gallery_check(db: Optional[Path] = DbOption, as_json: bool = JsonOption) -> 
 
 @gallery_app.command("rebuild")
 @reports_errors
-def gallery_rebuild(db: Optional[Path] = DbOption) -> None:
+def gallery_rebuild(db: Optional[str] = GalleryOption) -> None:
     """Rebuild the search index from the database."""
     with open_gallery(db) as gallery:
         report = gallery.rebuild()
@@ -310,7 +327,7 @@ def gallery_rebuild(db: Optional[Path] = DbOption) -> None:
 
 @gallery_app.command("export")
 @reports_errors
-def gallery_export(path: Path, db: Optional[Path] = DbOption) -> None:
+def gallery_export(path: Path, db: Optional[str] = GalleryOption) -> None:
     """Write people, groups and embeddings (no photos) to a JSON Lines file."""
     with open_gallery(db) as gallery:
         summary = gallery.export(path)
@@ -319,9 +336,9 @@ def gallery_export(path: Path, db: Optional[Path] = DbOption) -> None:
 
 @gallery_app.command("import")
 @reports_errors
-def gallery_import(path: Path, db: Optional[Path] = DbOption) -> None:
+def gallery_import(path: Path, db: Optional[str] = GalleryOption) -> None:
     """Read a file written by `gallery export` (all or nothing)."""
-    with Gallery(gallery_path(db)) as gallery:
+    with Gallery(gallery_location(db)) as gallery:
         summary = gallery.import_(path)
     out.print(f"imported {summary.faces} faces for {summary.people} people ({summary.skipped} already present)")
 
@@ -335,7 +352,7 @@ def gallery_index(
         help="Set the index: auto (by gallery size), flat (exact), hnsw, ivfpq, or a FAISS factory string "
         "such as 'HNSW32,Flat'; search parameters after a colon: 'hnsw:efSearch=128', 'ivfpq:nprobe=32,rerank=100'.",
     ),
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Show the search index of a gallery, or change it with --kind (built at the next search)."""
@@ -352,3 +369,27 @@ def gallery_index(
     file = info["file"]
     held = f"{file['kind']} index of {file['count']} faces at change {file['generation']}" if isinstance(file, dict) else file
     out.print(f"index {info['configured']} (resolves to {info['resolves_to']} at {info['faces']} faces); file: {held}")
+
+
+@gallery_app.command("migrate")
+@reports_errors
+def gallery_migrate(
+    source: str = typer.Argument(..., help="The gallery to copy: a file path or a URL (postgresql://…)."),
+    destination: str = typer.Argument(..., help="Where to copy it: a new gallery's path or URL, or an interrupted copy's."),
+    batch: int = typer.Option(200, "--batch", min=1, help="People per transaction (an interruption loses at most one batch)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Copy a gallery to another backend or place: people, faces with their vectors, groups,
+    settings and API keys. Rerun it after an interruption: it carries on without duplicates."""
+    with progress_bar() as bar:
+        task = bar.add_task("migrating", total=None)
+        summary = migrate(source, destination, batch=batch,
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        show_json(summary.to_dict())
+        return
+    out.print(
+        f"copied {summary.people} people ({summary.faces} faces), {summary.settings} settings and {summary.keys} keys "
+        f"from {summary.source} to {summary.destination}"
+        + (f"; {summary.skipped} people were already there from an earlier run" if summary.skipped else "")
+    )

@@ -7,14 +7,13 @@ import json
 import os
 import shutil
 import tempfile
-from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
 from faceshot.cli.app import (
-    DbOption,
+    GalleryOption,
     DetectorOption,
     EmbedderOption,
     JsonOption,
@@ -24,9 +23,10 @@ from faceshot.cli.app import (
     out,
     reports_errors,
 )
-from faceshot.cli.gallery import gallery_path
+from faceshot.cli.gallery import gallery_location
 from faceshot.errors import MissingExtraError, NotFound
 from faceshot.gallery import Gallery
+from faceshot.gallery.location import parse_location
 from faceshot.keys import ROLES, KeyStore, check_role, normalise_group
 from faceshot.spec import ENV_DETECTOR, ENV_EMBEDDER, ENV_MAX_PIXELS, open_engine
 
@@ -40,14 +40,14 @@ def keys_create(
     role: str = typer.Option(..., "--role", help=f"What the key may do: {', '.join(ROLES)} (each allows the one before)."),
     group: list[str] = typer.Option([], "--group", "-g", help="Limit the key to this group; repeat for several."),
     name: Optional[str] = typer.Option(None, "--name", help="A label for people (who holds the key)."),
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Make an API key and print it once (only its SHA-256 digest is kept). Creates the gallery if missing."""
     check_role(role)  # before any file is made
     for text in group:
         normalise_group(text)
-    with KeyStore(gallery_path(db), create=True) as keys:
+    with KeyStore(gallery_location(db), create=True) as keys:
         token, key = keys.create(role, groups=group, name=name)
     if as_json:
         print(json.dumps({**key.to_dict(), "key": token}))
@@ -61,11 +61,11 @@ def keys_create(
 @reports_errors
 def keys_list(
     revoked: bool = typer.Option(False, "--revoked", help="Also list revoked keys."),
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
     as_json: bool = JsonOption,
 ) -> None:
     """The gallery's keys: id, role, groups, label, when made (never the keys themselves)."""
-    with KeyStore(gallery_path(db)) as keys:
+    with KeyStore(gallery_location(db)) as keys:
         found = keys.keys(revoked=revoked)
     if as_json:
         print(json.dumps([key.to_dict() for key in found]))
@@ -80,10 +80,10 @@ def keys_list(
 @reports_errors
 def keys_revoke(
     key_id: int = typer.Argument(..., help="The key's id (see `faceshot keys list`)."),
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
 ) -> None:
     """Revoke a key: refused from every worker's next request on."""
-    with KeyStore(gallery_path(db)) as keys:
+    with KeyStore(gallery_location(db)) as keys:
         key = keys.revoke(key_id)
     out.print(f"revoked key {key.id} ({key.role})")
 
@@ -91,7 +91,7 @@ def keys_revoke(
 @app.command()
 @reports_errors
 def serve(
-    db: Optional[Path] = DbOption,
+    db: Optional[str] = GalleryOption,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes over the one gallery file."),
@@ -103,14 +103,16 @@ def serve(
 
     Every /v1 call needs a key: create one first with `faceshot keys create --role admin`.
     """
-    path = gallery_path(db).resolve()
-    if not path.is_file():
-        raise NotFound(f"{path}: no such gallery; create it and a key with `faceshot keys create --role admin --db {path}`")
-    KeyStore(path).close()  # a file that is not a gallery is refused here, before any worker starts
+    location = gallery_location(db)
+    if location.is_file:
+        location = parse_location(location.path.resolve())  # the workers may start elsewhere
+    if not location.exists():
+        raise NotFound(f"{location}: no such gallery; create it and a key with `faceshot keys create --role admin --db {location}`")
+    KeyStore(location).close()  # a file that is not a gallery is refused here, before any worker starts
     # The engine options reach the workers as the environment (flag > environment > gallery > default);
     # an impossible option or an embedder of another vector space is refused here, once.
-    engine = open_engine(path, detector=detector, embedder=embedder, max_pixels=max_pixels)
-    Gallery(path, engine=engine, create=False).close()
+    engine = open_engine(location, detector=detector, embedder=embedder, max_pixels=max_pixels)
+    Gallery(location, engine=engine, create=False).close()
     for variable, value in ((ENV_DETECTOR, detector), (ENV_EMBEDDER, embedder), (ENV_MAX_PIXELS, max_pixels)):
         if value is not None:
             os.environ[variable] = str(value)
@@ -122,13 +124,14 @@ def serve(
         raise MissingExtraError(f"`faceshot serve` needs the serve extra: pip install 'faceshot[serve]' ({exc})") from None
     from faceshot.onnx_graphs import available_cores
 
-    os.environ["FACESHOT_DB"] = str(path)
+    # The workers read the location, password included, from the environment (never the command line).
+    os.environ["FACESHOT_DB"] = location.secret_text
     # The cores are shared: each worker's ONNX sessions get their part of them.
     os.environ["FACESHOT_WORKER_THREADS"] = str(max(1, available_cores() // workers))
     metrics = None
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # /metrics adds up every worker's counts
         metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="faceshot-metrics-")
-    err.print(f"faceshot: serving {path} on http://{host}:{port}/ ({workers} worker(s)); API docs at /docs")
+    err.print(f"faceshot: serving {location} on http://{host}:{port}/ ({workers} worker(s)); API docs at /docs")
     try:
         uvicorn.run(
             "faceshot.server.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
@@ -137,3 +140,4 @@ def serve(
     finally:
         if metrics is not None:
             shutil.rmtree(metrics, ignore_errors=True)
+

@@ -21,12 +21,12 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
-from faceshot.bulk import represent_files
+from faceshot.bulk import FileResult, LocalRunner, Runner
 from faceshot.cluster.algorithms import DEFAULT_ALGORITHM, create_clusterer
 from faceshot.cluster.assign import grow
 from faceshot.cluster.crops import face_crop, jpeg
@@ -36,6 +36,7 @@ from faceshot.detect import Detector
 from faceshot.engine import Engine
 from faceshot.errors import ConfigError, FaceshotError, GalleryError, ImageNotFoundError, NotFound
 from faceshot.gallery import FoundFace, Gallery, Rejected
+from faceshot.gallery.location import parse_location
 from faceshot.walk import walk_images
 from faceshot.spec import EngineSpec, open_engine, record_engine
 
@@ -106,7 +107,9 @@ class Collection:
     ``min_size``: groups with fewer faces stay unclustered. ``options``: the algorithm's own
     settings (e.g. ``{"min_samples": 3}`` for DBSCAN).
     ``keep_thumbnails``: store a small JPEG of each face (off: no image is stored).
-    ``workers``: processes for detection and embedding (default: one per core).
+    ``workers``: processes for detection and embedding (default: one per core). ``runner``: where
+    photos are read, detected and embedded instead (a :class:`faceshot.bulk_ray.RayRunner` uses a
+    Ray cluster); grouping the faces stays in this process, over every face of the collection.
     """
 
     def __init__(
@@ -121,11 +124,12 @@ class Collection:
         options: dict[str, Any] | None = None,
         keep_thumbnails: bool = False,
         workers: int | None = None,
+        runner: Runner | None = None,
     ) -> None:
         # Resolved as a gallery resolves it: the saved collection's vector space, pinned.
         self.engine = engine = open_engine(db, engine=engine)
-        self.db = None if db is None else Path(db)
-        self.store = ClusterStore(":memory:" if db is None else Path(db),
+        self.db = None if db is None else parse_location(db)  # a file, or a URL (a PostgreSQL gallery)
+        self.store = ClusterStore(":memory:" if self.db is None else self.db,
                                   embedder=engine.embedder.space, dim=engine.embedder.dim)
         if db is not None:
             record_engine(self.store.db, engine, self.store.transaction)
@@ -136,6 +140,7 @@ class Collection:
             raise
         self.keep_thumbnails = keep_thumbnails
         self.workers = workers
+        self.runner = runner
 
     def _configure(
         self,
@@ -181,14 +186,15 @@ class Collection:
 
     @classmethod
     def saved(cls, db: str | os.PathLike[str] | None = None, **options: Any) -> "Collection":
-        """The collection kept in a gallery file: ``db``, else ``$FACESHOT_DB``, else ``./faceshot.db`` (as :class:`Gallery`)."""
+        """The collection kept in a gallery: ``db`` (a path or URL), else ``$FACESHOT_DB``, else ``./faceshot.db`` (as :class:`Gallery`)."""
         from faceshot.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
 
-        path = Path(db or os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH)
-        if not path.is_file():
+        location = parse_location(db or os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH)
+        if not location.exists():
             # Opening would create an empty gallery; the user most likely named the wrong file.
-            raise NotFound(f"{path}: no such gallery file; cluster photos into it first: faceshot cluster DIR --db {path}")
-        return cls(path, **options)
+            what = "gallery file" if location.is_file else "gallery"
+            raise NotFound(f"{location}: no such {what}; cluster photos into it first: faceshot cluster DIR --db {location}")
+        return cls(location, **options)
 
     def __repr__(self) -> str:
         where = "memory" if self.db is None else str(self.db)
@@ -239,8 +245,10 @@ class Collection:
         no_face: list[str] = []
         added = 0
         batch: list[tuple[Path, str, list[Any]]] = []
-        results = represent_files([path for path, _ in fresh], engine=self.engine, workers=self.workers)
-        for done, ((path, digest), result) in enumerate(zip(fresh, results), start=1):
+        runner = self.runner or LocalRunner(self.workers)
+        results = runner.represent(self.engine, [(str(path), digest) for path, digest in fresh], one_face=None,
+                                   keep_chips=False)
+        for done, (path, digest, result) in enumerate(_in_order(results, fresh), start=1):
             if result.error is not None:
                 failed.append(Rejected(str(path), type(result.error).__name__, str(result.error)))
             else:
@@ -399,6 +407,19 @@ class Collection:
         if hashlib.sha256(data).hexdigest() != face.sha256:
             raise ImageNotFoundError(f"{path}: the photo changed since it was clustered; cluster it again")
         return FoundFace(self.engine.load(data), face.face, face.embedding, str(path), face.sha256)
+
+
+def _in_order(results: Iterator[tuple[int, str, FileResult]], items: Sequence[tuple[Path, str]]
+              ) -> Iterator[tuple[Path, str, FileResult]]:
+    """A runner's results (in any order) in the order of ``items``: faces are stored, and so
+    clustered, in the same order whichever runner found them."""
+    waiting: dict[int, FileResult] = {}
+    following = 0
+    for index, _, result in results:
+        waiting[index] = result
+        while following in waiting:
+            yield (*items[following], waiting.pop(following))
+            following += 1
 
 
 def cluster(

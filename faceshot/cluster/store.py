@@ -25,6 +25,7 @@ import numpy as np
 
 from faceshot.errors import NotFound
 from faceshot.gallery.database import Database, from_blob, now, to_blob
+from faceshot.gallery.location import Location
 from faceshot.results import Box, Face
 
 __all__ = ["ClusterStore", "StoredFace"]
@@ -51,16 +52,17 @@ def _face_from_json(text: str) -> Face:
 
 
 class ClusterStore:
-    """The cluster tables of one database file (``":memory:"`` for a one-shot run that keeps nothing).
+    """The cluster tables of one gallery: a file (``":memory:"`` for a one-shot run that keeps
+    nothing) or a URL (:mod:`faceshot.gallery.location`).
 
     ``embedder``/``dim``: the vectors' space; a gallery file made with another embedder is refused
     (:class:`~faceshot.errors.EmbedderMismatchError`), as the gallery itself refuses it.
     """
 
-    def __init__(self, path: str | Path, *, embedder: str, dim: int) -> None:
+    def __init__(self, path: "str | Path | Location", *, embedder: str, dim: int) -> None:
         self.path = path
         self.dim = dim
-        self.db = Database(Path(path), embedder=embedder, dim=dim)
+        self.db = Database(path, embedder=embedder, dim=dim)
 
     def close(self) -> None:
         self.db.close()
@@ -116,7 +118,7 @@ class ClusterStore:
 
     def photo_counts(self) -> tuple[int, int]:
         """``(photos looked at, photos in which no face was found)``."""
-        row = self._conn.execute("SELECT COUNT(*), COALESCE(SUM(faces = 0), 0) FROM cluster_photos").fetchone()
+        row = self._conn.execute("SELECT COUNT(*), COALESCE(SUM(CASE WHEN faces = 0 THEN 1 ELSE 0 END), 0) FROM cluster_photos").fetchone()
         return int(row[0]), int(row[1])
 
     def thumbnail(self, face_id: int) -> bytes | None:
@@ -134,14 +136,15 @@ class ClusterStore:
 
     def add_face(self, photo: int, face: Face, embedding: np.ndarray, thumbnail: bytes | None) -> int:
         cursor = self._conn.execute(
-            "INSERT INTO cluster_faces (photo, cluster, embedding, face, created, thumbnail) VALUES (?, NULL, ?, ?, ?, ?)",
+            "INSERT INTO cluster_faces (photo, cluster, embedding, face, created, thumbnail) VALUES (?, NULL, ?, ?, ?, ?) "
+            "RETURNING id",
             (photo, to_blob(embedding), _face_json(face), now(), thumbnail),
         )
-        return int(cursor.lastrowid)
+        return int(cursor.fetchone()[0])
 
     def new_cluster(self, name: str | None = None) -> int:
-        cursor = self._conn.execute("INSERT INTO clusters (name, created) VALUES (?, ?)", (name, now()))
-        return int(cursor.lastrowid)
+        cursor = self._conn.execute("INSERT INTO clusters (name, created) VALUES (?, ?) RETURNING id", (name, now()))
+        return int(cursor.fetchone()[0])
 
     def assign(self, face_ids: Iterable[int], cluster: int | None) -> None:
         self._conn.executemany(

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from faceshot.registry import Registry
-from faceshot.results import Face
+from faceshot.results import DLIB_5, Face
 
 __all__ = ["Detector", "detectors", "create_detector"]
 
@@ -20,6 +20,9 @@ class Detector(ABC):
     """Finds faces in an RGB ``uint8`` image."""
 
     name: str
+    #: The landmark scheme of the faces :meth:`detect` returns (:data:`faceshot.results.SCHEMES`);
+    #: an engine refuses an aligner that needs another.
+    scheme: str = DLIB_5
 
     @abstractmethod
     def detect(self, image: np.ndarray) -> list[Face]:

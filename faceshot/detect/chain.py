@@ -27,6 +27,13 @@ class FallbackDetector(Detector):
             raise ConfigError("a fallback chain needs at least two detectors")
         self.members = tuple(members)
         self.name = ">".join(member.name for member in self.members)
+        schemes = {member.scheme for member in self.members}
+        if len(schemes) > 1:
+            raise ConfigError(
+                f"the detectors of {self.name} give landmarks of different schemes "
+                f"({', '.join(f'{m.name}: {m.scheme}' for m in self.members)}): one chain needs one scheme"
+            )
+        self.scheme = schemes.pop()
 
     def detect(self, image: np.ndarray) -> list[Face]:
         for member in self.members:

@@ -17,9 +17,9 @@ on onnxruntime; the output decoding is OpenCV's ``FaceDetectorYN`` (``face_detec
 0.9: its real faces score about 0.9–0.95, and 0.7 is the default (see ``confidence`` in
 :class:`YunetDetector`).
 
-**Landmarks.** As with ``mtcnn``, YuNet's five points are not dlib's, which the aligners and the
-quality gate read, so :meth:`YunetDetector.detect` places dlib's 5-point predictor on each box and
-:meth:`YunetDetector.locate` returns YuNet's own points.
+**Landmarks.** As with ``mtcnn``, YuNet's five points (``eyes-nose-mouth``) are not dlib's: by
+default :meth:`YunetDetector.detect` places dlib's 5-point predictor on each box moved by a fitted
+adapter; ``landmarks=eyes-nose-mouth`` gives YuNet's own points.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from faceshot.detect import Detector, detectors
-from faceshot.detect.dlib_detectors import DlibDetector, shrunk
+from faceshot.detect import detectors
+from faceshot.detect.adapter import BoxAdapter, PointsDetector
+from faceshot.detect.dlib_detectors import shrunk
 from faceshot.detect.mtcnn import Detection, nms
 from faceshot.errors import ConfigError, ModelError
 from faceshot.onnx_graphs import new_session
-from faceshot.results import Box, Face
+from faceshot.results import DLIB_5, Box
 
 __all__ = ["YunetDetector"]
 
@@ -44,9 +45,13 @@ _OUTPUTS = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STR
 
 
 @detectors.register("yunet")
-class YunetDetector(Detector):
+class YunetDetector(PointsDetector):
     """YuNet on onnxruntime: faces, their confidence and five landmarks. Picklable: the session is
     started lazily in each process."""
+
+    #: Fitted on 597 LFW DevTrain faces: dlib's points on the adapted box are a median 0.40 px from
+    #: those on HOG's box on DevTest (0.97 px on YuNet's own box). ``benchmarks/fit_box_adapter.py``.
+    ADAPTER = BoxAdapter(dx=0.0330, dy=0.0659, sx=1.1170, sy=0.8389)
 
     name = "yunet"
 
@@ -58,6 +63,7 @@ class YunetDetector(Detector):
         max_side: int = 640,
         nms_iou: float = 0.3,
         threads: int | None = 1,
+        landmarks: str = DLIB_5,
     ) -> None:
         """``model``: the YuNet ONNX file (required: faceshot does not ship it). ``confidence``: the
         confidence a face needs. Default 0.7, measured (BENCHMARKS.md, "MTCNN and YuNet"): the surest
@@ -68,7 +74,8 @@ class YunetDetector(Detector):
         640: YuNet's boxes grow from 8–32 px cells, and it is trained on photos of about that size;
         faces smaller than about 10 px in the copy are missed). ``nms_iou``: boxes overlapping a
         surer one by more than this are dropped (0.3, OpenCV's). ``threads``: onnxruntime threads
-        (default 1; ``None``: the process's thread budget). Raises :class:`ConfigError` for a
+        (default 1; ``None``: the process's thread budget). ``landmarks``: the scheme
+        :meth:`detect` gives (see the module). Raises :class:`ConfigError` for a
         missing model or a value out of range."""
         if model is None:
             raise ConfigError("yunet needs its model file: yunet:model=PATH (OpenCV Zoo's face_detection_yunet_2023mar.onnx)")
@@ -80,6 +87,7 @@ class YunetDetector(Detector):
             raise ConfigError(f"nms_iou must be in (0, 1], got {nms_iou}")
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be at least 1, got {threads}")
+        self._choose_scheme(landmarks)
         self.model = Path(model)
         self.confidence = float(confidence)
         self.max_side = max_side
@@ -149,15 +157,6 @@ class YunetDetector(Detector):
                 pts = tuple((float(x) / scale, float(y) / scale) for x, y in all_points[k])
                 found.append(Detection(box, float(all_scores[k]), pts))
         return found
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Every face, largest first; ``landmarks`` are dlib's five, placed on YuNet's box (see the module)."""
-        faces = [Face(box=f.box, score=f.confidence, landmarks=self.landmarks(image, f.box)) for f in self.locate(image)]
-        faces.sort(key=lambda face: face.box.area, reverse=True)
-        return faces
-
-    # dlib's 5 landmarks (eye corners and nose) on the box, as the dlib detectors place them.
-    landmarks = DlibDetector.landmarks
 
     def __repr__(self) -> str:
         return f"YunetDetector(model={str(self.model)!r}, confidence={self.confidence}, max_side={self.max_side})"

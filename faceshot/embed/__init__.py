@@ -54,10 +54,16 @@ embedders: Registry[Embedder] = Registry("embedder")
 
 
 def create_embedder(name: str, **options: object) -> Embedder:
-    """Build the embedder registered as ``name``, or load a trained model from a path ending in ``.onnx``."""
+    """Build the embedder registered as ``name``, or load a model from a path ending in ``.onnx``:
+    one described by a model card (``card=FILE``, or ``<model>.card.json`` beside it: see
+    :mod:`faceshot.embed.card`), else one made by ``faceshot train``."""
     if name.lower().endswith(".onnx"):
+        from faceshot.embed.card import CardEmbedder, card_beside
         from faceshot.embed.onnx_model import OnnxModelEmbedder
 
+        card = options.pop("card", None) or card_beside(name)
+        if card is not None:
+            return CardEmbedder(name, card, **options)  # type: ignore[arg-type]
         return OnnxModelEmbedder(name, **options)  # type: ignore[arg-type]
     return embedders.create(name, **options)
 

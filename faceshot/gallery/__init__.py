@@ -1,12 +1,15 @@
 """Galleries: people enrolled from a few photos, identified in new ones (open set), kept on disk.
 
 :class:`Gallery` is the public face; it works over a :class:`Store` (by default
-:class:`LocalStore`: SQLite as the source of truth plus a FAISS index derived from it).
+:class:`LocalStore`: SQLite, or PostgreSQL, as the source of truth plus a FAISS index derived from
+it), opened by path or URL with :func:`open_store` (:mod:`faceshot.gallery.location`).
 """
 
 from faceshot.gallery.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE, FoundFace, Gallery
 from faceshot.gallery.index import VectorIndex, create_index, indexes
 from faceshot.gallery.local import LocalStore
+from faceshot.gallery.location import Location, open_store, parse_location, register_vectors
+from faceshot.gallery.migrate import MigrateSummary, migrate
 from faceshot.gallery.ranking import Aggregation
 from faceshot.gallery.results import (
     CheckReport,
@@ -47,6 +50,8 @@ __all__ = [
     "Identification",
     "ImportSummary",
     "LocalStore",
+    "Location",
+    "MigrateSummary",
     "NewFace",
     "PersonDetails",
     "PersonRecord",
@@ -57,4 +62,8 @@ __all__ = [
     "VectorIndex",
     "create_index",
     "indexes",
+    "migrate",
+    "open_store",
+    "parse_location",
+    "register_vectors",
 ]

@@ -1,4 +1,4 @@
-"""The gallery's source of truth: one SQLite file in WAL mode.
+"""The gallery's source of truth: one SQLite file in WAL mode, or a PostgreSQL database.
 
 Tables::
 
@@ -14,7 +14,11 @@ Tables::
     api_keys(id, digest UNIQUE, role, groups JSON, name, created, revoked NULL)   the service's keys
                                                   (faceshot.keys: SHA-256 digests, never the keys)
 
-Face ids come from AUTOINCREMENT, so an id is never given out twice, even after a delete: a deleted
+The queries are written once for both engines; what differs (types, locks, the log's numbering,
+errors) is a :class:`~faceshot.gallery.dialect.Dialect`: SQLite's in :mod:`faceshot.gallery.dialect`,
+PostgreSQL's in :mod:`faceshot.gallery.postgres`, which also says how its log keeps rule 2.
+
+Face ids come from AUTOINCREMENT (an identity on PostgreSQL), so an id is never given out twice, even after a delete: a deleted
 face's id can never come back in a search as somebody else's face.
 
 Every write runs in ``BEGIN IMMEDIATE`` … ``COMMIT`` (:meth:`Database.transaction`), takes the
@@ -35,16 +39,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from faceshot.errors import ConfigError, ConflictError, EmbedderMismatchError, GalleryError, NotFound
+from faceshot.gallery.dialect import Dialect, SQLiteDialect, dialect_for
+from faceshot.gallery.location import Location, parse_location
 from faceshot.gallery.names import name_key, normalise_name
 
 __all__ = [
@@ -143,9 +149,23 @@ KEY_SCHEMA = (
 _GALLERY_TABLES = frozenset({"people", "faces", "settings"})
 
 
-def read_settings(path: Path) -> dict[str, Any] | None:
-    """The settings of a gallery file, opened read-only (nothing is created or locked for writing);
-    ``None`` for a missing file or one that is not a gallery."""
+def read_settings(where: "str | os.PathLike[str] | Location") -> dict[str, Any] | None:
+    """The settings of a gallery (a file or a URL), read only: nothing is created or locked for
+    writing; ``None`` for a missing file or database, or one that is not a gallery. A PostgreSQL
+    server that cannot be reached raises :class:`~faceshot.errors.UnavailableError`."""
+    location = parse_location(where)
+    if not location.is_file:
+        dialect = dialect_for(location)
+        conn = dialect.connect(location, 60.0)
+        try:
+            with dialect.errors(location):
+                if "settings" not in dialect.tables(conn):
+                    return None
+                rows = conn.execute("SELECT key, value FROM settings").fetchall()
+        finally:
+            conn.close()
+        return {key: json.loads(value) for key, value in rows}
+    path = location.path
     if not path.is_file():
         return None
     try:
@@ -166,12 +186,6 @@ def _legacy_key(name: str) -> str:
         return name.casefold()
 
 
-def _is_transient(exc: sqlite3.OperationalError) -> bool:
-    """Busy, read-only or full: the file is a gallery, it just cannot be written now."""
-    text = str(exc)
-    return any(word in text for word in ("locked", "busy", "readonly", "read-only", "full"))
-
-
 def now() -> str:
     """The current time, UTC, ISO 8601 to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -187,6 +201,19 @@ def from_blob(blob: bytes, dim: int) -> np.ndarray:
     if vector.size != dim:
         raise GalleryError(f"a stored vector has {vector.size} values where {dim} were expected")
     return vector.astype(np.float32)
+
+
+def _ambiguous(name: str, stored: list[str]) -> GalleryError:
+    return GalleryError(
+        f"{name!r} could mean {', '.join(repr(text) for text in stored)}: type the name exactly as shown "
+        f"(`faceshot gallery check` lists such names; rename or merge them)"
+    )
+
+
+def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    """``values`` in runs of ``size``: SQLite limits the number of bound parameters of one query."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 @dataclass(frozen=True)
@@ -210,55 +237,53 @@ FACE_ADDED, FACE_REMOVED, PERSON_CHANGED, SETTING_CHANGED = "face_added", "face_
 
 
 class Database:
-    """One connection to the gallery's SQLite file. Not safe to share across threads without a lock
-    (:class:`~faceshot.gallery.local.LocalStore` holds one).
+    """One connection to the gallery's records: a SQLite file or a PostgreSQL database (``where``: a
+    path, a URL or a :class:`~faceshot.gallery.location.Location`). Not safe to share across
+    threads without a lock (:class:`~faceshot.gallery.local.LocalStore` holds one).
 
-    ``create=False`` refuses a missing file (:class:`~faceshot.errors.NotFound`) instead of making one.
+    ``create=False`` refuses a missing gallery (:class:`~faceshot.errors.NotFound`) instead of making one.
+    ``timeout``: how long a write waits for another writer's lock (seconds).
     """
 
-    def __init__(self, path: Path, *, embedder: str, dim: int, timeout: float = 60.0, create: bool = True) -> None:
-        self.path = path
-        if not create and not path.is_file():
-            raise NotFound(f"{path}: no such gallery (enroll someone first, or check the path)")
+    def __init__(
+        self, where: "str | os.PathLike[str] | Location", *, embedder: str, dim: int, timeout: float = 60.0,
+        create: bool = True,
+    ) -> None:
+        self.location = parse_location(where)
+        self.dialect: Dialect = dialect_for(self.location)
+        self.path = self.location.path if self.location.is_file else None
+        self.timeout = timeout
+        if not create and self.path is not None and not self.path.is_file():
+            raise NotFound(f"{self.location}: no such gallery (enroll someone first, or check the path)")
+        self._writing = False
+        self.conn = self.dialect.connect(self.location, timeout)
         try:
-            self.conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise GalleryError(f"{path}: cannot open the gallery database ({exc})") from None
-        self.conn.row_factory = sqlite3.Row
-        try:
-            self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self._refuse_foreign()
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = FULL")
-            self.conn.execute("PRAGMA foreign_keys = ON")
-            self._initialise(embedder, dim)
-        except sqlite3.OperationalError as exc:
+            tables = self._refuse_foreign()
+            if not create and "settings" not in tables:
+                raise NotFound(f"{self.location}: no such gallery (enroll someone first, or check the location)")
+            if isinstance(self.dialect, SQLiteDialect):
+                self.dialect.configure(self.conn)
+            self._initialise(embedder, dim, tables)
+        except BaseException as exc:
             self.conn.close()
-            if _is_transient(exc):
-                raise  # busy, read-only or full: the store says which
-            raise GalleryError(f"{path}: not a faceshot gallery, or a damaged one ({exc})") from None
-        except sqlite3.DatabaseError as exc:
-            self.conn.close()
-            raise GalleryError(f"{path}: not a faceshot gallery, or a damaged one ({exc})") from None
-        except BaseException:
-            self.conn.close()
-            raise
+            error = self.dialect.open_error(self.location, exc)
+            if error is exc:
+                raise
+            raise error from None
         self.embedder = embedder
         self.dim = dim
-        self._writing = False
 
-    def _refuse_foreign(self) -> None:
-        """A SQLite file with tables of its own but not a gallery's is left untouched."""
-        tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        tables.discard("sqlite_sequence")
+    def _refuse_foreign(self) -> set[str]:
+        """A database with tables of its own but not a gallery's is left untouched; returns the tables."""
+        tables = self.dialect.tables(self.conn)
         if tables and not _GALLERY_TABLES <= tables:
             raise GalleryError(
-                f"{self.path}: a SQLite database but not a faceshot gallery (it has tables "
+                f"{self.location}: a {self.dialect.label} database but not a faceshot gallery (it has tables "
                 f"{', '.join(sorted(tables)[:5])}); it was left untouched"
             )
+        return tables
 
-    def _initialise(self, embedder: str, dim: int) -> None:
-        tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    def _initialise(self, embedder: str, dim: int, tables: set[str]) -> None:
         if "settings" in tables:
             stored = self._settings_raw()
             if stored.get("schema") == SCHEMA_VERSION:  # the usual open: nothing to write
@@ -266,10 +291,12 @@ class Database:
                 return
         with self.transaction():
             for statement in _SCHEMA:
-                self.conn.execute(statement)
+                self.conn.execute(self.dialect.ddl(statement))
             stored = self._settings_raw()
             if "embedder" not in stored:
                 for statement in (*_LOG_SCHEMA, *_CLUSTER_SCHEMA, *KEY_SCHEMA):
+                    self.conn.execute(self.dialect.ddl(statement))
+                for statement in self.dialect.log_schema():
                     self.conn.execute(statement)
                 for key, value in (("embedder", embedder), ("dim", dim), ("schema", SCHEMA_VERSION), ("log_start", 0)):
                     self._put(key, value)
@@ -281,13 +308,13 @@ class Database:
     def _check_stored(self, stored: dict[str, Any], embedder: str, dim: int) -> None:
         if stored["embedder"] != embedder or stored.get("dim") != dim:
             raise EmbedderMismatchError(
-                f"{self.path} holds {stored.get('dim')}-D vectors made by embedder {stored['embedder']!r}; "
+                f"{self.location} holds {stored.get('dim')}-D vectors made by embedder {stored['embedder']!r}; "
                 f"this engine's embedder is {embedder!r} ({dim}-D). Vectors of different embedders cannot "
                 f"be compared: open it with embedder={stored['embedder']!r}, or enroll into a new gallery"
             )
         if stored.get("schema", SCHEMA_VERSION) > SCHEMA_VERSION:
             raise GalleryError(
-                f"{self.path} was written by a newer faceshot (schema {stored['schema']}); upgrade faceshot"
+                f"{self.location} was written by a newer faceshot (schema {stored['schema']}); upgrade faceshot"
             )
 
     def _migrate(self, stored: dict[str, Any]) -> None:
@@ -313,19 +340,36 @@ class Database:
         log.info("%s: migrated from schema %s to %d", self.path, stored.get("schema", 1), SCHEMA_VERSION)
 
     @staticmethod
-    def stored_embedder(path: Path) -> str | None:
-        """The embedder a gallery file was made with, or ``None`` for a new or foreign file."""
-        settings = read_settings(path)
+    def stored_embedder(where: "str | os.PathLike[str] | Location") -> str | None:
+        """The embedder a gallery was made with, or ``None`` for a new or foreign one."""
+        settings = read_settings(where)
         return None if settings is None else settings.get("embedder")
 
     def close(self) -> None:
         self.conn.close()
 
+    def reopen(self) -> "Database":
+        """Another connection to the same gallery (a background thread's)."""
+        return Database(self.location, embedder=self.embedder, dim=self.dim, timeout=self.timeout, create=False)
+
+    def errors(self) -> Any:
+        """A context manager turning the driver's exceptions into faceshot's (:meth:`Dialect.errors`)."""
+        return self.dialect.errors(self.location)
+
+    def has_table(self, name: str) -> bool:
+        return name in self.dialect.tables(self.conn)
+
+    def ensure_tables(self, statements: Iterable[str]) -> None:
+        """Create tables a gallery made before them lacks (``KEY_SCHEMA``), inside a write transaction."""
+        self._record()
+        for statement in statements:
+            self.conn.execute(self.dialect.ddl(statement))
+
     # -- transactions ------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """A write transaction: its change-log rows commit with it, or not at all."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.dialect.begin_write(self.conn)
         self._writing = True
         try:
             yield
@@ -346,7 +390,7 @@ class Database:
         if self.conn.in_transaction:
             yield
             return
-        self.conn.execute("BEGIN")
+        self.dialect.begin_read(self.conn)
         try:
             yield
         finally:
@@ -357,15 +401,12 @@ class Database:
             raise RuntimeError("database writes must run inside Database.transaction()")
 
     def _log(self, op: str, *, face: int | None = None, person: int | None = None, detail: str | None = None) -> None:
-        self.conn.execute(
-            "INSERT INTO changes (op, face, person, detail, at) VALUES (?, ?, ?, ?, ?)", (op, face, person, detail, now())
-        )
+        self.dialect.append_change(self.conn, op, face, person, detail, now())
 
     # -- the change log -----------------------------------------------------------------------
     def head(self) -> int:
         """The number of the last change committed (0 for a new gallery)."""
-        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
-        return 0 if row is None else int(row[0])
+        return self.dialect.head(self.conn)
 
     def log_start(self) -> int:
         """Changes up to this number may be gone from the log; a consumer behind it must rebuild."""
@@ -468,22 +509,19 @@ class Database:
         row = self.conn.execute("SELECT id FROM people WHERE name = ?", (text,)).fetchone()
         if row is not None:
             return int(row[0])
-        rows = self.conn.execute("SELECT id, name FROM people WHERE key = ?", (name_key(text),)).fetchall()
+        rows = self.conn.execute("SELECT id, name FROM people WHERE key = ? ORDER BY id", (name_key(text),)).fetchall()
         if len(rows) > 1:
-            raise GalleryError(
-                f"{name!r} could mean {', '.join(repr(r[1]) for r in rows)}: type the name exactly as shown "
-                f"(`faceshot gallery check` lists such names; rename or merge them)"
-            )
+            raise _ambiguous(name, [row[1] for row in rows])
         return int(rows[0][0]) if rows else None
 
     def create_person(self, name: str, metadata: dict[str, Any] | None = None, created: str | None = None) -> int:
         self._record()
         text = normalise_name(name)
         cursor = self.conn.execute(
-            "INSERT INTO people (name, key, metadata, created) VALUES (?, ?, ?, ?)",
+            "INSERT INTO people (name, key, metadata, created) VALUES (?, ?, ?, ?) RETURNING id",
             (text, name_key(text), json.dumps(metadata or {}), created or now()),
         )
-        person = int(cursor.lastrowid)
+        person = int(cursor.fetchone()[0])
         self._log(PERSON_CHANGED, person=person)
         return person
 
@@ -536,7 +574,7 @@ class Database:
                 self._log(FACE_REMOVED, face=face, person=src)
         moved = self.conn.execute("UPDATE faces SET person = ? WHERE person = ?", (dst, src)).rowcount
         self.conn.execute(
-            "INSERT OR IGNORE INTO memberships (person, grp) SELECT ?, grp FROM memberships WHERE person = ?",
+            "INSERT INTO memberships (person, grp) SELECT ?, grp FROM memberships WHERE person = ? ON CONFLICT DO NOTHING",
             (dst, src),
         )
         row = self.conn.execute("SELECT metadata FROM people WHERE id = ?", (src,)).fetchone()
@@ -573,7 +611,7 @@ class Database:
             raise GalleryError(f"a face vector must be {self.dim} finite numbers, got {vector.size}")
         cursor = self.conn.execute(
             "INSERT INTO faces (person, embedding, embedder, sha256, source, box, quality, created, thumbnail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 person,
                 to_blob(vector),
@@ -586,7 +624,7 @@ class Database:
                 thumbnail,
             ),
         )
-        face_id = int(cursor.lastrowid)
+        face_id = int(cursor.fetchone()[0])
         self._log(FACE_ADDED, face=face_id, person=person)
         return face_id
 
@@ -660,22 +698,53 @@ class Database:
         return ids, np.stack([from_blob(row[1], self.dim) for row in rows])
 
     def vectors_of(self, names: Iterable[str]) -> dict[str, np.ndarray]:
-        found: dict[str, list[np.ndarray]] = {}
-        for name in dict.fromkeys(names):
-            rows = self.conn.execute("SELECT embedding FROM faces WHERE person = ?", (self.find_person(name),))
-            found[name] = [from_blob(row[0], self.dim) for row in rows]
+        """Every face vector of each named person (``(0, dim)`` for a name nobody has), in a few
+        queries whatever the number of names: a list of 1,000 friends costs milliseconds, not 2,000
+        round trips to a database server."""
+        people = self.find_people(names)
+        found: dict[int, list[np.ndarray]] = {person: [] for person in people.values() if person is not None}
+        for chunk in _chunks(list(found)):
+            rows = self.conn.execute(
+                f"SELECT person, embedding FROM faces WHERE person IN ({','.join('?' * len(chunk))}) ORDER BY id", chunk
+            )
+            for person, blob in rows:
+                found[int(person)].append(from_blob(blob, self.dim))
+        empty = np.zeros((0, self.dim), np.float32)
         return {
-            name: np.stack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
-            for name, vectors in found.items()
+            name: np.stack(found[person]) if person is not None and found[person] else empty
+            for name, person in people.items()
         }
 
     def person_ids(self, names: Iterable[str]) -> dict[str, int]:
         """The stable id of each named person who exists (a rename keeps it; ids are never reused)."""
-        found: dict[str, int] = {}
-        for name in dict.fromkeys(names):
-            person = self.find_person(name)
-            if person is not None:
-                found[name] = person
+        return {name: person for name, person in self.find_people(names).items() if person is not None}
+
+    def find_people(self, names: Iterable[str]) -> dict[str, int | None]:
+        """:meth:`find_person` of each name (``None``: nobody), in a few queries whatever their number."""
+        wanted = list(dict.fromkeys(names))
+        texts = {name: normalise_name(name) for name in wanted}
+        exact: dict[str, int] = {}
+        for chunk in _chunks(sorted(set(texts.values()))):
+            rows = self.conn.execute(f"SELECT id, name FROM people WHERE name IN ({','.join('?' * len(chunk))})", chunk)
+            exact.update({str(row[1]): int(row[0]) for row in rows})
+        # Names not stored as typed: found by their key (case and Unicode form), as find_person does.
+        keys = {name: name_key(texts[name]) for name in wanted if texts[name] not in exact}
+        by_key: dict[str, list[tuple[int, str]]] = {}
+        for chunk in _chunks(sorted(set(keys.values()))):
+            rows = self.conn.execute(
+                f"SELECT id, name, key FROM people WHERE key IN ({','.join('?' * len(chunk))}) ORDER BY id", chunk
+            )
+            for row in rows:
+                by_key.setdefault(str(row[2]), []).append((int(row[0]), str(row[1])))
+        found: dict[str, int | None] = {}
+        for name in wanted:
+            if texts[name] in exact:
+                found[name] = exact[texts[name]]
+                continue
+            matches = by_key.get(keys[name], [])
+            if len(matches) > 1:
+                raise _ambiguous(name, [match[1] for match in matches])
+            found[name] = matches[0][0] if matches else None
         return found
 
     def names_of_faces(self, ids: Iterable[int]) -> dict[int, str]:
@@ -714,9 +783,10 @@ class Database:
         self._record()
         if not group or not group.strip():
             raise GalleryError("a group needs a non-empty name")
-        self.conn.execute("INSERT OR IGNORE INTO groups (name) VALUES (?)", (group,))
+        self.conn.execute("INSERT INTO groups (name) VALUES (?) ON CONFLICT DO NOTHING", (group,))
         joined = self.conn.execute(
-            "INSERT OR IGNORE INTO memberships (person, grp) SELECT ?, id FROM groups WHERE name = ?", (person, group)
+            "INSERT INTO memberships (person, grp) SELECT ?, id FROM groups WHERE name = ? ON CONFLICT DO NOTHING",
+            (person, group),
         ).rowcount
         if joined:
             self._log(PERSON_CHANGED, person=person, detail=f"joined {group}")
@@ -795,14 +865,14 @@ class Database:
         if groups is None:
             row = self.conn.execute(
                 "SELECT COALESCE(SUM(n), 0), COALESCE(MAX(n), 0), COUNT(*) "
-                "FROM (SELECT COUNT(*) AS n FROM faces GROUP BY person)"
+                "FROM (SELECT COUNT(*) AS n FROM faces GROUP BY person) AS counts"
             ).fetchone()
         else:
             ids = self.group_ids(groups)
             row = self.conn.execute(
                 "SELECT COALESCE(SUM(n), 0), COALESCE(MAX(n), 0), COUNT(*) FROM (SELECT COUNT(*) AS n FROM faces "
                 "WHERE faces.person IN (SELECT person FROM memberships "
-                f"WHERE grp IN ({','.join('?' * len(ids))})) GROUP BY faces.person)",
+                f"WHERE grp IN ({','.join('?' * len(ids))})) GROUP BY faces.person) AS counts",
                 ids,
             ).fetchone()
         return int(row[0]), int(row[1]), int(row[2])

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from faceshot.bulk import represent_files
+from faceshot.bulk import LocalRunner, Runner
 from faceshot.choice import choose_face, several_faces, turned_face
 from faceshot.engine import Engine
 from faceshot.errors import ConfigError, ConflictError, FaceshotError
@@ -28,7 +28,7 @@ from faceshot.gallery.names import name_key
 from faceshot.gallery.results import DirProgress, DirSummary, EnrolledFace, EnrollResult, Rejected, Skipped
 from faceshot.gallery.store import NewFace, Store
 from faceshot.io import ImageInput, describe, read_bytes
-from faceshot.walk import by_top_folder
+from faceshot.walk import by_top_folder, by_top_folder_url, is_url
 from faceshot.quality import Quality, QualityLimits, assess, require
 from faceshot.results import Face
 
@@ -153,21 +153,34 @@ class Enrollment:
 
     def folder(
         self,
-        folder: Path,
+        folder: str | Path,
         *,
         groups: tuple[str, ...],
         force: bool,
         keep_thumbnail: bool,
         workers: int | None,
         progress: Callable[[DirProgress], None] | None,
+        runner: Runner | None = None,
+        batch: int = DIR_BATCH,
     ) -> DirSummary:
-        """A folder of people, detected in the bulk worker pool (:meth:`Gallery.enroll_dir <faceshot.gallery.Gallery.enroll_dir>`)."""
-        people, walked = by_top_folder(folder)  # the one file walker (faceshot.walk)
-        failed: list[Rejected] = [
-            Rejected(item.path, "ImageNotFoundError", item.reason) for item in walked.skipped if item.kind == "broken"
-        ]
-        left_out = tuple(item for item in walked.skipped if item.kind == "skipped")
-        plan: list[tuple[str, Path]] = [(person, photo) for person in sorted(people) for photo in people[person]]
+        """A folder of people (:meth:`Gallery.enroll_dir <faceshot.gallery.Gallery.enroll_dir>`).
+
+        ``runner`` reads, hashes, detects and embeds (default: this machine's worker pool); this
+        process plans, skips what is enrolled, applies the gate and records: the records have one writer.
+        """
+        runner = runner or LocalRunner(workers)
+        if is_url(str(folder)):
+            if not runner.reads_urls:
+                raise ConfigError(f"{folder}: a folder named by a URL is read by the Ray runner (--runner ray), not on this machine's cores")
+            people, left = by_top_folder_url(str(folder))
+            failed: list[Rejected] = []
+            left_out = left
+        else:
+            local, walked = by_top_folder(folder)  # the one file walker (faceshot.walk)
+            people = {person: [str(photo) for photo in photos] for person, photos in local.items()}
+            failed = [Rejected(item.path, "ImageNotFoundError", item.reason) for item in walked.skipped if item.kind == "broken"]
+            left_out = tuple(item for item in walked.skipped if item.kind == "skipped")
+        plan: list[tuple[str, str]] = [(person, photo) for person in sorted(people) for photo in people[person]]
         total = len(plan)
         done = 0
 
@@ -182,87 +195,87 @@ class Enrollment:
         def tally(person: str) -> dict[str, list[Any]]:
             return per_person.setdefault(person, {"added": [], "skipped": [], "rejected": []})
 
-        # Skip what is already enrolled before any detection: this is what makes reruns cheap.
-        todo: list[tuple[str, Path, str]] = []
-        by_person: dict[str, list[tuple[Path, str]]] = {}
-        for person, photo in plan:
-            try:
-                digest = hashlib.sha256(photo.read_bytes()).hexdigest()
-            except OSError as exc:
-                refused = Rejected(str(photo), "ImageNotFoundError", f"{photo}: cannot be read ({exc.strerror})")
-                tally(person)["rejected"].append(refused)
-                failed.append(refused)
-                report(person, str(photo), "failed")
-                continue
-            by_person.setdefault(person, []).append((photo, digest))
+        def refuse(person: str, source: str, exc: FaceshotError) -> None:
+            refused = rejection(source, exc)
+            tally(person)["rejected"].append(refused)
+            failed.append(refused)
+            report(person, source, "failed")
+
+        # Skip what is already enrolled before any detection: this is what makes reruns cheap. A
+        # runner that hashes as it reads needs no hashing pass over a gallery with nothing in it.
+        todo: list[tuple[str, str, str | None]] = []
+        if runner.hashes_while_embedding and self.store.head() == 0:
+            digests: list[str | FaceshotError | None] = [None] * len(plan)
+        else:
+            digests = list(runner.digests([photo for _, photo in plan]))
+        by_person: dict[str, list[tuple[str, str | None]]] = {}
+        for (person, photo), digest in zip(plan, digests):
+            if isinstance(digest, FaceshotError):
+                refuse(person, photo, digest)
+            else:
+                by_person.setdefault(person, []).append((photo, digest))
         for person, photos in by_person.items():
             try:
-                known = self.store.known_files(person, [digest for _, digest in photos])
+                known = self.store.known_files(person, [digest for _, digest in photos if digest])
             except ConfigError as exc:  # a folder name that cannot be a person's name
                 for photo, _ in photos:
-                    refused = rejection(str(photo), exc)
-                    tally(person)["rejected"].append(refused)
-                    failed.append(refused)
-                    report(person, str(photo), "failed")
+                    refuse(person, photo, exc)
                 continue
             for photo, digest in photos:
                 if digest in known:
-                    tally(person)["skipped"].append(Skipped(str(photo), known[digest]))
-                    report(person, str(photo), "skipped")
+                    tally(person)["skipped"].append(Skipped(photo, known[digest]))
+                    report(person, photo, "skipped")
                 else:
                     # Two copies of one file in a folder are both embedded; the store keeps one.
                     todo.append((person, photo, digest))
 
-        batch: list[Admitted] = []
-        batch_person: str | None = None
+        # Admitted faces wait per person; a person's reach the batch size, or all of them together
+        # do, and they are committed (one transaction per person): a crash loses at most a batch.
+        pending: dict[str, list[Admitted]] = {}
 
-        def flush() -> None:
-            nonlocal batch
-            if batch_person is None or not batch:
-                return
-            added, again = self.record(batch_person, batch, create=True, groups=groups)
-            tally(batch_person)["added"].extend(added)
-            tally(batch_person)["skipped"].extend(again)
-            batch = []
+        def flush(person: str) -> None:
+            admitted = pending.pop(person, [])
+            if admitted:
+                added, again = self.record(person, admitted, create=True, groups=groups)
+                tally(person)["added"].extend(added)
+                tally(person)["skipped"].extend(again)
 
-        results = represent_files(
-            [photo for _, photo, _ in todo],
-            engine=self.engine,
-            one_face="largest",
-            workers=workers,
-            keep_chips=True,
-        )
-        for (person, photo, digest), result in zip(todo, results):
-            if person != batch_person:
-                flush()
-                batch_person = person
-            label = str(photo)
+        waiting = 0
+        results = runner.represent(self.engine, [(photo, digest) for _, photo, digest in todo], one_face="largest")
+        for index, digest, result in results:
+            person, label, _ = todo[index]
             try:
                 if result.error is not None:
                     raise result.error
                 assert result.chips is not None
                 chosen = result.faces[0]
                 candidate = Candidate(label, digest, result.chips[0], chosen.face, result.found, chosen.embedding)
-                batch.append(self.admit(person, candidate, force=force, keep_thumbnail=keep_thumbnail))
+                pending.setdefault(person, []).append(
+                    self.admit(person, candidate, force=force, keep_thumbnail=keep_thumbnail)
+                )
             except FaceshotError as exc:
-                refused = rejection(label, exc)
-                tally(person)["rejected"].append(refused)
-                failed.append(refused)
-                report(person, label, "failed")
+                refuse(person, label, exc)
                 continue
-            if len(batch) >= DIR_BATCH:
-                flush()
+            waiting += 1
+            if len(pending[person]) >= batch:
+                waiting -= len(pending[person])
+                flush(person)
+            elif waiting >= batch:
+                for someone in list(pending):
+                    flush(someone)
+                waiting = 0
             report(person, label, "enrolled")
-        flush()
+        for someone in list(pending):
+            flush(someone)
 
-        people = tuple(
+        people_results = tuple(
             EnrollResult(person, False, tuple(t["added"]), tuple(t["skipped"]), tuple(t["rejected"]))
             for person, t in sorted(per_person.items())
         )
-        enrolled = sum(len(result.added) for result in people)
-        skipped = sum(len(result.skipped) for result in people)
+        enrolled = sum(len(result.added) for result in people_results)
+        skipped = sum(len(result.skipped) for result in people_results)
         log.info("%s: %d face(s) enrolled, %d skipped, %d failed", folder, enrolled, skipped, len(failed))
-        return DirSummary(enrolled, skipped, tuple(failed), people, left_out)
+        return DirSummary(enrolled, skipped, tuple(failed), people_results, left_out)
 
     # -- sources ----------------------------------------------------------------------------
     def digest(self, source: ImageInput) -> tuple[str, ImageInput]:

@@ -13,6 +13,7 @@ unknown, never forced onto the nearest person.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ import numpy as np
 
 from faceshot.engine import Engine, Multiple
 from faceshot.errors import ConfigError, EmbedderMismatchError, FaceshotError, NotFound
-from faceshot.gallery.enrollment import Admitted, Enrollment
+from faceshot.bulk import Runner
+from faceshot.gallery.enrollment import DIR_BATCH, Admitted, Enrollment
 from faceshot.gallery.exchange import read_export, write_export
-from faceshot.gallery.local import LocalStore
+from faceshot.gallery.location import Location, open_store, parse_location
 from faceshot.gallery.ranking import Aggregation, check_aggregation, rank_max, rank_mean, template
 from faceshot.gallery.results import (
     CheckReport,
@@ -47,6 +49,7 @@ from faceshot.match import Calibration, OperatingPoint, check_embeddings, decide
 from faceshot.quality import DEFAULT_LIMITS, QualityLimits
 from faceshot.results import Face, Verification
 from faceshot.spec import open_engine, record_engine
+from faceshot.walk import is_url
 
 __all__ = ["Gallery", "FoundFace", "DEFAULT_PATH", "ENVIRONMENT_VARIABLE"]
 
@@ -77,10 +80,12 @@ class FoundFace:
 class Gallery:
     """Enrolled people and their face vectors, kept in a database file, searchable by photo.
 
-    ``path``: the gallery file; by default ``$FACESHOT_DB`` or ``./faceshot.db``. ``create``: make
-    the file when it is missing (``False``: raise :class:`~faceshot.errors.NotFound` instead, for
-    commands that only read or change an existing gallery). Beside it, ``<path>.faiss`` holds a
-    snapshot of the search index, derived from the records and rebuilt when lost or damaged.
+    ``path``: the gallery file, or a URL (``sqlite:///people.db``, ``postgresql://user:password@host/db``,
+    optionally ``?vectors=`` another vector engine: :mod:`faceshot.gallery.location`); by default
+    ``$FACESHOT_DB`` or ``./faceshot.db``. ``create``: make the gallery when it is missing
+    (``False``: raise :class:`~faceshot.errors.NotFound` instead, for commands that only read or
+    change an existing gallery). Beside a file, ``<path>.faiss`` holds a snapshot of the search
+    index, derived from the records and rebuilt when lost or damaged.
     ``index``: the index kind for this process (FAISS factory-style names, ``"flat"`` for exact
     search); by default the gallery's ``index`` setting, else ``"auto"``.
     ``engine``: the detector/embedder to use; by default an engine with the embedder the gallery was
@@ -99,7 +104,7 @@ class Gallery:
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | None = None,
+        path: "str | os.PathLike[str] | Location | None" = None,
         engine: Engine | None = None,
         *,
         index: str | None = None,
@@ -113,18 +118,22 @@ class Gallery:
             raise ConfigError("give vectors or store, not both (a store brings its own vectors)")
         if path is None:
             path = os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH
-        self.path = Path(path)
+        self.location = parse_location(path)
+        if vectors is not None:  # the vector engine given apart from the records' location
+            self.location = dataclasses.replace(self.location, vectors=vectors)
+        #: The gallery file (``None`` when the records are on a server).
+        self.path: Path | None = self.location.path if self.location.is_file else None
         # A file this object creates and never writes to is removed on close: a command refused
         # for bad input leaves nothing behind.
-        self._made_file = store is None and create and not self.path.exists()
+        self._made_file = store is None and create and self.path is not None and not self.path.exists()
         # The engine given, else the one resolved from the environment and the gallery's own settings
         # (its vector space pinned); one function for galleries, collections and the command line.
-        self.engine = engine = open_engine(self.path if store is None else store, engine=engine)
+        self.engine = engine = open_engine(self.location if store is None else store, engine=engine)
         embedder = engine.embedder
         # A gallery records the vector space, not the program that computed it: dlib-resnet and
         # dlib-resnet-onnx give the same vectors and may share a gallery.
-        self.store: Store = store or LocalStore(
-            self.path, embedder=embedder.space, dim=embedder.dim, index=index, create=create, vectors=vectors
+        self.store: Store = store or open_store(
+            self.location, embedder=embedder.space, dim=embedder.dim, index=index, create=create
         )
         record_engine(self.store, engine)
         self.quality = quality
@@ -133,7 +142,7 @@ class Gallery:
         self._aggregation = None if aggregation is None else check_aggregation(aggregation)
 
     def __repr__(self) -> str:
-        return f"Gallery({str(self.path)!r}, embedder={self.store.embedder!r})"
+        return f"Gallery({self.location.shown!r}, embedder={self.store.embedder!r})"
 
     def __enter__(self) -> "Gallery":
         return self
@@ -151,7 +160,7 @@ class Gallery:
         except FaceshotError:
             unused = False
         self.store.close()
-        if unused:
+        if unused and self.path is not None:
             for leftover in (self.path, *(self.path.with_name(self.path.name + end) for end in ("-wal", "-shm", ".faiss"))):
                 leftover.unlink(missing_ok=True)
 
@@ -273,6 +282,8 @@ class Gallery:
         keep_thumbnail: bool = False,
         workers: int | None = None,
         progress: Callable[[DirProgress], None] | None = None,
+        runner: Runner | None = None,
+        batch: int = DIR_BATCH,
     ) -> DirSummary:
         """Enroll a folder holding one sub-folder per person (the folder name is the person's name).
 
@@ -283,11 +294,18 @@ class Gallery:
         folder holds a photo. Photos already enrolled for that person (same file content) are
         skipped before any work, so an interrupted run can simply be started again. A bad photo
         is reported in ``failed`` and does not stop the run. Detection and embedding run in
-        ``workers`` processes (default: one per core). Faces are committed in batches of up to 64: an interruption loses at most
-        the batch in hand. ``progress`` is called after each photo.
+        ``workers`` processes (default: one per core), or wherever ``runner`` puts them: a
+        :class:`faceshot.bulk_ray.RayRunner` detects and embeds on a Ray cluster, and then ``root``
+        may also be an fsspec URL the cluster can read (``s3://bucket/people``); this process
+        still writes every record. Faces are committed in batches of up to ``batch`` (64): an
+        interruption loses at most the batch in hand. ``progress`` is called after each photo.
+        Raises :class:`~faceshot.errors.ConfigError` for a ``batch`` below 1.
         """
-        return self._pipeline.folder(Path(root), groups=tuple(groups), force=force, keep_thumbnail=keep_thumbnail,
-                                     workers=workers, progress=progress)
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ConfigError(f"batch must be a whole number of faces, at least 1, got {batch!r}")
+        folder = root if isinstance(root, str) and is_url(root) else Path(root)
+        return self._pipeline.folder(folder, groups=tuple(groups), force=force, keep_thumbnail=keep_thumbnail,
+                                     workers=workers, progress=progress, runner=runner, batch=batch)
 
     # -- identification ---------------------------------------------------------------------
     def identify(

@@ -1,9 +1,13 @@
-"""The embedded store: SQLite holds the records, a FAISS index beside it answers searches.
+"""The records (a SQLite file, or a PostgreSQL database) with a FAISS index in this process answering searches.
 
 The index is derived data (:mod:`faceshot.gallery.vectors`): opened only when a search needs it,
 from the snapshot ``<db>.faiss`` plus the change-log rows written since, and caught up with the
 log before every search, so every process sees every other's writes at its next search without
-rebuilding. A write touches only SQLite: the records and their change-log rows, in one transaction.
+rebuilding. A write touches only the records: the rows and their change-log rows, in one transaction.
+
+Over PostgreSQL (several hosts, one gallery) there is no file beside the records to keep a
+snapshot in that every host could trust, so each process builds its index from the records at its
+first search and then follows the log like any other (BENCHMARKS.md: how long that build takes).
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +22,10 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from faceshot.errors import ConfigError, GalleryBusyError, GalleryError, GalleryReadOnlyError, NotFound
+from faceshot.errors import ConfigError, FaceshotError, GalleryError, NotFound
 from faceshot.gallery.database import RESERVED_SETTINGS, Change, Database, from_blob
+from faceshot.gallery.dialect import record_errors
+from faceshot.gallery.location import Location, parse_location
 from faceshot.gallery.index import (
     FaissIndex,
     IndexFileError,
@@ -42,7 +47,7 @@ from faceshot.gallery.vectors import LOG_KEEP, FollowerStats, FollowingIndex, Ve
 from faceshot.quality import Quality
 from faceshot.results import Box
 
-__all__ = ["LocalStore", "index_path", "INDEX_SETTING"]
+__all__ = ["LocalStore", "index_path", "open_faiss", "INDEX_SETTING"]
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +64,27 @@ GROUP_CACHE_FACES = 500_000
 TEMPLATE_CACHE = 100_000
 
 
+#: What check and index_info say of the index file of a gallery whose records are on a server.
+NO_FILE = "none: each process builds its index from the records at its first search"
+
+
 def index_path(path: Path) -> Path:
     """Where the index of the gallery database at ``path`` is saved."""
     return path.with_name(path.name + ".faiss")
 
 
+def open_faiss(
+    location: Location, *, embedder: str, dim: int, index: str | None, create: bool, timeout: float
+) -> "LocalStore":
+    """The ``faiss`` vector engine of :func:`~faceshot.gallery.location.open_store`: the records at
+    ``location`` with this process's FAISS index."""
+    return LocalStore(location, embedder=embedder, dim=dim, index=index, timeout=timeout, create=create)
+
+
 class LocalStore(Store):
-    """A gallery in one SQLite file (the records) plus ``<file>.faiss`` (a derived index snapshot).
+    """A gallery in one SQLite file (the records) plus ``<file>.faiss`` (a derived index snapshot),
+    or in a PostgreSQL database (``path``: its URL or :class:`~faceshot.gallery.location.Location`)
+    with the index in this process only.
 
     ``embedder``/``dim`` name the vectors this store holds; opening a file made with another
     embedder raises :class:`~faceshot.errors.EmbedderMismatchError`. ``index``: the index kind for
@@ -76,12 +95,13 @@ class LocalStore(Store):
     processes (SQLite's locks and the change log). ``vectors``: where the face vectors are searched,
     ``"faiss"`` (this process's FAISS index, the default) or a vector engine's URL
     (``milvus://host:port?collection=NAME``, see :func:`~faceshot.gallery.vectors.open_vectors`),
-    opened over this store's records.
+    opened over this store's records (the ``vectors`` parameter of a gallery URL reaches it through
+    :func:`~faceshot.gallery.location.open_store`, whose engine opener passes it here).
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: "str | os.PathLike[str] | Location",
         *,
         embedder: str,
         dim: int,
@@ -90,15 +110,16 @@ class LocalStore(Store):
         create: bool = True,
         vectors: str | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.location = parse_location(path)
+        self.path = self.location.path if self.location.is_file else None
         self.embedder = embedder
         self.dim = dim
-        self.index_path = index_path(self.path)
+        self.index_path = None if self.path is None else index_path(self.path)
         if index is not None:
             resolve_index_kind(index, 0, dim)  # an unknown index kind fails here, before any file is touched
         self._lock = threading.RLock()
-        with _sqlite_errors(self.path):
-            self._db = Database(self.path, embedder=embedder, dim=dim, timeout=timeout, create=create)
+        with record_errors(self.location):
+            self._db = Database(self.location, embedder=embedder, dim=dim, timeout=timeout, create=create)
             self.index_kind = index or self._db.get_setting(INDEX_SETTING) or "auto"
         try:
             # An engine outside this process, following the same change log (None: the FAISS index).
@@ -115,12 +136,12 @@ class LocalStore(Store):
         self._vectors_of: tuple[int, dict[str, np.ndarray]] = (-1, {})
 
     def __repr__(self) -> str:
-        return f"LocalStore({str(self.path)!r}, embedder={self.embedder!r})"
+        return f"LocalStore({self.location.shown!r}, embedder={self.embedder!r})"
 
     @staticmethod
-    def stored_embedder(path: str | os.PathLike[str]) -> str | None:
-        """The embedder an existing gallery file was made with (``None`` if it does not exist yet)."""
-        return Database.stored_embedder(Path(path))
+    def stored_embedder(path: "str | os.PathLike[str] | Location") -> str | None:
+        """The embedder an existing gallery was made with (``None`` if it does not exist yet)."""
+        return Database.stored_embedder(path)
 
     @property
     def stats(self) -> FollowerStats:
@@ -129,7 +150,7 @@ class LocalStore(Store):
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
-        with self._lock, _sqlite_errors(self.path):
+        with self._lock, self._db.errors():
             yield
 
     # -- the derived index ------------------------------------------------------------------
@@ -151,11 +172,11 @@ class LocalStore(Store):
             with self._db.transaction():
                 self._db.set_cursor(follower.consumer, follower.cursor)
                 dropped = self._db.prune(LOG_KEEP)
-        except sqlite3.OperationalError as exc:  # busy or read-only: pruning can wait
-            log.info("%s: log not pruned this time (%s)", self.path, exc)
+        except FaceshotError as exc:  # busy or read-only: pruning can wait
+            log.info("%s: log not pruned this time (%s)", self.location, exc)
             return
         if dropped:
-            log.debug("%s: pruned %d change-log rows", self.path, dropped)
+            log.debug("%s: pruned %d change-log rows", self.location, dropped)
 
     def _write(self) -> "_Write":
         return _Write(self)
@@ -359,7 +380,7 @@ class LocalStore(Store):
         with self._reading(), self._db.snapshot():
             if after < self._db.log_start():
                 raise GalleryError(
-                    f"{self.path}: the change log no longer holds the entries after {after} "
+                    f"{self.location}: the change log no longer holds the entries after {after} "
                     f"(it starts after {self._db.log_start()}); rebuild from the records"
                 )
             return self._db.changes(after, limit=limit)
@@ -514,6 +535,9 @@ class LocalStore(Store):
                 "resolves_to": resolve_index_kind(self.index_kind, faces, self.dim),
                 "faces": faces,
             }
+            if self.index_path is None:
+                info["file"] = NO_FILE
+                return info
             try:
                 _, header = read_index_file(self.index_path)
                 info["file"] = {"kind": header.kind, "count": header.count, "generation": header.generation}
@@ -571,12 +595,14 @@ class LocalStore(Store):
                 index_generation: int | None = None
                 indexed = 0
                 try:
+                    if self.index_path is None:
+                        raise IndexFileError(NO_FILE)
                     index, header = read_index_file(self.index_path)
                 except IndexFileError as exc:
                     state = str(exc)
                     if state == "missing":  # derived data, not saved yet: built at the next search
                         state = "missing (built at the next search)"
-                    else:
+                    elif state != NO_FILE:
                         problems.append(f"index file {state}")
                 else:
                     index_generation = header.generation
@@ -651,9 +677,9 @@ class LocalStore(Store):
                     self._engine = None
             if self._vectors is not None:
                 try:
-                    with self._db.snapshot():
+                    with self._db.errors(), self._db.snapshot():
                         self._vectors.flush()
-                except sqlite3.Error:
+                except FaceshotError:
                     pass  # derived data: the next open catches up from the records
             self._db.close()
             self._vectors = None
@@ -668,7 +694,7 @@ class _Write:
     def __enter__(self) -> None:
         self.store._lock.acquire()
         try:
-            self._errors = _sqlite_errors(self.store.path)
+            self._errors = self.store._db.errors()
             self._errors.__enter__()
             self._transaction = self.store._db.transaction()
             self._transaction.__enter__()
@@ -698,28 +724,6 @@ def _group_key(group: str | Sequence[str] | None) -> str | tuple[str, ...] | Non
     if group is None or isinstance(group, str):
         return group
     return tuple(sorted(set(group)))
-
-
-@contextmanager
-def _sqlite_errors(path: Path) -> Iterator[None]:
-    """SQLite's exceptions as faceshot's: busy, read-only, closed, full or damaged galleries."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            raise GalleryBusyError(
-                f"{path}: another process has been writing to the gallery for too long ({text}); try again"
-            ) from None
-        if "readonly" in text or "read-only" in text:
-            raise GalleryReadOnlyError(f"{path}: the gallery cannot be written ({text}); check its permissions") from None
-        if "full" in text:
-            raise GalleryError(f"{path}: the disk is full; nothing was written ({text})") from None
-        raise GalleryError(f"{path}: the gallery database failed ({text})") from None
-    except sqlite3.ProgrammingError as exc:
-        raise GalleryError(f"{path}: the gallery is closed ({exc})") from None
-    except sqlite3.DatabaseError as exc:
-        raise GalleryError(f"{path}: the gallery database is damaged ({exc})") from None
 
 
 def _face_info(row: Any) -> FaceInfo:

@@ -1,7 +1,8 @@
 """The storage contract of a gallery: people, their faces' vectors, groups, settings, and search.
 
 :class:`Store` is what :class:`~faceshot.gallery.Gallery` is written against; the embedded default
-is :class:`~faceshot.gallery.local.LocalStore` (SQLite records + a FAISS index). Every backend
+is :class:`~faceshot.gallery.local.LocalStore` (SQLite or PostgreSQL records + a FAISS index in
+the process); :func:`~faceshot.gallery.location.open_store` opens one by path or URL. Every backend
 passes the same contract suite (``tests/test_store_contract.py``).
 
 **Records and vectors.** A store has two sides. The *records* (people, faces with their vectors,
@@ -16,7 +17,8 @@ a vector engine such as Milvus) are derived from the records and can always be r
 2. The log has no gaps and follows commit order: a reader that has seen change *n* has seen every
    change before it. (SQLite: writers are serialised by ``BEGIN IMMEDIATE``. On PostgreSQL a
    sequence alone does not give this, since numbers are taken before commit: writers serialise
-   on a lock, or readers stop at the first number not yet committed.)
+   on an advisory lock and number the log from a counter row in their transaction,
+   :mod:`faceshot.gallery.postgres`.)
 3. Each consumer of the log (a process's index, a vector engine) keeps its own cursor; a durable
    consumer stores it in the records (``cursors``). A vector engine that cannot share the
    records' transaction consumes this log: it is the outbox, and there is no other.

@@ -19,7 +19,8 @@ rows have been applied since the last one (:data:`SNAPSHOT_ROWS`) or it is older
 :data:`SNAPSHOT_SECONDS` — never on every write. Opening reads the snapshot and applies the rows
 after it; a snapshot that is missing, damaged, of another embedder or index kind, newer than the
 records, or older than the oldest row still in the log is not trusted, and the index is rebuilt
-from the records.
+from the records. A gallery whose records are on a server (PostgreSQL) has no such file
+(``path=None``): the index is built from the records when first needed, and never saved.
 
 A gallery's vectors may live in a vector engine instead (a :class:`VectorEngine`, opened by URL
 with :func:`open_vectors`: ``faiss``, this process's index, is the default; ``milvus://host:port?collection=...``
@@ -88,15 +89,16 @@ class FollowingIndex:
     records, so the faces it searches and the names it reports come from one committed state.
     """
 
-    def __init__(self, db: Database, path: Path, *, kind: str, embedder: str, dim: int, auto: bool = False) -> None:
+    def __init__(self, db: Database, path: Path | None, *, kind: str, embedder: str, dim: int, auto: bool = False) -> None:
         self.db = db
         self.auto = auto  # the kind was auto's choice: follow the policy as the gallery grows
         self.path = path
+        self.name = str(path) if path is not None else str(db.location)  # what log messages name
         self.kind = kind
         self.embedder = embedder
         self.dim = dim
         self.structure, self.params = parse_kind(kind)
-        self.consumer = f"index-file:{path.name}"
+        self.consumer = "memory" if path is None else f"index-file:{path.name}"
         self._background: threading.Thread | None = None
         self._built: tuple[VectorIndex, int, str] | None = None
         self._built_lock = threading.Lock()
@@ -154,7 +156,7 @@ class FollowingIndex:
                 why, kind = f"auto chooses {chosen!r} at {self.index.count} faces", chosen
         if why is None or (self._background is not None and self._background.is_alive()):
             return
-        log.info("%s: rebuilding the index in the background (%s)", self.path, why)
+        log.info("%s: rebuilding the index in the background (%s)", self.name, why)
         self._background = threading.Thread(
             target=self._build_from_records, args=(kind,), name="faceshot-index-rebuild", daemon=True
         )
@@ -162,9 +164,9 @@ class FollowingIndex:
 
     def _build_from_records(self, kind: str) -> None:
         try:
-            db = Database(self.db.path, embedder=self.embedder, dim=self.dim, create=False)
+            db = self.db.reopen()
         except Exception as exc:  # the records are read again at the next trigger
-            log.warning("%s: background rebuild could not open the records (%s)", self.path, exc)
+            log.warning("%s: background rebuild could not open the records (%s)", self.name, exc)
             return
         try:
             with db.snapshot():
@@ -173,7 +175,7 @@ class FollowingIndex:
             index = create_index(kind, self.dim)
             index.add(ids, vectors)
         except Exception as exc:
-            log.warning("%s: background rebuild failed (%s)", self.path, exc)
+            log.warning("%s: background rebuild failed (%s)", self.name, exc)
             return
         finally:
             db.close()
@@ -193,7 +195,7 @@ class FollowingIndex:
         self.kind, (self.structure, self.params) = kind, parse_kind(kind)
         self.stats.background_rebuilds += 1
         self._saved_cursor = -1  # a snapshot of the new index is due
-        log.info("%s: swapped in the index rebuilt at change %d", self.path, cursor)
+        log.info("%s: swapped in the index rebuilt at change %d", self.name, cursor)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a background rebuild to finish (tests, benchmarks); True when none is running."""
@@ -204,6 +206,9 @@ class FollowingIndex:
         return True
 
     def _open(self) -> None:
+        if self.path is None:
+            self.rebuild("this process has not built it yet")
+            return
         try:
             index, header = read_index_file(self.path)
         except IndexFileError as exc:
@@ -232,7 +237,7 @@ class FollowingIndex:
 
     def rebuild(self, why: str = "asked") -> None:
         """Build the index from the records' current state and save it. Call inside a snapshot."""
-        log.info("%s: building the index from the database (%s)", self.path, why)
+        log.info("%s: building the index from the database (%s)", self.name, why)
         head = self.db.head()
         ids, vectors = self.db.all_vectors()
         index = create_index(self.kind, self.dim)
@@ -243,6 +248,8 @@ class FollowingIndex:
 
     def _snapshot_due(self) -> bool:
         assert self.index is not None
+        if self.path is None:
+            return False
         behind = self.cursor - self._saved_cursor
         if behind <= 0:
             return False
@@ -251,6 +258,8 @@ class FollowingIndex:
     def save(self) -> None:
         """Write the snapshot file (atomically) with the cursor it reached."""
         assert self.index is not None
+        if self.path is None:
+            return
         try:
             write_index_file(self.path, self.index, embedder=self.embedder, generation=self.cursor)
         except OSError as exc:

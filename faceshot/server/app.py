@@ -18,7 +18,6 @@ import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import Any, AsyncIterator
 
 import numpy as np
@@ -29,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from faceshot.errors import ConfigError, FaceshotError, NotFound, PermissionDeniedError, TooManyRequestsError
 from faceshot.gallery import Gallery
+from faceshot.gallery.location import parse_location
 from faceshot.keys import ApiKey, KeyStore
 from faceshot.onnx_graphs import set_thread_budget
 from faceshot.server import metrics, problems
@@ -107,7 +107,7 @@ def app_from_environment() -> FastAPI:
     limits of :meth:`Limits.from_environment`, ``$FACESHOT_WORKER_THREADS`` ONNX threads."""
     path = os.environ.get("FACESHOT_DB")
     if not path:
-        raise ConfigError("FACESHOT_DB must name the gallery file the service opens")
+        raise ConfigError("FACESHOT_DB must name the gallery (a file or a URL) the service opens")
     threads = os.environ.get("FACESHOT_WORKER_THREADS")
     if threads and threads.isdigit():
         set_thread_budget(int(threads))  # `faceshot serve` shares the cores among its workers
@@ -115,14 +115,15 @@ def app_from_environment() -> FastAPI:
 
 
 def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm: bool = True) -> FastAPI:
-    """The service over the gallery file ``db`` (which must exist: ``faceshot keys create`` makes one).
+    """The service over the gallery ``db``, a file or a URL (which must exist: ``faceshot keys create`` makes one).
 
     ``warm``: load the models at start-up (``/readyz`` answers 200 once done).
     """
-    gallery = Gallery(Path(db), create=False)
+    location = parse_location(db)
+    gallery = Gallery(location, create=False)
     collection: dict[str, Any] = {}  # the photo collection in the same file, opened on first use
     try:
-        state = _State(gallery, KeyStore(Path(db)), limits or Limits())
+        state = _State(gallery, KeyStore(location), limits or Limits())
     except BaseException:
         gallery.close()
         raise
@@ -461,7 +462,7 @@ def create_app(db: str | os.PathLike[str], *, limits: Limits | None = None, warm
         if "it" not in collection:
             from faceshot.cluster import Collection
 
-            collection["it"] = Collection(gallery.path, engine=gallery.engine)
+            collection["it"] = Collection(gallery.location, engine=gallery.engine)
         return collection["it"]
 
     def locked(function: Any) -> Any:
@@ -597,6 +598,7 @@ def _face_json(face: Any) -> dict[str, Any]:
         "box": face.box.to_dict(),
         "confidence": round(float(face.score), 4),
         "landmarks": [[round(x, 1), round(y, 1)] for x, y in face.landmarks],
+        "landmark_scheme": face.scheme,
     }
 
 

@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 def start_server(
-    db: Path,
+    db: Path | str,
     *,
     workers: int = 1,
     env: dict[str, str] | None = None,
@@ -35,15 +35,15 @@ def start_server(
     """``faceshot serve --db DB`` on 127.0.0.1 and a free port, returned once each of the ``workers``
     processes has answered ``/readyz`` (told apart by their ``X-Faceshot-Worker`` header):
     ``(process, base URL)``. ``env`` is added to this process's environment (``FACESHOT_DB`` is
-    dropped: the gallery is ``db``); ``log`` receives the server's output. Raises ``RuntimeError``,
+    replaced: the gallery is ``db``, a path or a URL, handed over in the environment so that a
+    password in it never shows in the process list); ``log`` receives the server's output. Raises ``RuntimeError``,
     with the end of the log, when the server exits or is not ready within ``timeout`` seconds."""
     port = free_port()
     environment = {**os.environ, **(env or {})}
-    environment.pop("FACESHOT_DB", None)
+    environment["FACESHOT_DB"] = str(db)
     output = open(log, "wb") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(
-        [sys.executable, "-m", "faceshot", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers)],
+        [sys.executable, "-m", "faceshot", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         env=environment, stdout=output, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"

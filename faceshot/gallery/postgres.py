@@ -1,0 +1,221 @@
+"""PostgreSQL as the gallery's records (extra ``[postgres]``: psycopg 3), for several hosts over one gallery.
+
+The tables are those of :mod:`faceshot.gallery.database`, with PostgreSQL's types (``BIGINT``
+identities, ``BYTEA`` vectors); every query is the same code as on SQLite (:mod:`faceshot.gallery.dialect`).
+
+**The change log on PostgreSQL** (the contract's rule 2: no gaps, commit order). A sequence gives
+neither: numbers are taken before commit, so a reader can see number 8 committed while 7 is not
+yet, and a rolled-back transaction leaves a hole. Two ways out: serialise writers, or let readers
+stop at the first number not yet committed (which needs a way to tell "not committed yet" from
+"never will be": a rolled-back number would stall readers). faceshot serialises writers, as SQLite
+does: every write transaction first takes the gallery's transaction-level advisory lock
+(``pg_advisory_xact_lock``), so writers run one after another, and the log's numbers come from a
+one-row counter (``changes_head``) incremented in the writing transaction — a rollback takes its
+number back, so there are no gaps, and the order of numbers is the order of commits. Readers take
+no lock at all. The cost is that writes to one gallery do not run in parallel; a write holds the
+lock for a few milliseconds (BENCHMARKS.md: writes per second with 1 and 4 concurrent writers),
+far less than detecting and embedding the face it stores. The lock waits up to the store's
+``timeout`` (``lock_timeout``), then :class:`~faceshot.errors.GalleryBusyError`.
+
+A gallery is the faceshot tables of one schema: the first of the connection's ``search_path``
+(``public`` by default; another with ``?options=-csearch_path%3Dname`` in the URL), so one database
+may hold several galleries.
+
+Reads that must see one state (a search, a listing) run in ``REPEATABLE READ READ ONLY``
+transactions: PostgreSQL's snapshot, like a SQLite read transaction in WAL mode.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any, Iterator, Sequence
+
+from faceshot.errors import GalleryBusyError, GalleryError, GalleryReadOnlyError, MissingExtraError, UnavailableError
+from faceshot.gallery.dialect import Dialect
+from faceshot.gallery.location import Location
+
+__all__ = ["PostgresDialect", "dialect", "WRITE_LOCK"]
+
+#: The advisory lock every write transaction takes, with the schema's hash as its second key: one
+#: lock per gallery (advisory locks are per database, and a database may hold a gallery in each of
+#: several schemas). The number is arbitrary; it only has to be the same in every process ("face").
+WRITE_LOCK = 0x66616365
+
+try:  # psycopg is the [postgres] extra: imported here, never by faceshot's other modules
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg.pq import TransactionStatus
+except ImportError as _missing:  # pragma: no cover - depends on the installed extras
+    psycopg = None  # type: ignore[assignment]
+    _IMPORT_ERROR: ImportError | None = _missing
+else:
+    _IMPORT_ERROR = None
+
+
+class _Row(tuple):
+    """A result row readable by index and by column name, like :class:`sqlite3.Row`."""
+
+    __slots__ = ()
+    _index: dict[str, int] = {}
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+
+@lru_cache(maxsize=256)
+def _row_class(names: tuple[str, ...]) -> type[_Row]:
+    return type("Row", (_Row,), {"__slots__": (), "_index": {name: i for i, name in enumerate(names)}})
+
+
+def _row_factory(cursor: Any) -> Any:
+    if cursor.description is None:
+        return tuple
+    row = _row_class(tuple(column.name for column in cursor.description))
+    return row
+
+
+@lru_cache(maxsize=1024)
+def _translate(sql: str) -> str:
+    """``?`` placeholders (written for both engines) as psycopg's ``%s``."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresConnection:
+    """A psycopg connection in autocommit mode, with :class:`sqlite3.Connection`'s ``execute``."""
+
+    def __init__(self, conn: Any) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(_translate(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        cursor = self.raw.cursor()
+        cursor.executemany(_translate(sql), [tuple(row) for row in rows])
+        return cursor
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+_TYPES = (
+    # The change log is numbered by changes_head, not by an identity (see the module's text).
+    (re.compile(r"seq INTEGER PRIMARY KEY AUTOINCREMENT"), "seq BIGINT PRIMARY KEY"),
+    (re.compile(r"INTEGER PRIMARY KEY AUTOINCREMENT"), "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+)
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL 14 or newer (tested on 18); see the module's text for the change log."""
+
+    name = "postgresql"
+    label = "PostgreSQL"
+
+    def connect(self, location: Location, timeout: float) -> PostgresConnection:
+        try:
+            conn = psycopg.connect(location.target, autocommit=True, row_factory=_row_factory, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise UnavailableError(
+                f"{location}: cannot connect to the PostgreSQL server ({location.scrub(str(exc).strip())})"
+            ) from None
+        try:
+            # Waits for the write lock up to the timeout, as SQLite's busy_timeout does.
+            conn.execute(f"SET lock_timeout = {int(timeout * 1000)}")
+        except psycopg.Error:
+            conn.close()
+            raise
+        return PostgresConnection(conn)
+
+    def tables(self, conn: PostgresConnection) -> set[str]:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {row[0] for row in rows}
+
+    def ddl(self, statement: str) -> str:
+        for pattern, replacement in _TYPES:
+            statement = pattern.sub(replacement, statement)
+        return statement
+
+    def log_schema(self) -> tuple[str, ...]:
+        return (
+            "CREATE TABLE IF NOT EXISTS changes_head (one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), seq BIGINT NOT NULL)",
+            "INSERT INTO changes_head (one, seq) VALUES (TRUE, 0) ON CONFLICT DO NOTHING",
+        )
+
+    def begin_write(self, conn: PostgresConnection) -> None:
+        conn.execute("BEGIN")
+        try:
+            conn.execute("SELECT pg_advisory_xact_lock(?, hashtext(current_schema()))", (WRITE_LOCK,))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def begin_read(self, conn: PostgresConnection) -> None:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def head(self, conn: PostgresConnection) -> int:
+        row = conn.execute("SELECT seq FROM changes_head").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def append_change(
+        self, conn: PostgresConnection, op: str, face: int | None, person: int | None, detail: str | None, at: str
+    ) -> None:
+        # Under the write lock: the counter row's increment and the log row commit together or not at all.
+        conn.execute(
+            "WITH n AS (UPDATE changes_head SET seq = seq + 1 RETURNING seq) "
+            "INSERT INTO changes (seq, op, face, person, detail, at) VALUES ((SELECT seq FROM n), ?, ?, ?, ?, ?)",
+            (op, face, person, detail, at),
+        )
+
+    @contextmanager
+    def errors(self, where: Location) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise self._translate_error(where, exc) from None
+
+    def _translate_error(self, where: Location, exc: Exception) -> Exception:
+        text = where.scrub(str(exc).strip())
+        if isinstance(exc, pg_errors.LockNotAvailable):
+            return GalleryBusyError(f"{where}: another host has been writing to the gallery for too long ({text}); try again")
+        if isinstance(exc, (pg_errors.ReadOnlySqlTransaction, pg_errors.InsufficientPrivilege)):
+            return GalleryReadOnlyError(f"{where}: the gallery cannot be written ({text}); check the role's privileges")
+        if isinstance(exc, pg_errors.DiskFull):
+            return GalleryError(f"{where}: the server's disk is full; nothing was written ({text})")
+        if isinstance(exc, psycopg.InterfaceError):
+            return GalleryError(f"{where}: the gallery is closed ({text})")
+        if isinstance(exc, psycopg.OperationalError):
+            return UnavailableError(f"{where}: the PostgreSQL server failed or cannot be reached ({text})")
+        return GalleryError(f"{where}: the gallery database failed ({text})")
+
+    def open_error(self, where: Location, exc: BaseException) -> BaseException:
+        if isinstance(exc, psycopg.Error):
+            return self._translate_error(where, exc)
+        return exc
+
+
+_DIALECT: PostgresDialect | None = None
+
+
+def dialect() -> PostgresDialect:
+    """The PostgreSQL dialect; :class:`~faceshot.errors.MissingExtraError` without psycopg."""
+    global _DIALECT
+    if _IMPORT_ERROR is not None:
+        raise MissingExtraError(
+            f"PostgreSQL galleries need the postgres extra: pip install 'faceshot[postgres]' ({_IMPORT_ERROR})"
+        )
+    if _DIALECT is None:
+        _DIALECT = PostgresDialect()
+    return _DIALECT
