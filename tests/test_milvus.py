@@ -253,3 +253,23 @@ def test_milvus_gallery_opened_by_url_with_a_percent_encoded_vectors_parameter(m
     assert store.search(vector[None, :], 1)[0][0].person == "a"
     assert "milvus" in store.check().index_file.lower()
     store.close()
+
+
+def test_milvus_vectors_over_postgres_records(milvus_server, postgres_server, tmp_path):
+    from urllib.parse import quote
+
+    from faceshot.gallery.location import open_store
+    from store_backends import postgres_url
+
+    url = milvus_url(tmp_path / "pg")
+    store = open_store(f"{postgres_url(tmp_path / 'pg')}&vectors={quote(url, safe='')}", embedder=EMBEDDER, dim=DIM)
+    assert isinstance(store._engine, MilvusVectors)
+    rng = np.random.default_rng(22)
+    vectors = unit(rng, 5)
+    for i, vector in enumerate(vectors):
+        store.add_faces(f"p{i}", [NewFace(vector)], create=True, groups=["g"] if i % 2 else [])
+    assert [hits[0].person for hits in store.search(vectors, 1)] == [f"p{i}" for i in range(5)]
+    store.delete_person("p1")
+    assert {hit.person for hit in store.search(vectors, 5, group="g")[0]} == {"p3"}
+    assert store.check().ok
+    store.close()
