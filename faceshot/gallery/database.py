@@ -840,6 +840,26 @@ class Database:
         )
         return np.array([row[0] for row in rows], dtype=np.int64)
 
+    def face_groups(self, faces: Iterable[int] | None = None, people: Iterable[int] = ()) -> dict[int, tuple[int, ...]]:
+        """The ids of the groups each face's person is in, for the faces that still exist among
+        ``faces`` and every face of ``people`` (every face when ``faces`` is ``None``): what a
+        vector engine keeps beside each vector to search a group inside the engine."""
+        query = "SELECT faces.id, memberships.grp FROM faces LEFT JOIN memberships ON memberships.person = faces.person"
+        rows: list[Any] = []
+        if faces is None:
+            rows = self.conn.execute(query).fetchall()
+        else:
+            for column, wanted in (("faces.id", sorted({int(i) for i in faces})), ("faces.person", sorted({int(p) for p in people}))):
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    rows += self.conn.execute(f"{query} WHERE {column} IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+        found: dict[int, set[int]] = {}
+        for face, group in rows:
+            held = found.setdefault(int(face), set())
+            if group is not None:
+                held.add(int(group))
+        return {face: tuple(sorted(groups)) for face, groups in sorted(found.items())}
+
     def scope(self, groups: str | Iterable[str] | None) -> tuple[int, int, int]:
         """``(faces, most faces of one person, people)`` among everyone, or the members of the groups."""
         if groups is None:

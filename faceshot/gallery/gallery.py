@@ -13,6 +13,7 @@ unknown, never forced onto the nearest person.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ class Gallery:
     renormalised) or ``"max"`` (their best face); by default the gallery's setting, else ``"mean"``,
     which named more of the right people at the same FPIR on LFW (BENCHMARKS.md).
     ``store``: another :class:`~faceshot.gallery.store.Store` backend instead of the local file.
+    ``vectors``: where the face vectors are searched: ``"faiss"`` (this process's index, the default)
+    or a vector engine's URL such as ``milvus://host:port?collection=NAME`` (:mod:`faceshot.gallery.milvus`).
     Several processes may open the same gallery at once; each sees the others' writes at its next
     search (the consistency contract, :mod:`faceshot.gallery.store`).
     """
@@ -109,10 +112,15 @@ class Gallery:
         quality: QualityLimits = DEFAULT_LIMITS,
         aggregation: Aggregation | None = None,
         store: Store | None = None,
+        vectors: str | None = None,
     ) -> None:
+        if store is not None and vectors is not None:
+            raise ConfigError("give vectors or store, not both (a store brings its own vectors)")
         if path is None:
             path = os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_PATH
         self.location = parse_location(path)
+        if vectors is not None:  # the vector engine given apart from the records' location
+            self.location = dataclasses.replace(self.location, vectors=vectors)
         #: The gallery file (``None`` when the records are on a server).
         self.path: Path | None = self.location.path if self.location.is_file else None
         # A file this object creates and never writes to is removed on close: a command refused

@@ -43,7 +43,7 @@ from faceshot.gallery.results import (
     PersonSummary,
 )
 from faceshot.gallery.store import Added, Hit, NewFace, PersonRecord, Store
-from faceshot.gallery.vectors import LOG_KEEP, FollowerStats, FollowingIndex
+from faceshot.gallery.vectors import LOG_KEEP, FollowerStats, FollowingIndex, VectorEngine, open_vectors
 from faceshot.quality import Quality
 from faceshot.results import Box
 
@@ -92,7 +92,11 @@ class LocalStore(Store):
     search today). ``timeout``: how long a write waits for another process's write (seconds)
     before raising :class:`~faceshot.errors.GalleryBusyError`. ``create=False`` refuses a missing
     file instead of creating it. Safe to use from several threads (one lock) and several
-    processes (SQLite's locks and the change log).
+    processes (SQLite's locks and the change log). ``vectors``: where the face vectors are searched,
+    ``"faiss"`` (this process's FAISS index, the default) or a vector engine's URL
+    (``milvus://host:port?collection=NAME``, see :func:`~faceshot.gallery.vectors.open_vectors`),
+    opened over this store's records (the ``vectors`` parameter of a gallery URL reaches it through
+    :func:`~faceshot.gallery.location.open_store`, whose engine opener passes it here).
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class LocalStore(Store):
         index: str | None = None,
         timeout: float = 60.0,
         create: bool = True,
+        vectors: str | None = None,
     ) -> None:
         self.location = parse_location(path)
         self.path = self.location.path if self.location.is_file else None
@@ -116,6 +121,12 @@ class LocalStore(Store):
         with record_errors(self.location):
             self._db = Database(self.location, embedder=embedder, dim=dim, timeout=timeout, create=create)
             self.index_kind = index or self._db.get_setting(INDEX_SETTING) or "auto"
+        try:
+            # An engine outside this process, following the same change log (None: the FAISS index).
+            self._engine = open_vectors(vectors, self._db, embedder=embedder, dim=dim)
+        except BaseException:
+            self._db.close()
+            raise
         self._vectors: FollowingIndex | None = None
         self._scopes: dict[str | None, tuple[int, tuple[int, int, int]]] = {}
         # group -> (log head, its face ids, their vectors once a small group was searched exactly,
@@ -401,6 +412,8 @@ class LocalStore(Store):
           records' vectors, so the scores every decision uses are exact.
         """
         queries = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if self._engine is not None:
+            return self._search_engine(self._engine, queries, k, _group_key(group))
         with self._reading():
             follower = self._follower()
             snapshots = follower.stats.snapshots
@@ -432,6 +445,30 @@ class LocalStore(Store):
             for row_scores, row_ids in zip(scores, ids)
         ]
 
+    def _search_engine(
+        self, engine: VectorEngine, queries: np.ndarray, k: int, group: str | tuple[str, ...] | None
+    ) -> list[list[Hit]]:
+        """:meth:`search` with a vector engine: a group of at most ``engine.exact_group`` faces is
+        scored exactly over the records' vectors; else the engine searches, restricted to the group."""
+        with self._reading():
+            engine.catch_up()  # outside the snapshot: it may take the write lock to apply the log
+            with self._db.snapshot():
+                subset = group_ids = None
+                if group is not None:
+                    group_ids = self._db.group_ids(group)
+                    subset = self._group_faces(group)
+                    if not len(subset):
+                        return [[] for _ in queries]
+                if subset is not None and len(subset) <= engine.exact_group:
+                    scores, ids = self._exact_over(None, queries, k, subset, group)
+                else:
+                    scores, ids = engine.search(queries, k, groups=group_ids, subset=subset)
+                names = self._db.names_of_faces({int(i) for i in ids.ravel() if i >= 0})
+        return [
+            [Hit(int(i), names[int(i)], float(s)) for s, i in zip(row_scores, row_ids) if int(i) in names]
+            for row_scores, row_ids in zip(scores, ids)
+        ]
+
     def _group_faces(self, group: str | tuple[str, ...]) -> np.ndarray:
         """The face ids of a group's members (sorted), kept until the change log moves: reading
         100,000 ids from SQLite costs tens of milliseconds, more than the search itself."""
@@ -452,7 +489,7 @@ class LocalStore(Store):
         cached = self._groups.get(group) if group is not None else None
         held = cached[2] if cached is not None else None
         if held is None:
-            held = index.vectors(subset) if index.exact_scores else None
+            held = index.vectors(subset) if index is not None and index.exact_scores else None
             if held is None:
                 found, held = self._db.vectors_of_faces(subset)
                 assert np.array_equal(found, subset)  # read in the same snapshot as the ids
@@ -529,8 +566,25 @@ class LocalStore(Store):
         """Compare the records with the saved snapshot (and this process's index), changing nothing.
 
         A snapshot behind the records is fine while the change log still holds the rows after it
-        (the next search applies them); the report says how far behind it is.
+        (the next search applies them); the report says how far behind it is. With a vector
+        engine, the engine is compared instead of the snapshot file.
         """
+        if self._engine is not None:
+            with self._reading():
+                state = self._engine.check()
+                with self._db.snapshot():
+                    people, faces = self._db.counts()
+                    head = self._db.head()
+                    collisions = self._db.name_collisions()
+            problems = list(state.problems) + [
+                f"names {' and '.join(repr(n) for n in names)} differ only in case or Unicode form "
+                f"(stored before names were normalised): rename or merge them"
+                for names in collisions
+            ]
+            return CheckReport(
+                people=people, faces=faces, indexed=state.indexed, generation=head,
+                index_generation=state.cursor, index_file=state.state, problems=tuple(problems),
+            )
         with self._reading():
             with self._db.snapshot():
                 head = self._db.head()
@@ -602,6 +656,10 @@ class LocalStore(Store):
         return np.array(sorted(held), dtype=np.int64)
 
     def rebuild(self) -> CheckReport:
+        if self._engine is not None:
+            with self._reading():
+                self._engine.rebuild()
+            return self.check()
         with self._reading():
             follower = self._follower()
             snapshots = follower.stats.snapshots
@@ -612,6 +670,11 @@ class LocalStore(Store):
 
     def close(self) -> None:
         with self._lock:
+            if self._engine is not None:
+                try:
+                    self._engine.close()
+                finally:
+                    self._engine = None
             if self._vectors is not None:
                 try:
                     with self._db.errors(), self._db.snapshot():

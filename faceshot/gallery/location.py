@@ -216,7 +216,10 @@ class VectorsOpener(Protocol):
 
 #: Vector engines by URL scheme: an opener, or ``"module:function"`` imported on first use (so
 #: naming an engine whose extra is not installed fails only when it is used, with its hint).
-_VECTOR_ENGINES: dict[str, "VectorsOpener | str"] = {DEFAULT_VECTORS: "faceshot.gallery.local:open_faiss"}
+_VECTOR_ENGINES: dict[str, "VectorsOpener | str"] = {
+    DEFAULT_VECTORS: "faceshot.gallery.local:open_faiss",
+    "milvus": "faceshot.gallery.milvus:open_milvus",
+}
 
 
 def register_vectors(scheme: str, opener: "VectorsOpener | str") -> None:

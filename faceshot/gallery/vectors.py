@@ -21,18 +21,27 @@ after it; a snapshot that is missing, damaged, of another embedder or index kind
 records, or older than the oldest row still in the log is not trusted, and the index is rebuilt
 from the records. A gallery whose records are on a server (PostgreSQL) has no such file
 (``path=None``): the index is built from the records when first needed, and never saved.
+
+A gallery's vectors may live in a vector engine instead (a :class:`VectorEngine`, opened by URL
+with :func:`open_vectors`: ``faiss``, this process's index, is the default; ``milvus://host:port?collection=...``
+is :mod:`faceshot.gallery.milvus`). An engine is a durable consumer of the same log, with its
+cursor kept in the records.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
+from faceshot.errors import ConfigError
 from faceshot.gallery.database import FACE_ADDED, FACE_REMOVED, Database
 from faceshot.gallery.index import (
     IndexFileError,
@@ -46,7 +55,10 @@ from faceshot.gallery.index import (
     write_index_file,
 )
 
-__all__ = ["FollowingIndex", "FollowerStats", "SNAPSHOT_ROWS", "SNAPSHOT_SECONDS", "LOG_KEEP"]
+__all__ = [
+    "FollowingIndex", "FollowerStats", "SNAPSHOT_ROWS", "SNAPSHOT_SECONDS", "LOG_KEEP", "VectorEngine", "EngineState",
+    "open_vectors", "ENGINES", "DEFAULT_VECTORS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -261,3 +273,83 @@ class FollowingIndex:
         """Save a snapshot if rows were applied since the last one (called on close)."""
         if self.index is not None and self.cursor > self._saved_cursor and self._snapshot_due():
             self.save()
+
+
+# -- vector engines outside this process ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EngineState:
+    """What :meth:`VectorEngine.check` found: rows the engine holds, the log entry it has applied,
+    a one-line state, and problems (empty when the engine agrees with the records)."""
+
+    indexed: int
+    cursor: int | None
+    state: str
+    problems: tuple[str, ...] = ()
+
+
+class VectorEngine(ABC):
+    """The vectors of a gallery kept in an engine outside this process, following the change log.
+
+    The store calls :meth:`catch_up` before every search, outside any records transaction (an engine
+    may take the records' write lock to apply entries in order), then :meth:`search` inside the
+    read snapshot whose names it reports, so the faces returned are filtered against one
+    committed state. Groups of at most :attr:`exact_group` faces are scored exactly by the store
+    over the records' vectors, without the engine.
+    """
+
+    #: The scheme of its URLs.
+    name: str
+    #: Groups of at most this many faces are searched exactly over the records' vectors.
+    exact_group: int
+
+    @abstractmethod
+    def catch_up(self) -> None:
+        """Apply the log entries after the engine's cursor (rebuilding first when it is not covered)."""
+
+    @abstractmethod
+    def search(
+        self, queries: np.ndarray, k: int, *, groups: list[int] | None = None, subset: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best faces per query, ``(scores, ids)`` ``(q, k)`` float32/int64 (``-1`` pads).
+
+        ``groups``: the ids of the groups to search in (their union), with ``subset``, their
+        faces' ids in the records (ascending); every id returned is among them.
+        """
+
+    @abstractmethod
+    def check(self) -> EngineState:
+        """Compare the engine with the records, changing nothing."""
+
+    @abstractmethod
+    def rebuild(self) -> None:
+        """Build the engine's copy again from the records."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
+
+
+#: The in-process FAISS index that follows the log (:class:`FollowingIndex`).
+DEFAULT_VECTORS = "faiss"
+#: Vector engines by URL scheme: the module whose ``open_engine(url, records, embedder=, dim=)`` opens one.
+ENGINES = {"milvus": "faceshot.gallery.milvus"}
+
+
+def open_vectors(url: str | None, records: Database, *, embedder: str, dim: int) -> VectorEngine | None:
+    """The vector engine a URL names, following the change log of ``records``.
+
+    ``None``, ``""`` or ``"faiss"``: ``None``, meaning this process's own FAISS index (the
+    default). ``milvus://host:port?collection=NAME`` (options in :mod:`faceshot.gallery.milvus`).
+    Raises :class:`~faceshot.errors.ConfigError` for an unknown scheme (listing the known ones)
+    or a malformed URL; ``ImportError`` naming the extra to install when the engine's client is missing.
+    """
+    if url is None or url.strip() in ("", DEFAULT_VECTORS):
+        return None
+    scheme = urlsplit(url).scheme.split("+")[0].lower()
+    if scheme not in ENGINES:
+        known = ", ".join([DEFAULT_VECTORS, *(f"{name}://..." for name in ENGINES)])
+        raise ConfigError(f"unknown vector engine {scheme or '(a URL without a scheme)'!r}: use one of {known}")
+    module = importlib.import_module(ENGINES[scheme])
+    return module.open_engine(url, records, embedder=embedder, dim=dim)
