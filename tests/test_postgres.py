@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from faceshot.cli import app
-from faceshot.errors import ConflictError, NotFound, UnavailableError
+from faceshot.errors import ConfigError, ConflictError, NotFound, UnavailableError
 from faceshot.gallery import Gallery
 from faceshot.gallery.local import LocalStore
 from faceshot.gallery.location import open_store, parse_location, register_vectors, vector_engines
@@ -99,14 +99,17 @@ def test_postgres_with_a_vector_engine_registered_by_url_scheme(database, monkey
     monkeypatch.setitem(location._VECTOR_ENGINES, "test-engine", None)  # removed again after the test
     opened = []
 
-    def opener(location, *, embedder, dim, index, create, timeout):
-        opened.append(location.vectors)
-        return LocalStore(location, embedder=embedder, dim=dim, index=index, create=create, timeout=timeout)
+    def opener(url, records, *, embedder, dim):
+        opened.append((url, embedder, dim))
+        raise ConfigError("test-engine opened")  # the store's records are closed again
 
     register_vectors("test-engine", opener)
-    store = open_store(f"{database}&vectors=test-engine%3A%2F%2Fhere", embedder=EMBEDDER, dim=DIM)
-    store.close()
-    assert opened == ["test-engine://here"]
+    assert "test-engine" in vector_engines()
+    with pytest.raises(ConfigError, match="test-engine opened"):
+        open_store(f"{database}&vectors=test-engine%3A%2F%2Fhere", embedder=EMBEDDER, dim=DIM)
+    assert opened == [("test-engine://here", EMBEDDER, DIM)]
+    with pytest.raises(ConfigError, match="unknown vector engine 'nowhere'"):
+        open_store(f"{database}&vectors=nowhere%3A%2F%2Fhere", embedder=EMBEDDER, dim=DIM)
 
 
 # -- the change log with concurrent writers ----------------------------------------------------------

@@ -25,7 +25,7 @@ import numpy as np
 from faceshot.errors import ConfigError, FaceshotError, GalleryError, NotFound
 from faceshot.gallery.database import RESERVED_SETTINGS, Change, Database, from_blob
 from faceshot.gallery.dialect import record_errors
-from faceshot.gallery.location import Location, parse_location
+from faceshot.gallery.location import Location, open_vectors, parse_location
 from faceshot.gallery.index import (
     FaissIndex,
     IndexFileError,
@@ -43,11 +43,11 @@ from faceshot.gallery.results import (
     PersonSummary,
 )
 from faceshot.gallery.store import Added, Hit, NewFace, PersonRecord, Store
-from faceshot.gallery.vectors import LOG_KEEP, FollowerStats, FollowingIndex, VectorEngine, open_vectors
+from faceshot.gallery.vectors import LOG_KEEP, FollowerStats, FollowingIndex, VectorEngine
 from faceshot.quality import Quality
 from faceshot.results import Box
 
-__all__ = ["LocalStore", "index_path", "open_faiss", "INDEX_SETTING"]
+__all__ = ["LocalStore", "index_path", "INDEX_SETTING"]
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,6 @@ def index_path(path: Path) -> Path:
     return path.with_name(path.name + ".faiss")
 
 
-def open_faiss(
-    location: Location, *, embedder: str, dim: int, index: str | None, create: bool, timeout: float
-) -> "LocalStore":
-    """The ``faiss`` vector engine of :func:`~faceshot.gallery.location.open_store`: the records at
-    ``location`` with this process's FAISS index."""
-    return LocalStore(location, embedder=embedder, dim=dim, index=index, timeout=timeout, create=create)
-
-
 class LocalStore(Store):
     """A gallery in one SQLite file (the records) plus ``<file>.faiss`` (a derived index snapshot),
     or in a PostgreSQL database (``path``: its URL or :class:`~faceshot.gallery.location.Location`)
@@ -93,10 +85,9 @@ class LocalStore(Store):
     before raising :class:`~faceshot.errors.GalleryBusyError`. ``create=False`` refuses a missing
     file instead of creating it. Safe to use from several threads (one lock) and several
     processes (SQLite's locks and the change log). ``vectors``: where the face vectors are searched,
-    ``"faiss"`` (this process's FAISS index, the default) or a vector engine's URL
-    (``milvus://host:port?collection=NAME``, see :func:`~faceshot.gallery.vectors.open_vectors`),
-    opened over this store's records (the ``vectors`` parameter of a gallery URL reaches it through
-    :func:`~faceshot.gallery.location.open_store`, whose engine opener passes it here).
+    ``"faiss"`` (this process's FAISS index) or a vector engine's URL
+    (``milvus://host:port?collection=NAME``, see :func:`~faceshot.gallery.location.open_vectors`),
+    opened over this store's records; by default the location's ``vectors`` parameter.
     """
 
     def __init__(
@@ -123,7 +114,8 @@ class LocalStore(Store):
             self.index_kind = index or self._db.get_setting(INDEX_SETTING) or "auto"
         try:
             # An engine outside this process, following the same change log (None: the FAISS index).
-            self._engine = open_vectors(vectors, self._db, embedder=embedder, dim=dim)
+            url = self.location.vectors if vectors is None else vectors
+            self._engine = open_vectors(url, self._db, embedder=embedder, dim=dim)
         except BaseException:
             self._db.close()
             raise

@@ -12,8 +12,10 @@ URL itself (``urllib.parse.quote(url, safe="")``). Without it the vectors are ``
 in each process, following the records' change log (:mod:`faceshot.gallery.vectors`). Other query
 parameters of a PostgreSQL URL (``sslmode``, …) go to the driver (libpq) unchanged.
 
-A vector engine plugs in with :func:`register_vectors` (its URL scheme and a function that opens
-a :class:`~faceshot.gallery.store.Store` over the records); :func:`open_store` opens any location.
+A vector engine plugs in with :func:`register_vectors`: its URL scheme and a function that opens
+a :class:`~faceshot.gallery.vectors.VectorEngine` following the records' change log
+(:func:`open_vectors`). :func:`open_store` opens any location: its records, with the vectors in
+this process's FAISS index or in the engine named.
 
 A password in the URL is used to connect and never shown: ``str()``, ``repr()``, errors and logs
 print ``***`` in its place (:attr:`Location.shown`).
@@ -32,10 +34,12 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from faceshot.errors import ConfigError
 
 if TYPE_CHECKING:
+    from faceshot.gallery.database import Database
     from faceshot.gallery.store import Store
+    from faceshot.gallery.vectors import VectorEngine
 
 __all__ = [
-    "Location", "parse_location", "register_vectors", "vector_engines", "open_store", "VectorsOpener",
+    "Location", "parse_location", "register_vectors", "vector_engines", "open_vectors", "open_store", "VectorsOpener",
     "VECTORS_PARAMETER", "DEFAULT_VECTORS",
 ]
 
@@ -207,18 +211,16 @@ def parse_location(where: "str | os.PathLike[str] | Location") -> Location:
 
 
 class VectorsOpener(Protocol):
-    """Opens a store over the records at ``location`` with the vectors in ``location.vectors``."""
+    """Opens the vector engine at ``url`` over ``records``, a consumer of their change log."""
 
-    def __call__(
-        self, location: Location, *, embedder: str, dim: int, index: str | None, create: bool, timeout: float
-    ) -> "Store": ...
+    def __call__(self, url: str, records: "Database", *, embedder: str, dim: int) -> "VectorEngine": ...
 
 
 #: Vector engines by URL scheme: an opener, or ``"module:function"`` imported on first use (so
 #: naming an engine whose extra is not installed fails only when it is used, with its hint).
+#: ``faiss`` (:data:`DEFAULT_VECTORS`) is not in it: it is each process's own index.
 _VECTOR_ENGINES: dict[str, "VectorsOpener | str"] = {
-    DEFAULT_VECTORS: "faceshot.gallery.local:open_faiss",
-    "milvus": "faceshot.gallery.milvus:open_milvus",
+    "milvus": "faceshot.gallery.milvus:open_engine",
 }
 
 
@@ -229,11 +231,21 @@ def register_vectors(scheme: str, opener: "VectorsOpener | str") -> None:
 
 
 def vector_engines() -> tuple[str, ...]:
-    """The registered vector engines' schemes."""
-    return tuple(sorted(_VECTOR_ENGINES))
+    """The vector engines a location may name: ``faiss`` and the registered schemes."""
+    return tuple(sorted({DEFAULT_VECTORS, *_VECTOR_ENGINES}))
 
 
-def _opener(scheme: str) -> VectorsOpener:
+def open_vectors(url: str | None, records: "Database", *, embedder: str, dim: int) -> "VectorEngine | None":
+    """The vector engine ``url`` names, following the change log of ``records``; ``None`` for
+    ``faiss`` (or no URL): this process's own index.
+
+    Raises :class:`~faceshot.errors.ConfigError` for an unknown scheme (listing the known ones) or a
+    malformed URL; ``ImportError`` naming the extra to install when the engine's client is missing.
+    """
+    if url is None or url.strip() in ("", DEFAULT_VECTORS):
+        return None
+    match = _URL.match(url)
+    scheme = (match.group(1) if match else url).lower()
     found = _VECTOR_ENGINES.get(scheme)
     if found is None:
         raise ConfigError(f"unknown vector engine {scheme!r}; the known ones are {', '.join(vector_engines())}")
@@ -241,7 +253,7 @@ def _opener(scheme: str) -> VectorsOpener:
         module, _, name = found.partition(":")
         found = getattr(importlib.import_module(module), name)
         _VECTOR_ENGINES[scheme] = found
-    return found  # type: ignore[return-value]
+    return found(url, records, embedder=embedder, dim=dim)  # type: ignore[operator]
 
 
 def open_store(
@@ -255,6 +267,8 @@ def open_store(
 ) -> "Store":
     """The store at ``where`` (a path or URL, see the module's text): its records opened (or created
     when ``create``), its vectors in the engine the location names."""
+    from faceshot.gallery.local import LocalStore
+
     location = parse_location(where)
-    return _opener(location.vectors_scheme)(location, embedder=embedder, dim=dim, index=index, create=create, timeout=timeout)
+    return LocalStore(location, embedder=embedder, dim=dim, index=index, create=create, timeout=timeout)
 

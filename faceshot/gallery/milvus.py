@@ -48,7 +48,7 @@ from faceshot.errors import ConfigError, GalleryError
 from faceshot.gallery.database import FACE_ADDED, FACE_REMOVED, PERSON_CHANGED, Change, Database
 from faceshot.gallery.vectors import LOG_KEEP, EngineState, VectorEngine
 
-__all__ = ["MilvusVectors", "MilvusOptions", "open_engine", "open_milvus", "parse_url", "INDEX_KINDS", "redact"]
+__all__ = ["MilvusVectors", "MilvusOptions", "open_engine", "parse_url", "INDEX_KINDS", "redact"]
 
 log = logging.getLogger(__name__)
 
@@ -178,16 +178,8 @@ def parse_url(url: str) -> MilvusOptions:
     )
 
 
-def open_milvus(location: Any, *, embedder: str, dim: int, index: str | None, create: bool, timeout: float) -> Any:
-    """The ``milvus`` vector engine of :func:`~faceshot.gallery.location.open_store`: the records at
-    ``location`` (SQLite or PostgreSQL) with the vectors in the Milvus collection ``location.vectors`` names."""
-    from faceshot.gallery.local import LocalStore
-
-    return LocalStore(location, embedder=embedder, dim=dim, index=index, create=create, timeout=timeout, vectors=location.vectors)
-
-
 def open_engine(url: str, records: Database, *, embedder: str, dim: int) -> "MilvusVectors":
-    """The engine for ``url`` over ``records`` (what :func:`faceshot.gallery.vectors.open_vectors` calls).
+    """The engine for ``url`` over ``records`` (what :func:`faceshot.gallery.location.open_vectors` calls).
     Connects at the first search."""
     return MilvusVectors(records, parse_url(url), embedder=embedder, dim=dim)
 

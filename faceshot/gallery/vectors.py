@@ -23,25 +23,22 @@ from the records. A gallery whose records are on a server (PostgreSQL) has no su
 (``path=None``): the index is built from the records when first needed, and never saved.
 
 A gallery's vectors may live in a vector engine instead (a :class:`VectorEngine`, opened by URL
-with :func:`open_vectors`: ``faiss``, this process's index, is the default; ``milvus://host:port?collection=...``
-is :mod:`faceshot.gallery.milvus`). An engine is a durable consumer of the same log, with its
+with :func:`faceshot.gallery.location.open_vectors`: ``faiss``, this process's index, is the
+default; ``milvus://host:port?collection=...`` is :mod:`faceshot.gallery.milvus`). An engine is a durable consumer of the same log, with its
 cursor kept in the records.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 
-from faceshot.errors import ConfigError
 from faceshot.gallery.database import FACE_ADDED, FACE_REMOVED, Database
 from faceshot.gallery.index import (
     IndexFileError,
@@ -57,7 +54,6 @@ from faceshot.gallery.index import (
 
 __all__ = [
     "FollowingIndex", "FollowerStats", "SNAPSHOT_ROWS", "SNAPSHOT_SECONDS", "LOG_KEEP", "VectorEngine", "EngineState",
-    "open_vectors", "ENGINES", "DEFAULT_VECTORS",
 ]
 
 log = logging.getLogger(__name__)
@@ -329,27 +325,3 @@ class VectorEngine(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the connection."""
-
-
-#: The in-process FAISS index that follows the log (:class:`FollowingIndex`).
-DEFAULT_VECTORS = "faiss"
-#: Vector engines by URL scheme: the module whose ``open_engine(url, records, embedder=, dim=)`` opens one.
-ENGINES = {"milvus": "faceshot.gallery.milvus"}
-
-
-def open_vectors(url: str | None, records: Database, *, embedder: str, dim: int) -> VectorEngine | None:
-    """The vector engine a URL names, following the change log of ``records``.
-
-    ``None``, ``""`` or ``"faiss"``: ``None``, meaning this process's own FAISS index (the
-    default). ``milvus://host:port?collection=NAME`` (options in :mod:`faceshot.gallery.milvus`).
-    Raises :class:`~faceshot.errors.ConfigError` for an unknown scheme (listing the known ones)
-    or a malformed URL; ``ImportError`` naming the extra to install when the engine's client is missing.
-    """
-    if url is None or url.strip() in ("", DEFAULT_VECTORS):
-        return None
-    scheme = urlsplit(url).scheme.split("+")[0].lower()
-    if scheme not in ENGINES:
-        known = ", ".join([DEFAULT_VECTORS, *(f"{name}://..." for name in ENGINES)])
-        raise ConfigError(f"unknown vector engine {scheme or '(a URL without a scheme)'!r}: use one of {known}")
-    module = importlib.import_module(ENGINES[scheme])
-    return module.open_engine(url, records, embedder=embedder, dim=dim)
