@@ -45,5 +45,9 @@ def test_faces_are_not_turned_and_given_options_win(datasets):
     assert not plain.config.rotations and plain.size == 64 and plain.channels == 1
     # 40 people: 4 validate, 4 test; episodes at least 5-way where the split allows.
     assert plain.config.ways == 5
+    # Threads follow the machine: one when other work already fills the cores.
+    assert choose(faces, load=9.9, cores=2).config.threads == 1
+    assert choose(faces, load=0.5, cores=2).config.threads is None
+    assert "threads 1: load average 2.0 on 2 cores" in choose(faces, load=2.0, cores=2).lines()[-1]
     with pytest.raises(ConfigError, match="unknown training option"):
         choose(faces, given={"rotation": True})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -37,7 +38,7 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue from --checkpoint if it exists."),
     force: bool = typer.Option(False, "--force", help="Write --out even if the trained model is worse than the baseline."),
     name: Optional[str] = typer.Option(None, "--name", help="The model's name (default: the file's stem)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: 1 when the load average already fills the cores, else every core)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="face-adapter: processes embedding the photos."),
     detector: Optional[str] = DetectorOption,
     as_json: bool = JsonOption,
@@ -63,14 +64,15 @@ def train_command(
         raise ConfigError(f"--out must end in .onnx: {model_out}")
     given = {"loss": loss, "epochs": epochs, "steps_per_epoch": steps, "patience": patience, "ways": ways,
              "shots": shots, "size": size, "channels": channels, "rotations": rotations, "affine": affine,
-             "time_limit": minutes * 60 if minutes is not None else None}
+             "time_limit": minutes * 60 if minutes is not None else None, "threads": threads}
     if loss == "triplet" or mining != "semihard":
         given["mining"] = mining
     with progress_bar() as bar:
         task = bar.add_task("reading images" if backbone != "face-adapter" else "embedding faces", total=None)
         detector = resolve_spec(detector).detector_text  # the flag, else $FACESHOT_DETECTOR, else hog
-        recipe = choose(profile(find_classes(folders, min_images=2)), backbone=backbone, given=given)
-        config = replace(recipe.config, seed=seed, threads=threads)
+        recipe = choose(profile(find_classes(folders, min_images=2)), backbone=backbone, given=given,
+                        load=os.getloadavg()[0], cores=os.cpu_count())
+        config = replace(recipe.config, seed=seed)
         for line in recipe.lines():
             err.print(f"recipe: {line}")
         data = load_folders(folders, backbone=backbone, size=recipe.size, channels=recipe.channels, detector=detector,

@@ -53,7 +53,7 @@ class Choice:
     reason: str
 
     def line(self) -> str:
-        shown = "on" if self.value is True else "off" if self.value is False else self.value
+        shown = "on" if self.value is True else "off" if self.value is False else "auto" if self.value is None else self.value
         return f"{self.option} {shown}: {self.reason}"
 
 
@@ -98,10 +98,15 @@ def _ways(classes: int, holdout: float) -> int:
     return max(2, min(ways, (classes - 2) // 2))
 
 
-def choose(data: DataProfile, *, backbone: str = "small-cnn", given: dict[str, Any] | None = None) -> Recipe:
+def choose(data: DataProfile, *, backbone: str = "small-cnn", given: dict[str, Any] | None = None,
+           load: float | None = None, cores: int | None = None) -> Recipe:
     """The recipe for ``data``; ``given`` (TrainConfig fields, ``size``, ``channels``) wins over a choice.
 
-    Raises :class:`ConfigError` for an unknown option in ``given``.
+    ``load`` (the machine's 1-minute load average) and ``cores``, when given, choose the torch
+    threads: one when other work already fills the cores (measured on 2 cores at load 10: a
+    prototypical batch took 2.8-3.1 s with one thread, 3.0-6.6 s and 60% more CPU with two, which
+    wait for each other), else torch's choice (every core). Raises :class:`ConfigError` for an
+    unknown option in ``given``.
     """
     from faceshot.train.trainer import TrainConfig
 
@@ -124,7 +129,9 @@ def choose(data: DataProfile, *, backbone: str = "small-cnn", given: dict[str, A
     if images:
         pick("channels", 1 if data.grey else 3,
              "the sampled images are grey" if data.grey else "the sampled images are in colour")
-        if data.glyphs:
+        if backbone == "koch":
+            pick("size", 56, "Koch et al.'s network takes 105 px; half of it, with kernels scaled alike, trains in minutes on a CPU")
+        elif data.glyphs:
             pick("size", 28, f"two-tone glyphs ({data.ink:.0%} of pixels near black or white, {data.side} px): "
                  "28 px as Matching and Prototypical Networks on Omniglot; 4 poolings leave 1×1×64")
         else:
@@ -135,10 +142,13 @@ def choose(data: DataProfile, *, backbone: str = "small-cnn", given: dict[str, A
              else "not glyphs: a turned photo is the same class (people, objects)")
         pick("affine", few, f"{data.per_class:g} images per class: Koch et al.'s small rotations, shears, scales "
              "and shifts make more" if few else f"{data.per_class:g} images per class: plain 2-px shifts suffice")
-    loss = "prototypical" if images else "triplet"
-    pick("loss", loss, "trained from pixels: the prototypical loss optimises N-way K-shot directly "
-         "(90% on held-out Omniglot characters after 100 batches)" if images
-         else "adapting a pretrained embedder: triplet loss, semi-hard mining (the measured face-adapter recipe)")
+    if backbone == "koch":
+        pick("loss", "siamese", "Koch et al.'s network is trained as a Siamese pair: weighted L1 head, binary cross-entropy")
+    elif images:
+        pick("loss", "prototypical", "trained from pixels: the prototypical loss optimises N-way K-shot directly "
+             "(90% on held-out Omniglot characters after 100 batches)")
+    else:
+        pick("loss", "triplet", "adapting a pretrained embedder: triplet loss, semi-hard mining (the measured face-adapter recipe)")
     holdout = float(given.get("holdout", TrainConfig.holdout))
     pick("ways", _ways(data.classes, holdout),
          f"{data.classes} classes: {holdout:.0%} held out by identity, half to validate; episodes as wide as that allows, up to 20")
@@ -163,6 +173,11 @@ def choose(data: DataProfile, *, backbone: str = "small-cnn", given: dict[str, A
     minutes = given.get("time_limit")
     pick("time_limit", DEFAULT_MINUTES * 60 if minutes is None else minutes,
          f"{DEFAULT_MINUTES:g} minutes of training: with loading and the final test, within 30 minutes on 2 cores")
+    if load is not None and cores:
+        busy = load >= cores
+        pick("threads", 1 if busy else None,
+             f"load average {load:.1f} on {cores} cores: one thread, as two would wait for each other" if busy
+             else f"load average {load:.1f} on {cores} cores: torch's choice, every core")
     rest = {k: v for k, v in given.items() if k not in values}
     config = replace(TrainConfig(), **{k: v for k, v in values.items() if k not in ("size", "channels")}, **rest)
     return Recipe(config, int(values.get("size", 0)), int(values.get("channels", 0)), tuple(choices))
