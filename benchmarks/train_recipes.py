@@ -9,6 +9,8 @@ Each row trains on ``images_background_small1`` + ``small2`` (292 characters) wi
 
 - ``default``: the recipe as chosen (prototypical loss, rotations, Koch's distortions, 60 × 6 batches);
 - ``triplet``, ``contrastive``, ``siamese``, ``arcface``: that loss (P×K = 32 × 4 batches), the rest as chosen;
+- ``prototypical-32x4``: the default with the other losses' batch shape (32 classes, 1 support +
+  3 queries): as many images per batch as they, so as many updates per minute;
 - ``koch``: Koch et al.'s network (kernels and input scaled to 56 px) with the siamese head and
   Koch's distortions, P×K = 32 × 4, rotations as chosen.
 
@@ -71,6 +73,8 @@ def row_recipe(name: str, data_profile, minutes: float, seed: int):
     elif name == "koch":
         backbone = "koch"
         given.update(loss="siamese", classes_per_batch=32, per_class=4, steps_per_epoch=100, size=56)
+    elif name == "prototypical-32x4":
+        given.update(classes_per_batch=32, per_class=4, steps_per_epoch=100)
     elif name != "default":
         raise SystemExit(f"unknown row {name!r}")
     recipe = choose(data_profile, backbone=backbone, given=given)

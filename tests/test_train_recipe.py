@@ -26,7 +26,7 @@ def test_omniglot_is_seen_as_glyphs_and_gets_the_episodic_recipe(omniglot):
     assert config.loss == "prototypical" and config.rotations and config.affine
     # 29 validation characters allow 20-way episodes, Lake's official shape.
     assert (config.ways, config.shots) == (20, 1)
-    assert (config.classes_per_batch, config.per_class) == (60, 6)
+    assert (config.classes_per_batch, config.per_class) == (32, 4)
     assert config.lr_patience is not None and config.patience > 2 * config.lr_patience
     assert config.time_limit == DEFAULT_MINUTES * 60
     lines = recipe.lines()
