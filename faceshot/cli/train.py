@@ -64,9 +64,7 @@ def train_command(
         raise ConfigError(f"--out must end in .onnx: {model_out}")
     given = {"loss": loss, "epochs": epochs, "steps_per_epoch": steps, "patience": patience, "ways": ways,
              "shots": shots, "size": size, "channels": channels, "rotations": rotations, "affine": affine,
-             "time_limit": minutes * 60 if minutes is not None else None, "threads": threads}
-    if loss == "triplet" or mining != "semihard":
-        given["mining"] = mining
+             "time_limit": minutes * 60 if minutes is not None else None, "threads": threads, "mining": mining}
     with progress_bar() as bar:
         task = bar.add_task("reading images" if backbone != "face-adapter" else "embedding faces", total=None)
         detector = resolve_spec(detector).detector_text  # the flag, else $FACESHOT_DETECTOR, else hog
