@@ -3,6 +3,7 @@
     python benchmarks/train_recipes.py --rows default triplet contrastive siamese arcface koch \\
         [--minutes 6] [--seeds 0] [--threads N] [--out out/recipes]
     python benchmarks/train_recipes.py --faces [--minutes 4]    # AT&T and Yale from scratch vs dlib
+    python benchmarks/train_recipes.py --score m.onnx           # a row's figures for a model of faceshot train
 
 Each row trains on ``images_background_small1`` + ``small2`` (292 characters) with the recipe
 :mod:`faceshot.train.recipe` chooses from the data, changed only where the row says:
@@ -124,6 +125,25 @@ def omniglot(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+def score(args: argparse.Namespace) -> None:
+    """The figures of one row for a model already trained by ``faceshot train`` (default split: seed 0)."""
+    roots = [args.omniglot / "images_background_small1", args.omniglot / "images_background_small2"]
+    runs = read_omniglot_runs(args.omniglot / "all_runs_20way_oneshot")
+    embedder = OnnxModelEmbedder(args.score, threads=1)
+    official, five = score_omniglot_runs(runs, embedder.embed_files).accuracy, five_way_official(runs, embedder)
+    images = find_classes(roots, min_images=2)
+    recipe = choose(profile(images))
+    split = split_identities(len(images.classes), holdout=recipe.config.holdout, minimum=recipe.config.ways, seed=0)
+    at = np.flatnonzero(np.isin(images.labels, split.test))
+    vectors = embedder.embed_files([images.paths[i] for i in at])
+    cells = []
+    for ways in (5, 20):
+        for shots in (1, 5):
+            drawn = episodes(images.labels[at], ways=ways, shots=shots, count=600, seed=1)
+            cells.append(f"{evaluate_episodes(vectors, drawn, ways=ways, shots=shots).accuracy:.1%}")
+    print(f"| {args.score.name} | **{official:.1%}** | {five:.1%} | " + " | ".join(cells) + " |")
+
+
 def faces(args: argparse.Namespace) -> None:
     """From scratch on each face set vs dlib's pretrained embedder, on the same test people's episodes."""
     import sys
@@ -164,11 +184,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=6.0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--faces", action="store_true", help="AT&T and Yale from scratch vs dlib instead")
+    parser.add_argument("--score", type=Path, help="only score this model (from faceshot train) as a row's figures")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "recipes")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
-    faces(args) if args.faces else omniglot(args)
+    score(args) if args.score else faces(args) if args.faces else omniglot(args)
 
 
 if __name__ == "__main__":
