@@ -51,3 +51,14 @@ def test_faces_are_not_turned_and_given_options_win(datasets):
     assert "threads 1: load average 2.0 on 2 cores" in choose(faces, load=2.0, cores=2).lines()[-1]
     with pytest.raises(ConfigError, match="unknown training option"):
         choose(faces, given={"rotation": True})
+
+
+def test_a_file_that_is_not_an_image_is_named(tmp_path):
+    from faceshot.errors import ImageError
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            (tmp_path / name / f"{i}.png").write_bytes(b"not a png")
+    with pytest.raises(ImageError, match="0.png"):
+        profile(find_classes([tmp_path], min_images=2))

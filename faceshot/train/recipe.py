@@ -8,7 +8,8 @@ channels, and one line per choice saying why. Every choice can be overridden (``
 The figures behind the choices (BENCHMARKS.md, "Training"): on Omniglot's two small background
 sets (292 characters, 20 drawings each) the prototypical loss with rotated classes, Koch's
 distortions and 32 × (1 + 3) batches learnt fastest per CPU-minute of the recipes measured.
-This module reads image headers and a few hundred images with Pillow; it needs no torch.
+:func:`profile` reads 200 images and needs no torch; :func:`choose` builds a ``TrainConfig`` (the
+train extra).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from faceshot.errors import ConfigError
+from faceshot.io import load_image
 from faceshot.train.folders import LabelledImages
 
 __all__ = ["DataProfile", "Choice", "Recipe", "profile", "choose", "DEFAULT_MINUTES"]
@@ -70,21 +72,22 @@ class Recipe:
 
 
 def profile(images: LabelledImages, *, sample: int = SAMPLE, seed: int = 0) -> DataProfile:
-    """The :class:`DataProfile` of labelled images, from their counts and a seeded sample of files."""
-    from PIL import Image
+    """The :class:`DataProfile` of labelled images, from their counts and a seeded sample of files.
 
+    Raises the :class:`~faceshot.errors.ImageError` of :func:`faceshot.io.load_image` for a sampled
+    file that cannot be read (as training would).
+    """
     counts = np.bincount(images.labels, minlength=len(images.classes))
     chosen = np.random.default_rng(seed).choice(len(images), size=min(sample, len(images)), replace=False)
     sides, grey, ink, pixels = [], True, 0, 0
     for i in sorted(chosen):
-        with Image.open(images.paths[i]) as image:
-            sides.append(min(image.size))
-            if image.mode not in ("1", "L", "LA", "I", "I;16", "F"):
-                rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
-                grey = grey and bool((np.abs(rgb - rgb[:, :, :1]) <= 2).all())
-            values = np.asarray(image.convert("L"))
-            ink += int(((values < 32) | (values > 223)).sum())
-            pixels += values.size
+        # Read as training will read it (faceshot.io: EXIF, modes, depth), so a bad file fails the same way.
+        rgb = load_image(images.paths[i]).astype(np.int16)
+        sides.append(min(rgb.shape[:2]))
+        grey = grey and bool((np.abs(rgb - rgb[:, :, :1]) <= 2).all())
+        values = rgb.mean(axis=2)
+        ink += int(((values < 32) | (values > 223)).sum())
+        pixels += values.size
     return DataProfile(classes=len(images.classes), images=len(images), per_class=float(np.median(counts)),
                        side=int(np.median(sides)), grey=grey, ink=ink / max(pixels, 1))
 
