@@ -79,12 +79,14 @@ def test_sampler_yields_p_classes_times_k_images_of_training_classes_only():
 
 def test_rotations_make_new_classes_and_shift_keeps_shape():
     pytest.importorskip("torch")
-    from faceshot.train.data import add_rotations, shift
+    from faceshot.train.data import add_flips, add_rotations, shift
 
     images = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4, 1)
     turned, labels = add_rotations(images, np.array([0, 1]))
     assert turned.shape == (8, 4, 4, 1) and labels.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
     assert (turned[2] == np.rot90(images[0])).all()
+    mirrored, labels = add_flips(images, np.array([0, 1]))
+    assert labels.tolist() == [0, 1, 2, 3] and (mirrored[3] == images[1][:, ::-1]).all()
     moved = shift(images, np.random.default_rng(0), pixels=1)
     assert moved.shape == images.shape and moved.dtype == np.uint8
     assert (shift(images, np.random.default_rng(0), pixels=0) == images).all()

@@ -71,13 +71,31 @@ def test_arcface_by_hand():
     assert sum(p.numel() for p in loss.parameters()) == 4  # its class weights train with the network
 
 
+def test_prototypical_by_hand():
+    # shots=2, batch order a(0) d(1) b(0) e(1) c(0): class 0's support is a=(1,0), b=(0,1) (its first
+    # two), so its prototype is (0.5, 0.5); class 1's is d=e=(−1,0), with no query left (a distractor).
+    # The one query c=(1,0): squared distances 0.5 and 4; with the scale set to 1 the logits are −0.5
+    # and −4, and the cross-entropy is ln(1 + e^(−3.5)). Taking c as support instead would give 0.
+    loss = create_loss("prototypical", dim=2, classes=2, shots=2)
+    loss.log_scale.data = torch.tensor(0.0)
+    batch = torch.tensor([[1.0, 0], [-1, 0], [0, 1], [-1, 0], [1, 0]])
+    assert loss(batch, torch.tensor([0, 1, 0, 1, 0])).item() == pytest.approx(math.log1p(math.exp(-3.5)), abs=1e-6)
+    # The learnt scale starts at 10: the same batch costs ln(1 + e^(−35)).
+    fresh = create_loss("prototypical", dim=2, classes=2, shots=2)
+    assert fresh(batch, torch.tensor([0, 1, 0, 1, 0])).item() == pytest.approx(math.log1p(math.exp(-35)), abs=1e-9)
+    assert [name for name, _ in fresh.named_parameters()] == ["log_scale"]
+    # A batch of supports only has nothing to classify.
+    with pytest.raises(ConfigError, match="more than 2 samples"):
+        loss(batch[:4], torch.tensor([0, 1, 0, 1]))
+
+
 def test_every_loss_trains_and_unknown_names_are_listed():
     for name in LOSSES:
         loss = create_loss(name, dim=2, classes=2)
         embeddings = BATCH.clone().requires_grad_(True)
         loss(embeddings, LABELS).backward()
         assert embeddings.grad is not None and torch.isfinite(embeddings.grad).all()
-    with pytest.raises(ConfigError, match="triplet, contrastive, siamese, arcface"):
+    with pytest.raises(ConfigError, match="triplet, contrastive, siamese, arcface, prototypical"):
         create_loss("hinge", dim=2, classes=2)
     with pytest.raises(ConfigError, match="semihard, batch-hard, all"):
         create_loss("triplet", dim=2, classes=2, mining="hardest")

@@ -51,6 +51,32 @@ def test_one_seed_gives_the_same_weights_and_a_resumed_run_the_same_as_an_unbrok
         train(omniglot_small, replace(QUICK, loss="contrastive"), checkpoint=checkpoint, resume=True)
 
 
+def test_prototypical_episodes_beat_the_untrained_network(omniglot_small):
+    # 20 batches of 16 classes × (1 support + 3 queries): a quarter of a minute on one core.
+    config = replace(QUICK, loss="prototypical", epochs=2, steps_per_epoch=10, per_class=4)
+    result = train(omniglot_small, config)
+    assert result.trained.accuracy > result.baseline.accuracy + 0.15, result.summary()
+    with pytest.raises(Exception, match="more than shots=1"):
+        train(omniglot_small, replace(config, per_class=1))
+
+
+def test_koch_distortions_and_the_halving_rate_repeat_and_resume(datasets, tmp_path):
+    # Koch's network with its siamese head, Koch's affine distortions, and the plateau schedule (at
+    # patience 0 it halves after every epoch that is no better): a resumed run equals an unbroken one.
+    data = load_folders([datasets / "omniglot" / "images_background_small1"], size=40)
+    config = replace(QUICK, loss="siamese", backbone="koch", affine=True, lr_patience=0, epochs=2, steps_per_epoch=3,
+                     classes_per_batch=8)
+    options = {"size": 40}
+    straight = train(data, config, backbone_options=options)
+    checkpoint = tmp_path / "koch.pt"
+    train(data, replace(config, epochs=1), backbone_options=options, checkpoint=checkpoint)
+    resumed = train(data, config, backbone_options=options, checkpoint=checkpoint, resume=True)
+    assert straight.model.dim == 4096 and straight.model.kernels == (4, 3, 2, 2)
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert [(h.loss, h.validation) for h in resumed.history] == [(h.loss, h.validation) for h in straight.history]
+
+
 def faceshot(*args: object) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "faceshot", *map(str, args)], capture_output=True, text=True, timeout=300)
 
@@ -61,6 +87,8 @@ def test_cli_trains_exports_and_evaluates_on_the_official_runs(datasets, tmp_pat
     run = faceshot("train", omniglot / "images_background_small2", "--out", model, "--epochs", "1", "--steps", "12",
                    "--threads", "1", "--json")
     assert run.returncode == 0, run.stderr
+    # The recipe chosen from the data comes first, on stderr, one reason per choice (--json keeps stdout JSON).
+    assert "recipe: loss prototypical: trained from pixels" in run.stderr and "recipe: steps_per_epoch 12: given" in run.stderr
     summary = json.loads(run.stdout)
     assert summary["written"] == str(model) and summary["trained"]["accuracy"] > summary["baseline"]["accuracy"]
     run = faceshot("eval", "fewshot", omniglot / "all_runs_20way_oneshot", "--model", model, "--json")

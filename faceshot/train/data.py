@@ -17,7 +17,7 @@ from faceshot.embed.onnx_model import prepare_image
 from faceshot.errors import ConfigError
 from faceshot.train.folders import LabelledImages
 
-__all__ = ["load_images", "add_rotations", "shift", "PKSampler", "classes_of"]
+__all__ = ["load_images", "add_rotations", "add_flips", "shift", "affine", "PKSampler", "classes_of"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,50 @@ def add_rotations(inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     classes = int(labels.max()) + 1
     turned = [np.rot90(inputs, k, axes=(1, 2)) for k in range(4)]
     return np.concatenate(turned), np.concatenate([labels + k * classes for k in range(4)])
+
+
+def add_flips(inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each class again mirrored left to right, as a new class (twice the classes).
+
+    Like a turned character, a mirrored one is another character (a mirrored face is the same
+    person: for faces this would teach the wrong thing).
+    """
+    classes = int(labels.max()) + 1
+    return np.concatenate([inputs, inputs[:, :, ::-1]]), np.concatenate([labels, labels + classes])
+
+
+def affine(batch: np.ndarray, rng: np.random.Generator, *, rotation: float = 10.0, shear: float = 0.3,
+           scale: tuple[float, float] = (0.8, 1.2), pixels: float = 2.0, chance: float = 0.5) -> np.ndarray:
+    """Koch et al.'s (2015) distortions: each of rotation (±``rotation`` degrees), shear (±``shear``),
+    scale (``scale`` per axis) and translation (±``pixels``) applied with probability ``chance``.
+
+    ``batch``: ``uint8 (N, H, W, C)``; the result has the same shape and dtype. The border pixel is
+    repeated where the image moved away (Omniglot's white paper). The draws come from ``rng`` only,
+    so a seeded run repeats.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    n, h, w = batch.shape[:3]
+    if n == 0:
+        return batch
+    on = rng.random((n, 4)) < chance
+    theta = np.deg2rad(rng.uniform(-rotation, rotation, n)) * on[:, 0]
+    sx, sy = (rng.uniform(-shear, shear, (2, n)) * on[:, 1])
+    zx, zy = np.where(on[:, 2], rng.uniform(*scale, (2, n)), 1.0)
+    tx, ty = rng.uniform(-pixels, pixels, (2, n)) * on[:, 3]
+    cos, sin = np.cos(theta), np.sin(theta)
+    # The sampling grid maps output to input coordinates in [-1, 1]: R · Sh · Z, then a shift.
+    rotate = np.stack([np.stack([cos, -sin], 1), np.stack([sin, cos], 1)], 1)
+    shearing = np.stack([np.stack([np.ones(n), sx], 1), np.stack([sy, np.ones(n)], 1)], 1)
+    zoom = np.stack([np.stack([1 / zx, np.zeros(n)], 1), np.stack([np.zeros(n), 1 / zy], 1)], 1)
+    linear = rotate @ shearing @ zoom
+    offset = np.stack([2 * tx / w, 2 * ty / h], 1)[:, :, None]
+    matrices = torch.from_numpy(np.concatenate([linear, offset], 2).astype(np.float32))
+    images = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
+    grid = F.affine_grid(matrices, list(images.shape), align_corners=False)
+    moved = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return moved.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def shift(batch: np.ndarray, rng: np.random.Generator, pixels: int = 2) -> np.ndarray:

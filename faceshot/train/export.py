@@ -20,7 +20,7 @@ import torch
 from faceshot.embed.onnx_model import FORMAT
 from faceshot.errors import ConfigError
 from faceshot.onnx_graphs import OPSET, write_atomically
-from faceshot.train.backbones import Backbone, FaceAdapter, SmallCNN
+from faceshot.train.backbones import Backbone, FaceAdapter, KochNet, SmallCNN
 
 __all__ = ["to_onnx", "export_model"]
 
@@ -59,6 +59,31 @@ def _small_cnn(model: SmallCNN, helper: Any, numpy_helper: Any, TensorProto: Any
     return nodes, weights, inputs
 
 
+def _koch(model: KochNet, helper: Any, numpy_helper: Any, TensorProto: Any) -> tuple[list, list, Any]:
+    weights = [numpy_helper.from_array(np.array(1 / 255, dtype=np.float32), "scale")]
+    nodes = [helper.make_node("Cast", ["images"], ["float"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["float", "scale"], ["scaled"]),
+             helper.make_node("Transpose", ["scaled"], ["x0"], perm=[0, 3, 1, 2])]
+    x = "x0"
+    convs = [layer for layer in model.convs if isinstance(layer, torch.nn.Conv2d)]
+    for i, conv in enumerate(convs):
+        weights += [numpy_helper.from_array(_array(conv.weight), f"c{i}_w"), numpy_helper.from_array(_array(conv.bias), f"c{i}_b")]
+        k = conv.kernel_size[0]
+        nodes.append(helper.make_node("Conv", [x, f"c{i}_w", f"c{i}_b"], [f"c{i}_conv"], kernel_shape=[k, k]))
+        nodes.append(helper.make_node("Relu", [f"c{i}_conv"], [f"c{i}_relu"]))
+        x = f"c{i}_relu"
+        if i < 3:
+            nodes.append(helper.make_node("MaxPool", [x], [f"c{i}_pool"], kernel_shape=[2, 2], strides=[2, 2]))
+            x = f"c{i}_pool"
+    weights += [numpy_helper.from_array(_array(model.fc.weight).T.copy(), "fc_w"), numpy_helper.from_array(_array(model.fc.bias), "fc_b")]
+    nodes += [helper.make_node("Flatten", [x], ["flat"], axis=1),
+              helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["features"]),
+              helper.make_node("Sigmoid", ["features"], ["active"]),
+              helper.make_node("LpNormalization", ["active"], ["embedding"], axis=1, p=2)]
+    inputs = [helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", model.size, model.size, model.channels])]
+    return nodes, weights, inputs
+
+
 def _adapter(model: FaceAdapter, helper: Any, numpy_helper: Any, TensorProto: Any) -> tuple[list, list, Any]:
     weights = [
         numpy_helper.from_array(_array(model.inner.weight).T.copy(), "inner_w"),
@@ -87,6 +112,8 @@ def to_onnx(model: Backbone, name: str, properties: dict[str, Any] | None = None
 
     if isinstance(model, SmallCNN):
         nodes, weights, inputs = _small_cnn(model, helper, numpy_helper, TensorProto)
+    elif isinstance(model, KochNet):
+        nodes, weights, inputs = _koch(model, helper, numpy_helper, TensorProto)
     elif isinstance(model, FaceAdapter):
         nodes, weights, inputs = _adapter(model, helper, numpy_helper, TensorProto)
     else:

@@ -13,11 +13,18 @@ this module picks their settings and pairs each loss with its miner:
   (Hermans et al.: each anchor's farthest positive and nearest negative), or ``all``.
 - ``arcface``: an additive angular margin on a classifier over the training classes (Deng et al.
   2019), the modern alternative; its class weights are trained with the network and then dropped.
+- ``prototypical``: Prototypical Networks (Snell et al. 2017), written here (pytorch-metric-learning
+  has no episodic loss): each class of the batch is an episode's way, its first ``shots`` samples
+  the support, the rest queries; a query's logits are minus the scaled squared distances to the
+  prototypes (means of the embedded supports), trained with cross-entropy. It optimises exactly
+  what N-way K-shot evaluation measures.
 """
 
 from __future__ import annotations
 
 from typing import Callable
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +32,9 @@ from torch import nn
 
 from faceshot.errors import ConfigError
 
-__all__ = ["MetricLoss", "LOSSES", "MINING", "create_loss", "SiameseLoss"]
+__all__ = ["MetricLoss", "LOSSES", "MINING", "create_loss", "SiameseLoss", "PrototypicalLoss"]
 
-LOSSES = ("triplet", "contrastive", "siamese", "arcface")
+LOSSES = ("triplet", "contrastive", "siamese", "arcface", "prototypical")
 MINING = ("semihard", "batch-hard", "all")
 TRIPLET_MARGIN = 0.2
 
@@ -91,10 +98,46 @@ class SiameseLoss(MetricLoss):
         return F.binary_cross_entropy_with_logits(logits, targets)
 
 
-def create_loss(name: str, *, dim: int, classes: int, mining: str = "semihard", seed: int = 0) -> MetricLoss:
+class PrototypicalLoss(MetricLoss):
+    """Cross-entropy of each query against the batch's class prototypes (Snell et al. 2017).
+
+    In a batch of ``(N,)`` labels, the first ``shots`` samples of each class (in batch order) are its
+    support and its prototype is their mean; every other sample is a query whose logit for class
+    ``c`` is ``-scale · ‖query − prototype_c‖²``. Embeddings are unit vectors (squared distances in
+    [0, 4]), so the softmax needs a scale: it is learnt, starting at 10 (a logit span of 40, enough to
+    be confident, small enough to keep a gradient at the start), as in cosine-classifier few-shot
+    work. A class with no query still serves as a distractor. Raises :class:`ConfigError` when the
+    batch has no query (every class has at most ``shots`` samples).
+    """
+
+    name = "prototypical"
+
+    def __init__(self, shots: int = 1, scale: float = 10.0) -> None:
+        super().__init__()
+        if shots < 1:
+            raise ConfigError(f"prototypical loss needs shots >= 1, got {shots}")
+        self.shots = shots
+        self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        classes, inverse = torch.unique(labels, return_inverse=True)
+        onehot = F.one_hot(inverse, len(classes)).to(embeddings.dtype)  # (N, C)
+        rank = (onehot.cumsum(0) * onehot).sum(1) - 1  # each sample's place among its class's samples
+        support = rank < self.shots
+        query = ~support
+        if not bool(query.any()):
+            raise ConfigError(f"a prototypical batch needs more than {self.shots} samples of some class")
+        members = onehot[support]
+        prototypes = members.T @ embeddings[support] / members.sum(0).clamp(min=1)[:, None]
+        distances = torch.cdist(embeddings[query], prototypes).pow(2)
+        return F.cross_entropy(-self.log_scale.exp() * distances, inverse[query])
+
+
+def create_loss(name: str, *, dim: int, classes: int, mining: str = "semihard", seed: int = 0, shots: int = 1) -> MetricLoss:
     """The loss ``name`` (one of :data:`LOSSES`) for ``dim``-D embeddings of ``classes`` training classes.
 
-    ``mining`` applies to ``triplet`` (one of :data:`MINING`).
+    ``mining`` applies to ``triplet`` (one of :data:`MINING`); ``shots`` (support samples per class
+    of each batch) to ``prototypical``.
     """
     from pytorch_metric_learning import losses, miners
 
@@ -116,4 +159,6 @@ def create_loss(name: str, *, dim: int, classes: int, mining: str = "semihard", 
         # Scale 30 rather than the 64 of a 10,000-class face set: with a few hundred classes, 64
         # saturates the softmax at once and the margin teaches nothing.
         return _Library(name, losses.ArcFaceLoss(num_classes=classes, embedding_size=dim, margin=28.6, scale=30))
+    if name == "prototypical":
+        return PrototypicalLoss(shots)
     raise ConfigError(f"unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")

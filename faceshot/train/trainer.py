@@ -27,7 +27,7 @@ import torch
 from faceshot.errors import ConfigError, ModelError
 from faceshot.evaluate.fewshot import FewShotResult, evaluate_episodes, episodes
 from faceshot.train.backbones import Backbone, create_backbone
-from faceshot.train.data import PKSampler, add_rotations, classes_of, shift
+from faceshot.train.data import PKSampler, add_flips, add_rotations, affine, classes_of, shift
 from faceshot.train.folders import IdentitySplit, split_identities
 from faceshot.train.losses import create_loss
 
@@ -45,8 +45,14 @@ class TrainConfig:
     ``ways``/``shots``/``episodes``: the episodes of validation and of the final comparison.
     ``holdout``: share of the classes kept out of training (half validation, half test).
     ``rotations``: add each class turned by 90°, 180°, 270° as new classes (images only).
-    ``shift``: random translation of training images, in pixels. ``time_limit``: seconds, then stop
-    after the current epoch. ``threads``: torch threads (default: torch's choice).
+    ``flips``: add each class mirrored as a new class (images only; glyphs, not faces).
+    ``shift``: random translation of training images, in pixels. ``affine``: Koch et al.'s random
+    rotation, shear, scale and translation instead (:func:`~faceshot.train.data.affine`).
+    ``lr_patience``: halve the learning rate after this many epochs without a better validation
+    figure (``None``: a constant rate). ``time_limit``: seconds; no epoch is begun that, lasting as long as the last one, would end after it.
+    ``threads``: torch threads (default: torch's choice). With ``loss="prototypical"`` the first
+    ``shots`` of each class's ``per_class`` samples are the support, the rest the queries.
+    :mod:`faceshot.train.recipe` chooses these from the data for ``faceshot train``.
     """
 
     loss: str = "triplet"
@@ -65,7 +71,10 @@ class TrainConfig:
     patience: int = 8
     holdout: float = 0.2
     rotations: bool = False
+    flips: bool = False
     shift: int = 2
+    affine: bool = False
+    lr_patience: int | None = None
     time_limit: float | None = None
     threads: int | None = None
 
@@ -181,6 +190,11 @@ def train(
     images = inputs.dtype == np.uint8
     if config.rotations and images:
         inputs, labels = add_rotations(inputs, labels)
+    if config.flips and images:
+        inputs, labels = add_flips(inputs, labels)
+    if config.loss == "prototypical" and config.per_class <= config.shots:
+        raise ConfigError(f"prototypical batches need more than shots={config.shots} samples per class "
+                          f"(the rest are its queries), got per_class={config.per_class}")
     held = {}
     for side, chosen, seed in (("validation", split.validation, config.seed), ("test", split.test, config.seed + 1)):
         at = classes_of(data.labels, chosen)
@@ -188,9 +202,14 @@ def train(
 
     model = create_backbone(config.backbone, **(backbone_options or {}))
     initial = copy.deepcopy(model.state_dict())
-    loss_fn = create_loss(config.loss, dim=model.dim, classes=int(labels.max()) + 1, mining=config.mining, seed=config.seed)
+    loss_fn = create_loss(config.loss, dim=model.dim, classes=int(labels.max()) + 1, mining=config.mining,
+                          seed=config.seed, shots=config.shots)
     parameters = list(model.parameters()) + list(loss_fn.parameters())
     optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    # Halving the rate when validation stalls (Snell et al. halve it every 2,000 episodes; a plateau
+    # rule needs no guess of the run's length, which a time limit makes unknown).
+    scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=config.lr_patience)
+                 if config.lr_patience is not None else None)
     sampler = PKSampler(labels, config.classes_per_batch, config.per_class, seed=config.seed)
     augment = np.random.default_rng(config.seed + 2)
 
@@ -201,6 +220,8 @@ def train(
         model.load_state_dict(state["model"])
         loss_fn.load_state_dict(state["loss"])
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
         sampler.restore(state["sampler"])
         augment.bit_generator.state = state["augment"]
         torch.set_rng_state(state["torch_rng"])
@@ -214,14 +235,18 @@ def train(
         if bad >= config.patience:
             stopped = "patience"
             break
-        if config.time_limit is not None and time.monotonic() - start > config.time_limit:
+        # The next epoch is expected to last as long as the last one: stop if it would end past the limit.
+        last = history[-1].seconds if history else 0.0
+        if config.time_limit is not None and time.monotonic() - start + last > config.time_limit:
             stopped = "time limit"
             break
         began, losses = time.monotonic(), []
         model.train()
         for step in range(config.steps_per_epoch):
             index = sampler.batch()
-            batch = shift(inputs[index], augment, config.shift) if images else inputs[index]
+            batch = inputs[index]
+            if images:
+                batch = affine(batch, augment) if config.affine else shift(batch, augment, config.shift)
             embeddings = model(torch.from_numpy(np.ascontiguousarray(batch)))
             loss = loss_fn(embeddings, torch.from_numpy(labels[index]))
             optimizer.zero_grad()
@@ -237,11 +262,14 @@ def train(
             best, best_state, bad = validation, copy.deepcopy(model.state_dict()), 0
         else:
             bad += 1
-        log.info("epoch %d: loss %.4f, validation %d-way %d-shot %.2f%%", epoch, entry.loss, ways, config.shots, 100 * validation)
+        if scheduler is not None:
+            scheduler.step(validation)
+        log.info("epoch %d: loss %.4f, validation %d-way %d-shot %.2f%%, learning rate %.2g", epoch, entry.loss, ways,
+                 config.shots, 100 * validation, optimizer.param_groups[0]["lr"])
         if progress is not None:
             progress(epoch * config.steps_per_epoch, total, entry)
         if checkpoint is not None:
-            _save(checkpoint, config, data, model, loss_fn, optimizer, sampler, augment, history, best, best_state, bad)
+            _save(checkpoint, config, data, model, loss_fn, optimizer, scheduler, sampler, augment, history, best, best_state, bad)
 
     model.load_state_dict(best_state)
     model.eval()
@@ -264,13 +292,14 @@ def _fingerprint(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
 
 
 def _save(path: str | Path, config: TrainConfig, data: TrainingData, model: Backbone, loss_fn: torch.nn.Module,
-          optimizer: torch.optim.Optimizer, sampler: PKSampler, augment: np.random.Generator,
+          optimizer: torch.optim.Optimizer, scheduler: Any, sampler: PKSampler, augment: np.random.Generator,
           history: list[EpochLog], best: float, best_state: dict, bad: int) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "fingerprint": _fingerprint(config, data),
         "model": model.state_dict(), "loss": loss_fn.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "sampler": sampler.state(), "augment": augment.bit_generator.state, "torch_rng": torch.get_rng_state(),
         "history": [asdict(h) for h in history], "best": best, "best_state": best_state, "bad": bad,
     }
