@@ -40,6 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from end_to_end import _children, _pss_kib  # noqa: E402  (this folder: run as a script)
 from faceshot.sandbox import namespace  # noqa: E402
 
 DATASETS = Path(os.environ.get("FACESHOT_DATASETS", REPO.parent / "shared" / "datasets"))
@@ -61,26 +62,12 @@ def photo_folder(root: Path, photos: int) -> int:
     return count
 
 
-def _pss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def _tree(pid: int) -> set[int]:
     found, todo = set(), [pid]
     while todo:
         current = todo.pop()
         found.add(current)
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
-                todo += [int(child) for child in (task / "children").read_text().split()]
-            except OSError:
-                pass
+        todo += _children(current)
     return found
 
 
