@@ -37,6 +37,7 @@ import secrets
 import shutil
 import socket
 import tempfile
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -297,7 +298,9 @@ class RayRunner:
         context.wait_for_min_actors_s = ACTOR_START_TIMEOUT
         # The blocks hold only file names, made on this node: sending them to the actors "near"
         # them would keep every file on this node's actors. The actors read the files themselves.
-        context.execution_options.actor_locality_enabled = False
+        with warnings.catch_warnings():  # deprecated in 2.60 but still read; no replacement there yet
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.execution_options.actor_locality_enabled = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         items = [{"index": index, "source": source} for index, source in enumerate(sources)]
         return ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / per_block)))

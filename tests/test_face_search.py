@@ -117,3 +117,9 @@ def test_a_higher_confidence_returns_fewer_faces(datasets) -> None:
     image = _rgb(datasets / "lfw" / "images" / "Bernadette_Peters" / "Bernadette_Peters_0001.jpg")
     assert len(create_detector("hog", confidence=0.5).detect(image)) == 1
     assert len(create_detector("hog", confidence=-0.5).detect(image)) >= 2
+
+
+@pytest.mark.parametrize("option", [{"turns": "no"}, {"turns": 1}, {"gray": "off"}, {"confidence": "abc"}, {"sure": "high"}])
+def test_switches_and_levels_are_checked(option) -> None:
+    with pytest.raises(ConfigError, match=next(iter(option))):
+        create_detector("hog", **option)

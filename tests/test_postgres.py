@@ -326,3 +326,22 @@ def test_postgres_collection_clustered_and_listed_from_the_command_line(database
     (cluster,) = json.loads(listed.stdout)["clusters"]  # the three photos of Obama; Biden alone stays out
     assert cluster["size"] == 3 and {Path(face["image"]).name for face in cluster["faces"]} == {
         "obama.jpg", "obama2.jpg", "obama3.jpg"}
+
+
+def test_postgres_location_mistakes_are_config_errors_before_connecting_and_migrate_knows_one_file(tmp_path):
+    """Found by trying it as a user: an unknown vector engine on a PostgreSQL URL is a usage error
+    (exit 2), not "cannot connect" (69), and is caught before any connection; the same SQLite file
+    spelled two ways is one gallery to migrate; a file that is not a gallery says so."""
+    with pytest.raises(ConfigError, match="unknown vector engine 'nonsense'"):
+        LocalStore("postgresql://u:secret@127.0.0.1:1/db?vectors=nonsense", embedder=EMBEDDER, dim=DIM)
+    store = LocalStore(tmp_path / "g.db", embedder=EMBEDDER, dim=DIM)
+    store.add_faces("a", [NewFace(np.eye(DIM, dtype=np.float32)[0])], create=True)
+    store.close()
+    (tmp_path / "link.db").symlink_to(tmp_path / "g.db")
+    for other in (tmp_path / "link.db", f"sqlite:///{tmp_path / 'g.db'}"):
+        with pytest.raises(Exception, match="the same gallery"):
+            migrate(tmp_path / "g.db", other)
+    (tmp_path / "text.db").write_text("hi")
+    with pytest.raises(Exception, match="not a faceshot gallery"):
+        migrate(tmp_path / "text.db", tmp_path / "new.db")
+    assert not (tmp_path / "new.db").exists()

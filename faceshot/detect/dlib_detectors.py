@@ -98,10 +98,16 @@ class DlibDetector(Detector):
         if min_face is not None and (isinstance(min_face, bool) or not isinstance(min_face, int) or min_face < 8):
             raise ConfigError(f"min_face must be a whole number of pixels, at least 8, got {min_face!r}")
         self.max_side = max_side
+        self.min_face = min_face
+        if not isinstance(turns, bool):
+            raise ConfigError(f"turns must be true or false, got {turns!r}")
+        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
+            raise ConfigError(f"confidence must be a number (the detector's own scale), got {confidence!r}")
+        if sure is not None and (isinstance(sure, bool) or not isinstance(sure, (int, float))):
+            raise ConfigError(f"sure must be a number (the detector's own scale) or none, got {sure!r}")
+        self.turns = turns
         self.confidence = float(confidence)
         self.sure = self.SURE if sure is None else float(sure)
-        self.min_face = min_face
-        self.turns = bool(turns)
         self.upsample = upsample
         self.upsample_below = upsample_below
         self.large_face = large_face
@@ -192,6 +198,8 @@ class HogDetector(DlibDetector):
         boxes lowered LFW View 1 DevTest accuracy from 98.8% to 98.5%, so colour is the default.
         See ``max_side`` and ``upsample`` in :class:`DlibDetector`."""
         super().__init__(**options)
+        if not isinstance(gray, bool):
+            raise ConfigError(f"gray must be true or false, got {gray!r}")
         self.gray = gray
 
     def _find(self, image: np.ndarray, upsample: int) -> list[tuple[Any, float]]:

@@ -1,7 +1,8 @@
 """Bring your own ONNX face embedder, described by a model card rather than guessed from its tensors.
 
-A card is a small JSON file, kept beside the model as ``<model>.card.json`` (found there
-automatically, so galleries reopen with the model alone) or named with ``model.onnx:card=FILE``::
+A card is a small JSON file, kept beside the model under its name with ``.card.json`` for
+``.onnx`` (``face.card.json`` beside ``face.onnx``: found there automatically, so galleries reopen
+with the model alone) or named with ``face.onnx:card=FILE``::
 
     {
       "card": 1,

@@ -162,7 +162,9 @@ def _inspect(data: bytes, path: Path) -> tuple[dict[str, str], list[tuple[str, l
     if missing:
         raise ModelError(
             f"{path} is an ONNX model, but not one made by `faceshot train`: it lacks the metadata "
-            f"{', '.join(missing)} that says what it takes"
+            f"{', '.join(missing)} that says what it takes; for another face embedder, describe it in a "
+            f"model card {path.with_suffix('.card.json').name} beside it, or name one with :card=FILE "
+            "(see faceshot.embed.card)"
         )
     if props["faceshot.format"] != FORMAT:
         raise ModelError(f"{path} was written in model format {props['faceshot.format']}; this faceshot reads format {FORMAT}")

@@ -25,7 +25,7 @@ import numpy as np
 from faceshot.errors import ConfigError, FaceshotError, GalleryError, NotFound
 from faceshot.gallery.database import RESERVED_SETTINGS, Change, Database, from_blob
 from faceshot.gallery.dialect import record_errors
-from faceshot.gallery.location import Location, open_vectors, parse_location
+from faceshot.gallery.location import Location, check_vectors, open_vectors, parse_location
 from faceshot.gallery.index import (
     FaissIndex,
     IndexFileError,
@@ -108,6 +108,7 @@ class LocalStore(Store):
         self.index_path = None if self.path is None else index_path(self.path)
         if index is not None:
             resolve_index_kind(index, 0, dim)  # an unknown index kind fails here, before any file is touched
+        check_vectors(self.location.vectors if vectors is None else vectors)  # before connecting to anything
         self._lock = threading.RLock()
         with record_errors(self.location):
             self._db = Database(self.location, embedder=embedder, dim=dim, timeout=timeout, create=create)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from faceshot.gallery.vectors import VectorEngine
 
 __all__ = [
-    "Location", "parse_location", "register_vectors", "vector_engines", "open_vectors", "open_store", "VectorsOpener",
+    "Location", "parse_location", "register_vectors", "vector_engines", "check_vectors", "open_vectors", "open_store", "VectorsOpener",
     "VECTORS_PARAMETER", "DEFAULT_VECTORS",
 ]
 
@@ -235,6 +235,18 @@ def vector_engines() -> tuple[str, ...]:
     return tuple(sorted({DEFAULT_VECTORS, *_VECTOR_ENGINES}))
 
 
+def check_vectors(url: str | None) -> str | None:
+    """The registered scheme of the vector engine ``url`` names (``None`` for ``faiss``), checked
+    before anything is opened: :class:`~faceshot.errors.ConfigError` for an unknown one."""
+    if url is None or url.strip() in ("", DEFAULT_VECTORS):
+        return None
+    match = _URL.match(url)
+    scheme = (match.group(1) if match else url).lower()
+    if scheme not in _VECTOR_ENGINES:
+        raise ConfigError(f"unknown vector engine {scheme!r}; the known ones are {', '.join(vector_engines())}")
+    return scheme
+
+
 def open_vectors(url: str | None, records: "Database", *, embedder: str, dim: int) -> "VectorEngine | None":
     """The vector engine ``url`` names, following the change log of ``records``; ``None`` for
     ``faiss`` (or no URL): this process's own index.
@@ -242,13 +254,10 @@ def open_vectors(url: str | None, records: "Database", *, embedder: str, dim: in
     Raises :class:`~faceshot.errors.ConfigError` for an unknown scheme (listing the known ones) or a
     malformed URL; ``ImportError`` naming the extra to install when the engine's client is missing.
     """
-    if url is None or url.strip() in ("", DEFAULT_VECTORS):
+    scheme = check_vectors(url)
+    if scheme is None:
         return None
-    match = _URL.match(url)
-    scheme = (match.group(1) if match else url).lower()
-    found = _VECTOR_ENGINES.get(scheme)
-    if found is None:
-        raise ConfigError(f"unknown vector engine {scheme!r}; the known ones are {', '.join(vector_engines())}")
+    found = _VECTOR_ENGINES[scheme]
     if isinstance(found, str):
         module, _, name = found.partition(":")
         found = getattr(importlib.import_module(module), name)

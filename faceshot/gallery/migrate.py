@@ -72,9 +72,13 @@ def migrate(
     :class:`~faceshot.errors.EmbedderMismatchError` for one of another embedder.
     """
     src, dst = parse_location(source), parse_location(destination)
-    if src.secret_text == dst.secret_text:
+    if src.secret_text == dst.secret_text or (
+        src.is_file and dst.is_file and src.path.resolve() == dst.path.resolve()  # one file, two spellings
+    ):
         raise GalleryError(f"{src}: the source and the destination are the same gallery")
     settings = src.read_settings()
+    if settings is None and src.is_file and src.path.exists():
+        raise GalleryError(f"{src}: not a faceshot gallery, or a damaged one")
     if settings is None or "embedder" not in settings:
         raise NotFound(f"{src}: no such gallery to migrate")
     embedder, dim = str(settings["embedder"]), int(settings["dim"])

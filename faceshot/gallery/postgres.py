@@ -129,7 +129,7 @@ class PostgresDialect(Dialect):
             conn = psycopg.connect(location.target, autocommit=True, row_factory=_row_factory, connect_timeout=10)
         except psycopg.Error as exc:
             raise UnavailableError(
-                f"{location}: cannot connect to the PostgreSQL server ({location.scrub(str(exc).strip())})"
+                f"{location}: cannot connect to the PostgreSQL server ({' '.join(location.scrub(str(exc)).split())})"
             ) from None
         try:
             # Waits for the write lock up to the timeout, as SQLite's busy_timeout does.
