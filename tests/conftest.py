@@ -49,6 +49,27 @@ def datasets() -> Path:
     return DATASETS
 
 
+def scene_detection(detect, datasets: Path, label: str):
+    """``detect`` (image → faces) on the ``scenes`` photos dlib annotated: the recall result of
+    :func:`faceshot.evaluate.detection.detection_recall` and the precision (detections matching a face)."""
+    import numpy as np
+    from PIL import Image
+
+    from faceshot.evaluate.detection import detection_recall, read_imglab_boxes
+
+    scenes = datasets / "scenes"
+    truth: dict = {}
+    for name in ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml"):
+        truth.update(read_imglab_boxes(scenes / name, prefix="dlib_"))
+    found = {name: [f.box for f in detect(np.asarray(Image.open(scenes / name).convert("RGB")))] for name in truth}
+    result = detection_recall(truth, lambda name: found[name])
+    detections = sum(len(boxes) for boxes in found.values())
+    precision = (detections - result.extra) / detections
+    print(f"{label} on scenes: recall {result.recall:.3f} ({result.found}/{result.annotated}), "
+          f"precision {precision:.3f} ({result.extra} of {detections} detections match no face)")
+    return result, precision
+
+
 @pytest.fixture(scope="session")
 def loopback_namespace() -> None:
     """For tests that start Milvus or Ray: the run is in a network namespace with only loopback."""

@@ -337,18 +337,9 @@ def test_gray_and_tiny_images(detector):
 
 
 def test_annotated_scenes_recall_and_precision(detector, datasets):
-    from faceshot.evaluate.detection import detection_recall, read_imglab_boxes
+    from conftest import scene_detection
 
-    scenes = datasets / "scenes"
-    truth: dict = {}
-    for name in ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml"):
-        truth.update(read_imglab_boxes(scenes / name, prefix="dlib_"))
-    found = {name: [f.box for f in detector.detect(_rgb(scenes / name))] for name in truth}
-    result = detection_recall(truth, lambda name: found[name])
-    detections = sum(len(boxes) for boxes in found.values())
-    precision = (detections - result.extra) / detections
-    print(f"mtcnn on scenes: recall {result.recall:.3f} ({result.found}/{result.annotated}), "
-          f"precision {precision:.3f} ({result.extra} of {detections} detections match no face)")
+    result, precision = scene_detection(detector.detect, datasets, "mtcnn")
     assert result.recall >= 0.9
     assert precision >= 0.8
 

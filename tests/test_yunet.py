@@ -73,17 +73,9 @@ def test_verification_through_yunet(model, images):
 
 
 def test_annotated_scenes_recall_and_precision(yunet, datasets):
-    from faceshot.evaluate.detection import detection_recall, read_imglab_boxes
+    from conftest import scene_detection
 
-    scenes = datasets / "scenes"
-    truth: dict = {}
-    for name in ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml"):
-        truth.update(read_imglab_boxes(scenes / name, prefix="dlib_"))
-    found = {name: [f.box for f in yunet.detect(_rgb(scenes / name))] for name in truth}
-    result = detection_recall(truth, lambda name: found[name])
-    detections = sum(len(boxes) for boxes in found.values())
-    precision = (detections - result.extra) / detections
-    print(f"yunet on scenes: recall {result.recall:.3f} ({result.found}/{result.annotated}), precision {precision:.3f}")
+    result, precision = scene_detection(yunet.detect, datasets, "yunet")
     assert result.recall >= 0.9 and precision >= 0.9
 
 
