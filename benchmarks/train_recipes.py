@@ -1,21 +1,22 @@
 """``faceshot train``'s recipes on Omniglot, per loss, on Lake's official runs and on held-out characters.
 
     python benchmarks/train_recipes.py --rows default triplet contrastive siamese arcface koch \\
-        [--minutes 6] [--seeds 0] [--threads N] [--out out/recipes]
-    python benchmarks/train_recipes.py --faces [--minutes 4]    # AT&T and Yale from scratch vs dlib
+        [--cpu-minutes 4 | --minutes 6] [--seeds 0 1 2] [--threads N] [--out out/recipes]
+    python benchmarks/train_recipes.py --faces [--cpu-minutes 4]    # AT&T and Yale from scratch vs dlib
     python benchmarks/train_recipes.py --score m.onnx           # a row's figures for a model of faceshot train
 
 Each row trains on ``images_background_small1`` + ``small2`` (292 characters) with the recipe
 :mod:`faceshot.train.recipe` chooses from the data, changed only where the row says:
 
-- ``default``: the recipe as chosen (prototypical loss, rotations, Koch's distortions, 60 × 6 batches);
+- ``default``: the recipe as chosen (prototypical loss, rotations, Koch's distortions, 32 classes ×
+  (1 support + 3 queries) per batch: as many images per batch as the other losses' 32 × 4);
 - ``triplet``, ``contrastive``, ``siamese``, ``arcface``: that loss (P×K = 32 × 4 batches), the rest as chosen;
-- ``prototypical-32x4``: the default with the other losses' batch shape (32 classes, 1 support +
-  3 queries): as many images per batch as they, so as many updates per minute;
 - ``koch``: Koch et al.'s network (kernels and input scaled to 56 px) with the siamese head and
   Koch's distortions, P×K = 32 × 4, rotations as chosen.
 
-``--minutes`` of training per row (an equal budget; the recipe's own default is 26). The kept
+An equal budget per row: ``--cpu-minutes`` of this process's CPU time (with one thread, what a
+quiet core gives in as many minutes; the figures then do not depend on what else the machine runs),
+or ``--minutes`` of wall time (the recipe's own default is 26 wall minutes). The kept
 model is exported to ONNX and scored from the file: Lake's 20 official 20-way 1-shot runs (400
 trials), and 5-way 1-shot on the same runs (every run's 20 test images against 5 of its classes:
 all 15,504 subsets would be slow, so 50 seeded subsets per run). The test characters (29, never
@@ -66,16 +67,21 @@ def five_way_official(runs: list, embedder: OnnxModelEmbedder, subsets: int = 50
     return right / total
 
 
-def row_recipe(name: str, data_profile, minutes: float, seed: int):
-    given: dict = {"time_limit": minutes * 60}
+def budget(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields of the equal budget: CPU seconds when asked, wall seconds otherwise."""
+    if args.cpu_minutes:
+        return {"cpu_limit": args.cpu_minutes * 60, "time_limit": 1e9}
+    return {"time_limit": args.minutes * 60}
+
+
+def row_recipe(name: str, data_profile, limits: dict, seed: int):
+    given: dict = dict(limits)
     backbone = "small-cnn"
     if name in ("triplet", "contrastive", "siamese", "arcface"):
         given.update(loss=name, classes_per_batch=32, per_class=4, steps_per_epoch=100)
     elif name == "koch":
         backbone = "koch"
         given.update(loss="siamese", classes_per_batch=32, per_class=4, steps_per_epoch=100, size=56)
-    elif name == "prototypical-32x4":
-        given.update(classes_per_batch=32, per_class=4, steps_per_epoch=100)
     elif name != "default":
         raise SystemExit(f"unknown row {name!r}")
     recipe = choose(data_profile, backbone=backbone, given=given)
@@ -104,7 +110,7 @@ def omniglot(args: argparse.Namespace) -> None:
     lines = [header, "|" + "---|" * 11]
     for name in args.rows:
         for seed in args.seeds:
-            recipe, config = row_recipe(name, data_profile, args.minutes, seed)
+            recipe, config = row_recipe(name, data_profile, budget(args), seed)
             if args.threads:
                 config = replace(config, threads=args.threads)
             if recipe.size not in loaded:
@@ -156,7 +162,7 @@ def faces(args: argparse.Namespace) -> None:
     for name in ("att_faces", "yale_faces"):
         root = args.datasets / name
         images = find_classes([root], min_images=2)
-        recipe = choose(profile(images), given={"time_limit": args.minutes * 60})
+        recipe = choose(profile(images), given=budget(args))
         config = replace(recipe.config, episodes=600, **({"threads": args.threads} if args.threads else {}))
         data = load_folders([root], size=recipe.size, channels=recipe.channels)
         split = split_identities(len(data.classes), holdout=config.holdout, minimum=config.ways, seed=config.seed)
@@ -181,7 +187,8 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--rows", nargs="+", default=["default", "triplet", "contrastive", "siamese", "arcface", "koch"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--minutes", type=float, default=6.0)
+    parser.add_argument("--minutes", type=float, default=6.0, help="wall minutes of training per row")
+    parser.add_argument("--cpu-minutes", type=float, help="CPU minutes of training per row instead of wall minutes")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--faces", action="store_true", help="AT&T and Yale from scratch vs dlib instead")
     parser.add_argument("--score", type=Path, help="only score this model (from faceshot train) as a row's figures")

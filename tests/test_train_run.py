@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -49,6 +50,16 @@ def test_one_seed_gives_the_same_weights_and_a_resumed_run_the_same_as_an_unbrok
     # A checkpoint of other settings is not silently continued.
     with pytest.raises(Exception, match="other data or settings"):
         train(omniglot_small, replace(QUICK, loss="contrastive"), checkpoint=checkpoint, resume=True)
+
+
+def test_a_cpu_budget_stops_the_run_whatever_the_wall_clock(omniglot_small):
+    # Benchmarks compare losses at equal CPU budgets: an epoch is not begun that would overrun it.
+    began = time.process_time()
+    train(omniglot_small, replace(QUICK, epochs=1))
+    one_epoch_run = time.process_time() - began  # setting up, one epoch, the final comparison
+    result = train(omniglot_small, replace(QUICK, epochs=1000, cpu_limit=1.5 * one_epoch_run, time_limit=1e9))
+    assert result.stopped == "CPU limit"
+    assert 1 <= len(result.history) < 1000
 
 
 def test_prototypical_episodes_beat_the_untrained_network(omniglot_small):

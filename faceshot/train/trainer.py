@@ -50,6 +50,8 @@ class TrainConfig:
     rotation, shear, scale and translation instead (:func:`~faceshot.train.data.affine`).
     ``lr_patience``: halve the learning rate after this many epochs without a better validation
     figure (``None``: a constant rate). ``time_limit``: seconds; no epoch is begun that, lasting as long as the last one, would end after it.
+    ``cpu_limit``: the same in CPU seconds of this process (all threads), so that runs compared on a
+    shared machine get equal work whatever the load (the benchmarks' equal budgets).
     ``threads``: torch threads (default: torch's choice). With ``loss="prototypical"`` the first
     ``shots`` of each class's ``per_class`` samples are the support, the rest the queries.
     :mod:`faceshot.train.recipe` chooses these from the data for ``faceshot train``.
@@ -76,6 +78,7 @@ class TrainConfig:
     affine: bool = False
     lr_patience: int | None = None
     time_limit: float | None = None
+    cpu_limit: float | None = None
     threads: int | None = None
 
 
@@ -178,7 +181,7 @@ def train(
     if config.threads:
         torch.set_num_threads(config.threads)
     _seed(config.seed)
-    start = time.monotonic()
+    start, cpu_start, cpu_last = time.monotonic(), time.process_time(), 0.0
     if split is None:
         split = split_identities(len(data.classes), holdout=config.holdout, minimum=max(2, config.ways), seed=config.seed)
     elif set(split.train) & set(split.validation + split.test) or set(split.validation) & set(split.test):
@@ -240,7 +243,10 @@ def train(
         if config.time_limit is not None and time.monotonic() - start + last > config.time_limit:
             stopped = "time limit"
             break
-        began, losses = time.monotonic(), []
+        if config.cpu_limit is not None and time.process_time() - cpu_start + cpu_last > config.cpu_limit:
+            stopped = "CPU limit"
+            break
+        began, cpu_began, losses = time.monotonic(), time.process_time(), []
         model.train()
         for step in range(config.steps_per_epoch):
             index = sampler.batch()
@@ -257,6 +263,7 @@ def train(
                 progress((epoch - 1) * config.steps_per_epoch + step + 1, total, None)
         validation = _fewshot(model, *held["validation"], config, ways).accuracy
         entry = EpochLog(epoch, float(np.mean(losses)), validation, time.monotonic() - began)
+        cpu_last = time.process_time() - cpu_began
         history.append(entry)
         if validation > best:
             best, best_state, bad = validation, copy.deepcopy(model.state_dict()), 0
@@ -287,7 +294,7 @@ def train(
 
 def _fingerprint(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
     # What must not change between a run and its resumption (the number of epochs may).
-    settings = asdict(replace(config, epochs=0, time_limit=None, threads=None, patience=0))
+    settings = asdict(replace(config, epochs=0, time_limit=None, cpu_limit=None, threads=None, patience=0))
     return {"config": settings, "samples": len(data.labels), "classes": list(data.classes)}
 
 
