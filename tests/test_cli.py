@@ -81,6 +81,16 @@ def test_detect_json_prints_one_object_per_image_and_reports_bad_ones(images, tm
     assert len(face["landmarks"]) == 5 and face["score"] > 0
 
 
+def test_a_progress_bar_off_a_terminal_prints_nothing_not_even_a_blank_line_before_an_error(capsys):
+    from faceshot.cli.app import progress
+
+    with pytest.raises(RuntimeError):
+        for number in progress(range(5), "working"):
+            if number == 2:
+                raise RuntimeError("stop")
+    assert capsys.readouterr().err == ""
+
+
 def test_detect_csv(images):
     run = faceshot("detect", images / "obama.jpg")
     assert run.returncode == 0, run.stderr
@@ -92,6 +102,7 @@ def test_detect_csv(images):
 def test_unknown_detector_exits_2(images):
     run = faceshot("detect", images / "obama.jpg", "--detector", "retinaface")
     assert run.returncode == 2 and "choose one of: cnn, cnn-onnx, hog, mtcnn, yunet" in run.stderr
+    assert run.stdout == ""  # the option is refused before the CSV header
 
 
 def test_verify_multiple_error_refuses_group_photos(images, tmp_path):

@@ -164,4 +164,5 @@ def progress(items: Iterable[T], label: str, total: int | None = None) -> Iterab
 def progress_bar() -> Progress:
     # markup=False: descriptions hold people's names ("enrolling [test]").
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    return Progress(*columns, console=err, transient=True)
+    # Off when stderr is not a terminal: logs get no bar, and an error no blank line before it.
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)

@@ -45,9 +45,10 @@ def detect(
     processed (exit code 2). Several images are searched on every core at once.
     """
     failed = 0
+    engine = open_engine(detector=detector, max_pixels=max_pixels)  # a bad option fails before any output
     if not as_json:
         print("image,face,left,top,right,bottom,score")
-    found = detect_files(images, engine=open_engine(detector=detector, max_pixels=max_pixels), workers=workers)
+    found = detect_files(images, engine=engine, workers=workers)
     for result in progress(found, "detecting", len(images)):
         if not result.ok:
             failed += 1
