@@ -127,6 +127,12 @@ def test_a_file_that_is_not_a_video_is_a_video_error(tmp_path, content):
         open_source(tmp_path / "missing.mp4")
 
 
+@pytest.mark.parametrize("photo", ["obama.jpg", "32bit.png"])
+def test_a_still_photo_is_refused_with_the_command_for_photos(images, photo):
+    with pytest.raises(VideoError, match="a still image, not a video: use `faceshot identify`"):
+        open_source(images / photo)
+
+
 def test_the_cli_writes_events_an_annotated_video_and_the_best_faces(gallery, clip, tmp_path):
     out, shots = tmp_path / "annotated.mp4", tmp_path / "faces"
     result = CliRunner().invoke(app, ["watch", str(clip), "--db", str(gallery.path), "--json", "--every", "10",

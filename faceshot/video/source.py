@@ -124,6 +124,11 @@ class VideoSource:
         if not self._container.streams.video:
             self._container.close()
             raise VideoError(f"{self.name}: holds no video stream")
+        demuxer = self._container.format.name
+        if not self.live and (demuxer == "image2" or demuxer.endswith("_pipe")):
+            # FFmpeg reads a photo as a one-frame video, on which no track lasts long enough to be named.
+            self._container.close()
+            raise VideoError(f"{self.name}: a still image, not a video: use `faceshot identify` for photos")
         self._stream = stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"  # FFmpeg's own frame threads: decoding keeps up with 1080p
         rate = stream.average_rate or stream.guessed_rate
