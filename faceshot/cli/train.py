@@ -46,9 +46,10 @@ def train_command(
     """Train on your labelled folders, then compare with the baseline on held-out classes.
 
     Whatever is not given is chosen from the data (image size and colours, classes, images per
-    class) and printed first with the reason (faceshot.train.recipe). The baseline is the untrained network (face-adapter: the pretrained face embedder alone), measured
-    on the same N-way K-shot episodes of classes never seen in training. --out is written only when
-    the trained model is at least as good (exit code 1 otherwise), unless --force.
+    class) and printed first with the reason (faceshot.train.recipe). The baseline is the
+    untrained network (face-adapter: the pretrained face embedder alone), measured on the same
+    N-way K-shot episodes of classes never seen in training. --out is written only when the
+    trained model is at least as good (exit code 1 otherwise), unless --force.
     """
     from faceshot.train._torch import require
 
