@@ -150,3 +150,10 @@ def test_approximate_template_index_decides_as_exact_search(kind, tmp_path, monk
             elif identity is not None:
                 assert got.score == pytest.approx(score, abs=1e-5)  # compressed codes are rescored exactly
         assert named > 50 and differ <= len(probes) // 200
+        # Deleted people are never returned, whether the index removes them or keeps tombstones.
+        gone = {f"p{who}" for who in range(0, 1500, 10)}
+        for name in gone:
+            gallery.delete(name)
+        own = gallery_set.vectors[::2][::10]  # an enrolled face of each deleted person
+        for result in gallery.identify_embeddings(own, aggregation="mean"):
+            assert not gone & {name for name, _ in result.candidates}
