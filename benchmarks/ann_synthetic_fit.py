@@ -1,11 +1,13 @@
 """Fit the synthetic face generator to real dlib vectors of LFW, and print the fit criterion.
 
-    nice -n 10 python benchmarks/ann_synthetic_fit.py [--vectors .cache/lfw_dlib_vectors.npz] [--fit]
+    nice -n 10 python benchmarks/ann_synthetic_fit.py [--vectors .cache/lfw_far_vectors.npz] [--fit]
 
 ``--vectors``: an ``.npz`` with ``vectors`` (every LFW image's ``dlib-resnet`` unit vector, HOG
 detector, most central face) and ``paths`` (``Person/Person_0001.jpg``), as
-``benchmarks/calibrate_lfw_far.py`` caches them. ``--fit`` refits (several minutes) and rewrites
-``faceshot/evaluate/data/dlib_resnet_lfw.npz``; without it the shipped fit is checked.
+``benchmarks/calibrate_lfw_far.py`` caches them (13,197 images with a face). ``--fit`` refits
+(a Gaussian mixture of ``--components`` components, then six numbers by least squares; tens of
+minutes on a shared core) and rewrites ``faceshot/evaluate/data/dlib_resnet_lfw.npz``; without it
+the shipped fit is checked.
 Criterion (issue 15): genuine/impostor score quantiles (1, 5, 50, 95, 99%) within 0.005 of
 LFW's; one-shot rank-1 and FNIR at FPIR 1% on the 1,680-person gallery within 3 points of LFW's.
 """
@@ -52,8 +54,12 @@ def hardness(vectors: np.ndarray, person: np.ndarray) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vectors", type=Path, default=ROOT / ".cache" / "lfw_dlib_vectors.npz")
+    parser.add_argument("--vectors", type=Path, default=ROOT / ".cache" / "lfw_far_vectors.npz")
     parser.add_argument("--fit", action="store_true", help="refit and rewrite the shipped parameters")
+    parser.add_argument("--components", type=int, default=synthetic.COMPONENTS, help="mixture components (with --fit)")
+    parser.add_argument("--rank", type=int, default=synthetic.RANK, help="within-person subspace rank, 0 for all (with --fit)")
+    parser.add_argument("--between-rank", type=int, default=synthetic.BETWEEN_RANK, help="directions kept per mixture component, 0 for all (with --fit)")
+    parser.add_argument("--evaluations", type=int, default=60, help="least-squares evaluations (with --fit)")
     args = parser.parse_args()
     with np.load(args.vectors) as data:
         vectors, paths = data["vectors"].astype(np.float32), data["paths"]
@@ -61,9 +67,10 @@ def main() -> None:
     print(f"{len(vectors)} LFW vectors of {len(set(person))} people")
     if args.fit:
         started = time.perf_counter()
-        model = synthetic.fit(vectors, person)
+        model = synthetic.fit(vectors, person, components=args.components, rank=args.rank, between_rank=args.between_rank, evaluations=args.evaluations)
         model.save(synthetic.FIT_FILE)
-        print(f"fitted in {time.perf_counter() - started:.0f} s: sigmas identity {model.sigma_identity:.4f}, "
+        print(f"fitted in {time.perf_counter() - started:.0f} s: {len(model.weights)} components, rank {model.rank}, "
+              f"sigmas identity {model.sigma_identity:.4f}, "
               f"person {model.sigma_person:.4f}, photo {model.sigma_photo:.4f}; wrote {synthetic.FIT_FILE.name}")
         synthetic.lfw_dlib_model.cache_clear()
     report = synthetic.criterion(synthetic.lfw_dlib_model(), vectors, person)

@@ -20,6 +20,7 @@ import pytest
 
 from faceshot.errors import ConfigError, EmbedderMismatchError, GalleryError, NotFound
 from faceshot.gallery.exchange import read_export, write_export
+from faceshot.gallery.ranking import template
 from faceshot.gallery.store import NewFace, Store
 
 from store_backends import BACKENDS, DIM, EMBEDDER, SERVER_FIXTURES, open_backend
@@ -373,3 +374,32 @@ def test_several_groups_are_searched_as_their_union(open_store):
         store.search(a[None, :], 1, group=["a", "nope"])
     with pytest.raises(NotFound, match="empty list"):
         store.scope([])
+
+
+def test_mean_search_ranks_people_by_their_template_across_writes(filled, open_store):
+    """``search_people`` (``mean`` aggregation): each person scored against the unit mean of their
+    faces, whether the backend keeps templates in an index or scores candidates one by one; a
+    merge moves faces to their new person and a delete is never returned."""
+    _, people = filled
+    store = open_store()
+
+    def exact(names: list[str], probe: np.ndarray) -> list[tuple[str, float]]:
+        vectors = store.embeddings(names)
+        scored = [(name, float(template(vectors[name]) @ probe)) for name in names]
+        return sorted(scored, key=lambda item: -item[1])[:3]
+
+    names = sorted(people)
+    probes = np.stack([people[name][0] * 0.6 + people[name][1] * 0.4 for name in names[:6]])
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    # The best person and their score (a backend scoring candidates among the nearest faces may
+    # order the far ones differently).
+    for probe, found in zip(probes, store.search_people(probes, 3)):
+        assert found[0][0] == exact(names, probe)[0][0]
+        assert found[0][1] == pytest.approx(exact(names, probe)[0][1], abs=1e-5)
+    store.merge_people(names[0], names[1])
+    store.delete_person(names[2])
+    left = [name for name in names if name not in names[:1] + names[2:3]]
+    for probe, found in zip(probes, store.search_people(probes, 3)):
+        assert found[0][0] == exact(left, probe)[0][0]
+        assert found[0][1] == pytest.approx(exact(left, probe)[0][1], abs=1e-5)
+        assert names[0] not in [n for n, _ in found] and names[2] not in [n for n, _ in found]

@@ -39,6 +39,19 @@ def test_the_fit_criterion_reports_lfws_one_shot_protocol():
     report = synthetic.criterion(synthetic.lfw_dlib_model())
     shot = report["synthetic"]["one_shot"]
     assert shot["enrolled"] == 1671 and shot["strangers"] > 4000  # LFW's layout, from its counts
-    # LFW: rank-1 94.0% on these vectors (93.8% in the one-shot benchmark); within 3 points is the criterion.
-    assert abs(shot["rank1"] - 0.94) <= 0.03
+    # LFW on these vectors: rank-1 94.0%, FNIR at FPIR 1% 41.0% (BENCHMARKS.md, "Large galleries");
+    # within 3 points is the criterion (the first generator, one Gaussian, made 30.2%).
+    assert abs(shot["rank1"] - 0.940) <= 0.03
+    assert abs(shot["fnir"] - 0.410) <= 0.03
     assert len(report["synthetic"]["genuine"]) == len(synthetic.QUANTILES)
+
+
+def test_identities_come_from_the_mixture_and_photos_vary_in_a_few_directions():
+    model = synthetic.lfw_dlib_model()
+    assert len(model.weights) == synthetic.COMPONENTS and abs(model.weights.sum() - 1.0) < 1e-9
+    assert model.between.shape == (synthetic.COMPONENTS, 128, 128) and model.rank == synthetic.RANK
+    people = model.identities(3, seed=4)
+    photos = model.photos(people, np.zeros(300, np.int64), seed=5)
+    # Before normalising, a person's photos lie in their centre plus an r-dimensional subspace.
+    singular = np.linalg.svd(photos, compute_uv=False)
+    assert singular[model.rank] > 1e-3 and singular[model.rank + 1] < 1e-4 * singular[0]

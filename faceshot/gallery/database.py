@@ -715,6 +715,39 @@ class Database:
             for name, person in people.items()
         }
 
+    def person_faces(self, people: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(person ids, vectors)`` of every face of ``people`` (every face when ``None``),
+        ordered by person, then face: what per-person templates are computed from."""
+        query = "SELECT person, embedding FROM faces"
+        rows: list[Any] = []
+        if people is None:
+            rows = self.conn.execute(query + " ORDER BY person, id").fetchall()
+        else:
+            for chunk in _chunks(sorted({int(p) for p in people})):
+                rows += self.conn.execute(
+                    f"{query} WHERE person IN ({','.join('?' * len(chunk))}) ORDER BY person, id", chunk
+                ).fetchall()
+        owners = np.array([row[0] for row in rows], dtype=np.int64)
+        if not rows:
+            return owners, np.zeros((0, self.dim), np.float32)
+        return owners, np.stack([from_blob(row[1], self.dim) for row in rows])
+
+    def names_of_people(self, ids: Iterable[int]) -> dict[int, str]:
+        """``{person id: name}`` of those people that still exist."""
+        names: dict[int, str] = {}
+        for chunk in _chunks(sorted({int(i) for i in ids})):
+            rows = self.conn.execute(f"SELECT id, name FROM people WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            names.update({int(row[0]): str(row[1]) for row in rows})
+        return names
+
+    def group_people(self, groups: str | Iterable[str]) -> np.ndarray:
+        """The ids of the members of one group or several (their union), ascending."""
+        ids = self.group_ids(groups)
+        rows = self.conn.execute(
+            f"SELECT DISTINCT person FROM memberships WHERE grp IN ({','.join('?' * len(ids))}) ORDER BY person", ids
+        )
+        return np.array([row[0] for row in rows], dtype=np.int64)
+
     def person_ids(self, names: Iterable[str]) -> dict[str, int]:
         """The stable id of each named person who exists (a rename keeps it; ids are never reused)."""
         return {name: person for name, person in self.find_people(names).items() if person is not None}

@@ -28,7 +28,7 @@ from faceshot.bulk import Runner
 from faceshot.gallery.enrollment import DIR_BATCH, Admitted, Enrollment
 from faceshot.gallery.exchange import read_export, write_export
 from faceshot.gallery.location import Location, open_store, parse_location
-from faceshot.gallery.ranking import Aggregation, check_aggregation, rank_max, rank_mean, template
+from faceshot.gallery.ranking import MAX_NEIGHBOURS, Aggregation, check_aggregation, rank_max, rank_mean, template
 from faceshot.gallery.results import (
     CheckReport,
     DirProgress,
@@ -57,8 +57,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "faceshot.db"
 ENVIRONMENT_VARIABLE = "FACESHOT_DB"
-#: The most neighbours one search asks for; beyond it, people with many faces may hide others.
-MAX_NEIGHBOURS = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -426,12 +424,19 @@ class Gallery:
             faces_in_scope = 0
         else:
             faces_in_scope, most, _ = self.store.scope(group)
-        if faces_in_scope:
+        rankings: list[list[tuple[str, float]]] | None = None
+        if faces_in_scope and how == "mean":
+            # One search over the people's templates (kept beside the faces' index when anyone has several faces).
+            rankings = self.store.search_people(vectors, top_k, group=group)
+        elif faces_in_scope:
             # Enough neighbours that top_k people survive even if each has the most faces anyone has.
             k = min(faces_in_scope, max(top_k, top_k * most), MAX_NEIGHBOURS)
             hits = self.store.search(vectors, k, group=group)
-        for face, vector, face_hits in zip(faces, vectors, hits):
-            ranking = rank_max(face_hits) if how == "max" else rank_mean(vector, face_hits, vectors_of)
+        for row, (face, vector, face_hits) in enumerate(zip(faces, vectors, hits)):
+            if rankings is not None:
+                ranking = rankings[row]
+            else:
+                ranking = rank_max(face_hits) if how == "max" else rank_mean(vector, face_hits, vectors_of)
             candidates = tuple(ranking[:top_k])
             identity, score = decide(candidates, point.threshold)
             found.append(

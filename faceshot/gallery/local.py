@@ -43,6 +43,7 @@ from faceshot.gallery.results import (
     PersonSummary,
 )
 from faceshot.gallery.store import Added, Hit, NewFace, PersonRecord, Store
+from faceshot.gallery.templates import Templates
 from faceshot.gallery.vectors import LOG_KEEP, FollowerStats, FollowingIndex, VectorEngine
 from faceshot.quality import Quality
 from faceshot.results import Box
@@ -127,6 +128,8 @@ class LocalStore(Store):
         self._groups: dict[str, tuple[int, np.ndarray, np.ndarray | None, Subset]] = {}
         # person -> face vectors, for mean templates; dropped whenever the log moves
         self._vectors_of: tuple[int, dict[str, np.ndarray]] = (-1, {})
+        # every person's template, for mean aggregation, built at the first search that needs it
+        self._templates: Templates | None = None
 
     def __repr__(self) -> str:
         return f"LocalStore({self.location.shown!r}, embedder={self.embedder!r})"
@@ -438,6 +441,34 @@ class LocalStore(Store):
             for row_scores, row_ids in zip(scores, ids)
         ]
 
+    def search_people(
+        self, vectors: np.ndarray, k: int, *, group: str | Sequence[str] | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """See :meth:`Store.search_people`: one search over the people's templates, kept in an index
+        of their own that follows the change log (:mod:`faceshot.gallery.templates`). While nobody in
+        the scope has more than one face a template is that face's vector, and the faces' index
+        answers (no templates are kept). With a vector engine, the store's default."""
+        queries = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        group = _group_key(group)
+        faces, most, _ = self.scope(group)
+        if self._engine is not None or faces == 0:
+            return super().search_people(queries, k, group=group)
+        if most <= 1:
+            return [[(hit.person, hit.score) for hit in row] for row in self.search(queries, k, group=group)]
+        with self._reading():
+            if self._templates is None:
+                self._templates = Templates(self._db, kind=self.index_kind, dim=self.dim)
+            with self._db.snapshot():
+                self._templates.catch_up()
+                among = None if group is None else self._db.group_people(group)
+                scores, people = self._templates.search(queries, k, among)
+                names = self._db.names_of_people({int(p) for p in people.ravel() if p >= 0})
+        # Filtered against the records of the same snapshot: a deleted person is never returned.
+        return [
+            [(names[int(p)], float(score)) for score, p in zip(row_scores, row_people) if int(p) in names]
+            for row_scores, row_people in zip(scores, people)
+        ]
+
     def _search_engine(
         self, engine: VectorEngine, queries: np.ndarray, k: int, group: str | tuple[str, ...] | None
     ) -> list[list[Hit]]:
@@ -552,6 +583,7 @@ class LocalStore(Store):
         with self._lock:
             self.index_kind = kind
             self._vectors = None  # the next search opens (or builds) the index of the new kind
+            self._templates = None
         return resolved
 
     # -- upkeep -----------------------------------------------------------------------------
@@ -654,6 +686,7 @@ class LocalStore(Store):
                 self._engine.rebuild()
             return self.check()
         with self._reading():
+            self._templates = None  # built again from the records at the next mean search
             follower = self._follower()
             snapshots = follower.stats.snapshots
             with self._db.snapshot():
@@ -676,6 +709,7 @@ class LocalStore(Store):
                     pass  # derived data: the next open catches up from the records
             self._db.close()
             self._vectors = None
+            self._templates = None
 
 
 class _Write:

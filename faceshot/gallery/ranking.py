@@ -8,7 +8,9 @@ A person may have several enrolled faces; identification ranks *people*. Two rul
 ``mean``
     a person's score is the query against the mean of their faces, renormalised to unit length
     (a "template"). Smooths out one odd reference, at the cost of blurring genuinely different
-    looks together. Candidates are the people among the nearest faces.
+    looks together. A store that keeps templates in an index (:mod:`faceshot.gallery.templates`)
+    ranks every person in one search; otherwise (:func:`rank_mean`, a list of people given by
+    name) the candidates are the people among the nearest faces.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import numpy as np
 from faceshot.errors import ConfigError
 from faceshot.gallery.store import Hit
 
-__all__ = ["Aggregation", "AGGREGATIONS", "rank_max", "rank_mean", "template", "check_aggregation"]
+__all__ = ["Aggregation", "AGGREGATIONS", "MAX_NEIGHBOURS", "rank_max", "rank_mean", "template", "check_aggregation"]
 
 Aggregation = Literal["max", "mean"]
 AGGREGATIONS: tuple[str, ...] = ("max", "mean")
+#: The most neighbouring faces one search asks for; beyond it, people with many faces may hide others.
+MAX_NEIGHBOURS = 4096
 
 
 def check_aggregation(how: str) -> Aggregation:

@@ -221,6 +221,26 @@ class Store(ABC):
         :class:`~faceshot.errors.NotFound` names a group that does not exist.
         """
 
+    def search_people(
+        self, vectors: np.ndarray, k: int, *, group: str | Sequence[str] | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """The ``k`` best people for each query by ``mean`` aggregation: ``(name, score)`` best
+        first, the score the query against the person's template (the unit-length mean of their
+        face vectors, :func:`~faceshot.gallery.ranking.template`). ``group`` as in :meth:`search`.
+
+        This default scores the people among the nearest faces against their templates (their
+        vectors read per candidate); a store that keeps templates in an index of their own
+        (:class:`~faceshot.gallery.local.LocalStore`) answers with one search over every person.
+        """
+        from faceshot.gallery.ranking import MAX_NEIGHBOURS, rank_mean
+
+        queries = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        faces, most, _ = self.scope(group)
+        if not faces:
+            return [[] for _ in queries]
+        hits = self.search(queries, min(faces, max(k, k * most), MAX_NEIGHBOURS), group=group)
+        return [rank_mean(query, row, self.embeddings)[:k] for query, row in zip(queries, hits)]
+
     # -- upkeep -----------------------------------------------------------------------------
     @abstractmethod
     def check(self) -> CheckReport:
