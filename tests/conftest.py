@@ -49,25 +49,19 @@ def datasets() -> Path:
     return DATASETS
 
 
-def scene_detection(detect, datasets: Path, label: str):
-    """``detect`` (image → faces) on the ``scenes`` photos dlib annotated: the recall result of
-    :func:`faceshot.evaluate.detection.detection_recall` and the precision (detections matching a face)."""
-    import numpy as np
-    from PIL import Image
+#: dlib's face-box annotations of its PASCAL VOC photos in ``scenes`` (named ``dlib_*`` there).
+SCENE_ANNOTATIONS = ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml")
 
-    from faceshot.evaluate.detection import detection_recall, read_imglab_boxes
 
-    scenes = datasets / "scenes"
-    truth: dict = {}
-    for name in ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml"):
-        truth.update(read_imglab_boxes(scenes / name, prefix="dlib_"))
-    found = {name: [f.box for f in detect(np.asarray(Image.open(scenes / name).convert("RGB")))] for name in truth}
-    result = detection_recall(truth, lambda name: found[name])
-    detections = sum(len(boxes) for boxes in found.values())
-    precision = (detections - result.extra) / detections
+def scene_detection(detect, datasets: Path, label: str, min_iou: float = 0.3):
+    """``detect`` (image → faces) on the ``scenes`` photos dlib annotated: the
+    :class:`faceshot.evaluate.detection.DetectionRecall` (recall, precision) at ``min_iou``, and its precision."""
+    from faceshot.evaluate.detection import annotated_folder_detection
+
+    (result,) = annotated_folder_detection(detect, datasets / "scenes", SCENE_ANNOTATIONS, prefix="dlib_", min_iou=(min_iou,))
     print(f"{label} on scenes: recall {result.recall:.3f} ({result.found}/{result.annotated}), "
-          f"precision {precision:.3f} ({result.extra} of {detections} detections match no face)")
-    return result, precision
+          f"precision {result.precision:.3f} ({result.extra} of {result.detections} detections match no face)")
+    return result, result.precision
 
 
 @pytest.fixture(scope="session")
