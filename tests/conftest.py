@@ -64,6 +64,51 @@ def scene_detection(detect, datasets: Path, label: str, min_iou: float = 0.3):
     return result, result.precision
 
 
+def face_cut(image, face_width: int):
+    """A square around the photo's largest HOG face, scaled so the face's box is ``face_width`` px."""
+    import numpy as np
+    from PIL import Image
+
+    from faceshot.detect import create_detector
+
+    box = create_detector("hog").detect(image)[0].box
+    middle_x, middle_y, side = (box.left + box.right) // 2, (box.top + box.bottom) // 2, box.width
+    cut = image[max(0, middle_y - side) : middle_y + side, max(0, middle_x - side) : middle_x + side]
+    scale = face_width / box.width
+    return np.asarray(Image.fromarray(cut).resize((round(cut.shape[1] * scale), round(cut.shape[0] * scale)), Image.BICUBIC))
+
+
+def panorama_photo(images: Path):
+    """A 5120 × 886 panorama with six faces of about 100 px (the package photos), and the x of each face's cut."""
+    import numpy as np
+    from PIL import Image
+
+    canvas = np.full((886, 5120, 3), 128, np.uint8)
+    xs = []
+    for i, name in enumerate(["obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama.jpg"]):
+        cut = face_cut(np.asarray(Image.open(images / name).convert("RGB")), 100)
+        x, y = 150 + i * 820, 300 + (i % 2) * 200
+        canvas[y : y + cut.shape[0], x : x + cut.shape[1]] = cut
+        xs.append(x)
+    return canvas, xs
+
+
+#: Where :func:`group_strip` puts the group photo (x, y of its top left corner).
+GROUP_AT = (3200, 150)
+
+
+def group_strip(datasets: Path):
+    """``scenes/opencv_course_group_1.jpg`` (640 × 405, about 25 faces of about 20 px) at
+    :data:`GROUP_AT` on a 4000 × 700 grey strip: small faces in a large photo."""
+    import numpy as np
+    from PIL import Image
+
+    strip = np.full((700, 4000, 3), 128, np.uint8)
+    x, y = GROUP_AT
+    strip[y : y + 405, x : x + 640] = np.asarray(Image.open(datasets / "scenes" / "opencv_course_group_1.jpg").convert("RGB"))
+    return strip
+
+
 @pytest.fixture(scope="session")
 def loopback_namespace() -> None:
     """For tests that start Milvus or Ray: the run is in a network namespace with only loopback."""
