@@ -26,6 +26,7 @@ import numpy as np
 
 from faceshot.bulk import one_vector_per_file
 from faceshot.embed import create_embedder
+from faceshot.spec import DEFAULT_DETECTOR
 from faceshot.evaluate.lfw import read_pairs
 from faceshot.evaluate.metrics import accuracy, best_threshold, error_rates, far_table
 
@@ -54,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
     parser.add_argument("--embedder", default="dlib-resnet-onnx")
-    parser.add_argument("--detector", default="hog")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help="detector text (default: faceshot's default)")
     parser.add_argument("--out", type=Path, default=None, help="calibration file to write")
     args = parser.parse_args()
 
