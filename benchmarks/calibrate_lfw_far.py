@@ -43,6 +43,7 @@ import numpy as np
 
 from faceshot.bulk import represent_files
 from faceshot.embed import create_embedder
+from faceshot.spec import DEFAULT_DETECTOR
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "lfw_far_vectors.npz"
@@ -206,7 +207,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
     parser.add_argument("--embedder", default="dlib-resnet-onnx")
-    parser.add_argument("--detector", default="hog")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help="detector text (default: faceshot's default)")
     parser.add_argument("--workers", type=int, default=1, help="processes detecting at once (the CPU may be shared)")
     parser.add_argument("--out", type=Path, default=None, help="calibration file to update (default: the bundled one)")
     args = parser.parse_args()

@@ -59,10 +59,14 @@ def photos(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+#: dlib's face-box annotations of its PASCAL VOC photos in ``scenes`` (named ``dlib_*`` there).
+SCENE_ANNOTATIONS = ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml")
+
+
 def scene_truth() -> dict[str, list[Box]]:
     """The face boxes dlib annotated in the ``scenes`` PASCAL VOC photos, by photo name."""
     truth: dict[str, list[Box]] = {}
-    for name in ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml"):
+    for name in SCENE_ANNOTATIONS:
         truth.update(read_imglab_boxes(DATASETS / "scenes" / name, prefix="dlib_"))
     return truth
 

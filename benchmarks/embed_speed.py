@@ -33,7 +33,8 @@ from faceshot import models
 from faceshot.embed import create_embedder
 from faceshot.embed.dlib_onnx import RESNET_FILE, DlibResnetOnnxEmbedder
 from faceshot.onnx_graphs import available_cores
-from faceshot.engine import Engine, central
+from faceshot.choice import central
+from faceshot.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("FACESHOT_DATASETS", ROOT.parent / "shared" / "datasets"))

@@ -1,6 +1,6 @@
 """One-shot open-set identification on LFW, and how the identification threshold moves with gallery size.
 
-    python benchmarks/lfw_open_set.py [--lfw ../shared/datasets/lfw] [--json OUT] [--write-calibration]
+    python benchmarks/lfw_open_set.py [--lfw ../shared/datasets/lfw] [--detector hog] [--json OUT] [--write-calibration]
 
 Protocol (one-shot, open set): the gallery holds the first image of each of the 1,680 people with
 two or more images; their other 7,484 images are the mated probes; the 4,069 people with a single
@@ -19,12 +19,12 @@ threshold used for 1:N. Then: the thresholds for FPIR 1% and 0.1% at gallery siz
 faces should be aggregated (best face, mean template, mean of the best two), and a check that
 :class:`faceshot.gallery.Gallery` gives the same answers as the matrix computation used here.
 
-Faces: HOG detector (faceshot's default), the most central face where there are several (LFW
-crops are centred on the labelled person). An image in which no face is found is a probe that
+Faces: the ``--detector`` text (default: faceshot's default detector), the most central face where
+there are several (LFW crops are centred on the labelled person). An image in which no face is found is a probe that
 gets no answer: a miss for a mated probe, a correct rejection for a non-mated one. An enrollment
 image without a face is replaced by the person's next image; a person with no usable image at all
-moves to the strangers' side. The descriptors are cached in ``.cache/lfw_embeddings.npz`` (keyed by
-image path) so that a second run skips the ~25 minutes of embedding on two cores.
+moves to the strangers' side. The descriptors are cached in ``.cache/lfw_embeddings-DETECTOR.npz``
+(keyed by image path) so that a second run skips the minutes of embedding.
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from faceshot.detect import create_detector
 from faceshot.embed.dlib_onnx import DlibResnetOnnxEmbedder
-from faceshot.engine import Engine, central
+from faceshot.choice import central
+from faceshot.engine import Engine
 from faceshot.errors import ConfigError
 from faceshot.match import Calibration
+from faceshot.spec import DEFAULT_DETECTOR, build_detector
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".cache" / "lfw_embeddings.npz"
 FPIRS = (1e-2, 1e-3)
 GALLERY_SIZES = (10, 100, 1000)
 REPEATS = 50
@@ -62,14 +62,28 @@ _engine: Engine | None = None
 
 
 # -- embedding ----------------------------------------------------------------------------------
-def _start() -> None:
+def _start(detector: str) -> None:
     global _engine
-    _engine = Engine(embedder=DlibResnetOnnxEmbedder(mirror=False, threads=1))
+    _engine = Engine(detector=detector, embedder=DlibResnetOnnxEmbedder(mirror=False, threads=1))
 
 
-def pipeline() -> str:
+def cache_file(detector: str) -> Path:
+    """Where the descriptors found with ``detector`` are kept (one file per detector text)."""
+    slug = "".join(c if c.isalnum() or c in "-=." else "_" for c in detector)
+    return ROOT / ".cache" / f"lfw_embeddings-{slug}.npz"
+
+
+def settings(detector: Any) -> Any:
+    """A detector's options (a fallback chain's members', in order), as JSON-ready values."""
+    if hasattr(detector, "members"):
+        return [settings(member) for member in detector.members]
+    return {key: str(value) for key, value in sorted(vars(detector).items()) if not key.startswith("_")}
+
+
+def pipeline(detector: str) -> str:
     """What the cached vectors depend on: a cache written with other detector settings is not reused."""
-    return json.dumps({"detector": vars(create_detector("hog")), "descriptors": "dlib-resnet (onnx)"}, sort_keys=True)
+    return json.dumps({"detector": detector, "settings": settings(build_detector(detector)),
+                       "descriptors": "dlib-resnet (onnx)"}, sort_keys=True)
 
 
 def _describe(path: str) -> tuple[np.ndarray, np.ndarray, int, bool]:
@@ -86,13 +100,14 @@ def _describe(path: str) -> tuple[np.ndarray, np.ndarray, int, bool]:
     return raw, mirrored, len(faces), face is faces[0]
 
 
-def describe_all(images: Path, paths: list[str]) -> tuple[dict[str, np.ndarray], float | None]:
+def describe_all(images: Path, paths: list[str], detector: str) -> tuple[dict[str, np.ndarray], float | None]:
     """Descriptors of every image, from the cache where present; the embedding time of this run (None if cached)."""
     cached: dict[str, dict[str, Any]] = {}
     stored: dict[str, np.ndarray] = {}
+    CACHE = cache_file(detector)
     if CACHE.is_file():
         with np.load(CACHE) as data:
-            if "pipeline" in data and str(data["pipeline"]) == pipeline():
+            if "pipeline" in data and str(data["pipeline"]) == pipeline(detector):
                 stored = {key: data[key] for key in ("paths",) + FIELDS}
             else:
                 print(f"{CACHE} was written with other detector settings: embedding again", flush=True)
@@ -104,7 +119,7 @@ def describe_all(images: Path, paths: list[str]) -> tuple[dict[str, np.ndarray],
     if missing:
         started = time.perf_counter()
         print(f"embedding {len(missing)} images on {os.cpu_count()} cores ...", flush=True)
-        with ProcessPoolExecutor(os.cpu_count(), initializer=_start) as pool:
+        with ProcessPoolExecutor(os.cpu_count(), initializer=_start, initargs=(detector,)) as pool:
             for name, (raw, mirror, faces, largest) in zip(
                 missing, pool.map(_describe, [str(images / p) for p in missing], chunksize=16)
             ):
@@ -115,7 +130,7 @@ def describe_all(images: Path, paths: list[str]) -> tuple[dict[str, np.ndarray],
         np.savez(
             CACHE,
             paths=np.array(names),
-            pipeline=np.array(pipeline()),
+            pipeline=np.array(pipeline(detector)),
             **{key: np.stack([cached[n][key] for n in names]) for key in FIELDS},
         )
     arrays = {key: np.stack([cached[p][key] for p in paths]) for key in FIELDS}
@@ -279,7 +294,7 @@ def pct(x: float) -> str:
 
 
 def check_gallery(images: Path, paths: list[str], vectors: np.ndarray, faces: np.ndarray, s: Split,
-                  rng: np.random.Generator, how: str, people: int = 100, probes: int = 200) -> dict[str, Any]:
+                  rng: np.random.Generator, how: str, detector: str, people: int = 100, probes: int = 200) -> dict[str, Any]:
     """Enroll a slice in a real Gallery and compare its top-1 answers with the matrix computation.
 
     Only single-face photos are used: the gallery enrolls and reports the largest face, this
@@ -300,7 +315,7 @@ def check_gallery(images: Path, paths: list[str], vectors: np.ndarray, faces: np
     expected, _ = search(vectors, faces > 0, sub, how=how)
     started = time.perf_counter()
     agree, worst = 0, 0.0
-    with tempfile.TemporaryDirectory() as folder, Gallery(Path(folder) / "check.db", aggregation=how) as gallery:
+    with tempfile.TemporaryDirectory() as folder, Gallery(Path(folder) / "check.db", aggregation=how, engine=Engine(detector=detector)) as gallery:
         for name, enrolled in zip(sub.people, sub.enrolled):
             gallery.enroll(name, [str(images / paths[i]) for i in enrolled], force=True)
         for n, p in enumerate(picked):
@@ -315,6 +330,7 @@ def check_gallery(images: Path, paths: list[str], vectors: np.ndarray, faces: np
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help="detector text (engine grammar), e.g. hog>cnn-onnx")
     parser.add_argument("--json", type=Path, default=None, help="also write every table here as JSON")
     parser.add_argument("--fpir", type=float, default=1e-2, help="FPIR of the default identification threshold")
     parser.add_argument("--write-calibration", action="store_true",
@@ -327,7 +343,7 @@ def main() -> None:
 
     images = args.lfw / "images"
     paths = sorted(f"{d.name}/{f.name}" for d in images.iterdir() if d.is_dir() for f in d.glob("*.jpg"))
-    arrays, seconds = describe_all(images, paths)
+    arrays, seconds = describe_all(images, paths, args.detector)
     has_face = arrays["faces"] > 0
     raw = np.nan_to_num(arrays["raw"]).astype(np.float64)
     mirror = np.nan_to_num(arrays["mirror"]).astype(np.float64)
@@ -338,7 +354,7 @@ def main() -> None:
     print(f"{len(paths)} images; {how_long}; no face found in {int((~has_face).sum())}; "
           f"several faces in {int((arrays['faces'] > 1).sum())} (the central one used; it was not the largest "
           f"in {int((has_face & ~arrays['central_is_largest']).sum())})")
-    report["images"] = {"total": len(paths), "no_face": int((~has_face).sum()),
+    report["images"] = {"detector": args.detector, "total": len(paths), "no_face": int((~has_face).sum()),
                         "several_faces": int((arrays["faces"] > 1).sum()),
                         "embedding_seconds": None if seconds is None else round(seconds)}
 
@@ -519,7 +535,7 @@ def main() -> None:
     if not args.skip_gallery_check:
         report["gallery_check"] = []
         for s, how in ((one, "max"), (few, "mean")):
-            check = check_gallery(images, paths, faceshot_vectors, arrays["faces"], s, rng, how)
+            check = check_gallery(images, paths, faceshot_vectors, arrays["faces"], s, rng, how, args.detector)
             report["gallery_check"].append(check)
             print(f"\nfaceshot.gallery.Gallery, aggregation {how!r} ({check['people']} people, {check['faces']} "
                   f"faces enrolled with force=True; {check['probes']} single-face probes, half of them strangers): "
@@ -537,7 +553,7 @@ def main() -> None:
         "threshold": round(default_threshold, 6),
         "gallery_size": len(one.people),
         "reference": (
-            f"python benchmarks/lfw_open_set.py --write-calibration: LFW one-shot open set, hog detector, "
+            f"python benchmarks/lfw_open_set.py --write-calibration: LFW one-shot open set, {args.detector} detector, "
             f"{len(one.people)} people "
             f"enrolled from their first image, threshold that lets {args.fpir:g} of the "
             f"{int((~mated).sum()):,} one-image people (strangers) match someone; FNIR there "

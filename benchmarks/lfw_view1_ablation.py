@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from faceshot.detect import create_detector
-from faceshot.engine import Engine, central
+from faceshot.choice import central
+from faceshot.engine import Engine
 from faceshot.evaluate.lfw import read_pairs
 from faceshot.evaluate.metrics import accuracy, best_threshold
 

@@ -33,10 +33,11 @@ log = logging.getLogger(__name__)
 class Engine:
     """A detector, an aligner and an embedder, configured once and reused.
 
-    ``detector``: ``"hog"`` (fast, frontal faces; default), ``"cnn"`` (finds turned faces, ~2 s per
-    photo on CPU), ``"cnn-onnx"`` (``cnn``'s faces, its network run by onnxruntime: about 15 times
-    faster), with options (``"hog:upsample=1"``) or as a fallback chain (``"hog>cnn-onnx"``), or a
-    :class:`~faceshot.detect.Detector` instance.
+    ``detector``: ``"hog>cnn-onnx"`` (default: ``hog`` first, ``cnn-onnx`` only on photos where it
+    finds nothing; chosen from the measurements in BENCHMARKS.md, "Choosing the default detector"),
+    ``"hog"`` (fast, frontal faces), ``"cnn"`` (finds turned faces, ~2 s per photo on CPU),
+    ``"cnn-onnx"`` (``cnn``'s faces, its network run by onnxruntime: about 15 times faster), with
+    options (``"hog:upsample=1"``), as another fallback chain, or a :class:`~faceshot.detect.Detector` instance.
     ``embedder``: ``"dlib-resnet-onnx"`` (default: dlib's ResNet converted to ONNX, the same vectors
     as ``"dlib-resnet"``, which runs dlib itself), a model file from ``faceshot train``
     (``"model.onnx"``), or an :class:`~faceshot.embed.Embedder` instance.

@@ -72,7 +72,9 @@ __all__ = [
 ]
 
 GRAMMAR_VERSION = 1
-DEFAULT_DETECTOR = "hog"
+#: HOG, and dlib's CNN (run by onnxruntime) only on photos where HOG finds nothing: chosen from the
+#: measurements in BENCHMARKS.md ("Choosing the default detector").
+DEFAULT_DETECTOR = "hog>cnn-onnx"
 ENV_DETECTOR = "FACESHOT_DETECTOR"
 ENV_EMBEDDER = "FACESHOT_EMBEDDER"
 ENV_MAX_PIXELS = "FACESHOT_MAX_PIXELS"
@@ -213,7 +215,7 @@ def build_aligner(text: str) -> Aligner:
 class EngineSpec:
     """What an :class:`~faceshot.engine.Engine` is made of: a frozen, picklable, hashable value.
 
-    ``detector``: a detector text (see the module's grammar; default ``hog``) or a
+    ``detector``: a detector text (see the module's grammar; default :data:`DEFAULT_DETECTOR`) or a
     :class:`~faceshot.detect.Detector` instance (picklable, to reach worker processes).
     ``embedder``: an embedder text — a registered name or the path of a model file from
     ``faceshot train`` — or an :class:`~faceshot.embed.Embedder` instance.

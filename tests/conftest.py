@@ -49,25 +49,64 @@ def datasets() -> Path:
     return DATASETS
 
 
-def scene_detection(detect, datasets: Path, label: str):
-    """``detect`` (image → faces) on the ``scenes`` photos dlib annotated: the recall result of
-    :func:`faceshot.evaluate.detection.detection_recall` and the precision (detections matching a face)."""
+#: dlib's face-box annotations of its PASCAL VOC photos in ``scenes`` (named ``dlib_*`` there).
+SCENE_ANNOTATIONS = ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml")
+
+
+def scene_detection(detect, datasets: Path, label: str, min_iou: float = 0.3):
+    """``detect`` (image → faces) on the ``scenes`` photos dlib annotated: the
+    :class:`faceshot.evaluate.detection.DetectionRecall` (recall, precision) at ``min_iou``, and its precision."""
+    from faceshot.evaluate.detection import annotated_folder_detection
+
+    (result,) = annotated_folder_detection(detect, datasets / "scenes", SCENE_ANNOTATIONS, prefix="dlib_", min_iou=(min_iou,))
+    print(f"{label} on scenes: recall {result.recall:.3f} ({result.found}/{result.annotated}), "
+          f"precision {result.precision:.3f} ({result.extra} of {result.detections} detections match no face)")
+    return result, result.precision
+
+
+def face_cut(image, face_width: int):
+    """A square around the photo's largest HOG face, scaled so the face's box is ``face_width`` px."""
     import numpy as np
     from PIL import Image
 
-    from faceshot.evaluate.detection import detection_recall, read_imglab_boxes
+    from faceshot.detect import create_detector
 
-    scenes = datasets / "scenes"
-    truth: dict = {}
-    for name in ("dlib_training_face_boxes.xml", "dlib_testing_face_boxes.xml"):
-        truth.update(read_imglab_boxes(scenes / name, prefix="dlib_"))
-    found = {name: [f.box for f in detect(np.asarray(Image.open(scenes / name).convert("RGB")))] for name in truth}
-    result = detection_recall(truth, lambda name: found[name])
-    detections = sum(len(boxes) for boxes in found.values())
-    precision = (detections - result.extra) / detections
-    print(f"{label} on scenes: recall {result.recall:.3f} ({result.found}/{result.annotated}), "
-          f"precision {precision:.3f} ({result.extra} of {detections} detections match no face)")
-    return result, precision
+    box = create_detector("hog").detect(image)[0].box
+    middle_x, middle_y, side = (box.left + box.right) // 2, (box.top + box.bottom) // 2, box.width
+    cut = image[max(0, middle_y - side) : middle_y + side, max(0, middle_x - side) : middle_x + side]
+    scale = face_width / box.width
+    return np.asarray(Image.fromarray(cut).resize((round(cut.shape[1] * scale), round(cut.shape[0] * scale)), Image.BICUBIC))
+
+
+def panorama_photo(images: Path):
+    """A 5120 × 886 panorama with six faces of about 100 px (the package photos), and the x of each face's cut."""
+    import numpy as np
+    from PIL import Image
+
+    canvas = np.full((886, 5120, 3), 128, np.uint8)
+    xs = []
+    for i, name in enumerate(["obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama.jpg"]):
+        cut = face_cut(np.asarray(Image.open(images / name).convert("RGB")), 100)
+        x, y = 150 + i * 820, 300 + (i % 2) * 200
+        canvas[y : y + cut.shape[0], x : x + cut.shape[1]] = cut
+        xs.append(x)
+    return canvas, xs
+
+
+#: Where :func:`group_strip` puts the group photo (x, y of its top left corner).
+GROUP_AT = (3200, 150)
+
+
+def group_strip(datasets: Path):
+    """``scenes/opencv_course_group_1.jpg`` (640 × 405, about 25 faces of about 20 px) at
+    :data:`GROUP_AT` on a 4000 × 700 grey strip: small faces in a large photo."""
+    import numpy as np
+    from PIL import Image
+
+    strip = np.full((700, 4000, 3), 128, np.uint8)
+    x, y = GROUP_AT
+    strip[y : y + 405, x : x + 640] = np.asarray(Image.open(datasets / "scenes" / "opencv_course_group_1.jpg").convert("RGB"))
+    return strip
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,10 @@ def test_detection_recall_counts_matches_and_extra_boxes():
     found = {"a.jpg": [Box(1, 1, 11, 11), Box(50, 50, 60, 60)]}
     result = detection_recall(truth, found.__getitem__)
     assert (result.found, result.annotated, result.extra, result.recall) == (1, 2, 1, 0.5)
+    assert (result.detections, result.precision) == (2, 0.5)
+    assert detection_recall(truth, lambda name: []).precision != detection_recall(truth, lambda name: []).precision  # nan
+    strict = detection_recall(truth, found.__getitem__, min_iou=0.7)  # IoU of the near box: 81/119
+    assert (strict.found, strict.extra, strict.precision) == (0, 2, 0.0)
     assert iou(Box(0, 0, 10, 10), Box(5, 0, 15, 10)) == 50 / 150
     assert iou(Box(0, 0, 10, 10), Box(10, 10, 20, 20)) == 0.0
 

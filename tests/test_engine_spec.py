@@ -25,6 +25,7 @@ from faceshot.engine import Engine
 from faceshot.errors import ConfigError, ImageTooLargeError, NoFaceError
 from faceshot.io import DEFAULT_MAX_PIXELS
 from faceshot.spec import (
+    DEFAULT_DETECTOR,
     SETTING_DETECTOR,
     EngineSpec,
     StoredEngine,
@@ -172,7 +173,7 @@ def test_each_part_comes_from_the_flag_else_the_environment_else_the_gallery_els
     flags = resolve_spec("cnn", "dlib-resnet-onnx", 1_000, stored=stored, environ=environ)
     assert flags == EngineSpec("cnn", "dlib-resnet-onnx", max_pixels=1_000)
     # An empty variable counts as unset.
-    assert resolve_spec(environ={"FACESHOT_DETECTOR": " "}).detector == "hog"
+    assert resolve_spec(environ={"FACESHOT_DETECTOR": " "}).detector == DEFAULT_DETECTOR == "hog>cnn-onnx"
 
 
 def test_a_bad_environment_variable_is_named():

@@ -14,31 +14,17 @@ from faceshot.detect import create_detector
 from faceshot.detect.search import scaled_search, suppress, tiles
 from faceshot.errors import ConfigError
 
+from conftest import face_cut, panorama_photo
+
 
 def _rgb(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def _face_cut(image: np.ndarray, face_width: int) -> np.ndarray:
-    """A square around the photo's largest face, scaled so the face's box is ``face_width`` px."""
-    box = create_detector("hog").detect(image)[0].box
-    middle_x, middle_y, side = (box.left + box.right) // 2, (box.top + box.bottom) // 2, box.width
-    cut = image[max(0, middle_y - side) : middle_y + side, max(0, middle_x - side) : middle_x + side]
-    scale = face_width / box.width
-    return np.asarray(Image.fromarray(cut).resize((round(cut.shape[1] * scale), round(cut.shape[0] * scale)), Image.BICUBIC))
-
-
 @pytest.fixture(scope="module")
 def panorama(images) -> tuple[np.ndarray, list[int]]:
     """A 5120 × 886 panorama with six faces of about 100 px, and the x of each face's cut."""
-    canvas = np.full((886, 5120, 3), 128, np.uint8)
-    xs = []
-    for i, name in enumerate(["obama.jpg", "biden.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama.jpg"]):
-        cut = _face_cut(_rgb(images / name), 100)
-        x, y = 150 + i * 820, 300 + (i % 2) * 200
-        canvas[y : y + cut.shape[0], x : x + cut.shape[1]] = cut
-        xs.append(x)
-    return canvas, xs
+    return panorama_photo(images)
 
 
 def test_tiles_cover_the_length_with_the_overlap() -> None:
@@ -54,7 +40,7 @@ def test_suppress_keeps_the_more_confident_of_two_overlapping_boxes() -> None:
 
 
 def test_a_face_on_a_tile_border_is_found_once_in_the_photos_pixels(images) -> None:
-    face = _face_cut(_rgb(images / "obama.jpg"), 120)
+    face = face_cut(_rgb(images / "obama.jpg"), 120)
     canvas = np.full((600, 3000, 3), 128, np.uint8)
     x = 1700  # the first tile ends at 2048: this face crosses into the overlap
     canvas[100 : 100 + face.shape[0], x : x + face.shape[1]] = face

@@ -440,3 +440,21 @@ def test_large_photos_are_searched_downscaled_in_the_photos_coordinates(detector
     np.testing.assert_allclose(np.array(big.points) / 4, face.points, atol=6)
     with pytest.raises(ConfigError, match="max_side"):
         create_detector("mtcnn", max_side=10)
+
+
+def test_min_face_holds_in_a_large_photo_searched_in_tiles(detector, datasets):
+    """About 25 faces of about 20 px in a 4000 × 700 photo. The pyramid's first level for
+    ``min_face=20`` (0.6×, 2400 px) is longer than ``max_side``: the photo is searched at that scale
+    in tiles, not on a copy downscaled to 2,000 px, where those faces are 10 px and lost."""
+    from PIL import Image
+
+    from conftest import GROUP_AT, group_strip
+
+    strip = group_strip(datasets)
+    faces = detector.detect(strip)
+    assert len(faces) >= 20
+    x, y = GROUP_AT
+    assert all(x <= f.box.left < f.box.right <= x + 640 and y <= f.box.top < f.box.bottom <= y + 405 for f in faces)
+    assert all(f.box.left - 5 <= px <= f.box.right + 5 for f in faces for px, _ in f.landmarks)
+    downscaled = np.asarray(Image.fromarray(strip).resize((2000, 350), Image.BOX))  # what max_side alone did
+    assert len(detector.locate(downscaled)) < 5

@@ -127,3 +127,24 @@ def test_concurrent_detections_equal_the_single_thread_ones(yunet, model, images
     with ThreadPoolExecutor(4) as pool:
         found = list(pool.map(fresh.detect, photos * 3))
     assert found == single * 3
+
+
+def test_min_face_finds_the_panorama_faces_the_640_px_copy_loses(model, images):
+    """Six faces of about 100 px in a 5120 × 886 panorama: the default search (a copy of 640 px,
+    faces of 12 px) finds at most a few; ``min_face=80`` searches it at 0.3× in tiles of 640 px."""
+    from conftest import panorama_photo
+
+    canvas, xs = panorama_photo(images)
+    assert len(create_detector("yunet", model=str(model)).detect(canvas)) < 6
+    faces = create_detector("yunet", model=str(model), min_face=80).detect(canvas)
+    assert len(faces) == 6
+    for face, x in zip(sorted(faces, key=lambda f: f.box.left), xs):
+        assert x < face.box.left < x + 200 and 70 <= face.box.width <= 140
+    own = create_detector("yunet", model=str(model), min_face=80, landmarks="eyes-nose-mouth").detect(canvas)
+    assert all(f.box.left <= px <= f.box.right for f in own for px, _ in f.landmarks)  # points mapped back too
+
+
+@pytest.mark.parametrize("bad", [0, 7, 20.5, True, "big"])
+def test_min_face_must_be_a_whole_number_of_pixels(model, bad):
+    with pytest.raises(ConfigError, match="min_face"):
+        create_detector("yunet", model=str(model), min_face=bad)

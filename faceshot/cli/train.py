@@ -68,7 +68,7 @@ def train_command(
              "time_limit": minutes * 60 if minutes is not None else None, "threads": threads, "mining": mining}
     with progress_bar() as bar:
         task = bar.add_task("reading images" if backbone != "face-adapter" else "embedding faces", total=None)
-        detector = resolve_spec(detector).detector_text  # the flag, else $FACESHOT_DETECTOR, else hog
+        detector = resolve_spec(detector).detector_text  # the flag, else $FACESHOT_DETECTOR, else the default detector
         recipe = choose(profile(find_classes(folders, min_images=2)), backbone=backbone, given=given,
                         load=os.getloadavg()[0], cores=os.cpu_count())
         config = replace(recipe.config, seed=seed)

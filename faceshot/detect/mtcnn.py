@@ -36,6 +36,7 @@ from PIL import Image
 from faceshot.detect import detectors
 from faceshot.detect.adapter import BoxAdapter, PointsDetector
 from faceshot.detect import mtcnn_weights
+from faceshot.detect.search import Found, unscaled, scaled_search
 from faceshot.errors import ConfigError
 from faceshot.onnx_graphs import new_session
 from faceshot.results import DLIB_5, Box
@@ -190,15 +191,17 @@ class MtcnnDetector(PointsDetector):
         cache_dir: str | Path | None = None,
         landmarks: str = DLIB_5,
     ) -> None:
-        """``min_face``: the smallest face looked for, in pixels (default 20, facenet-pytorch's);
-        smaller finds smaller faces and costs more (the pyramid starts larger). ``factor``: the
+        """``min_face``: the smallest face looked for, in the photo's pixels, whatever its size
+        (default 20, facenet-pytorch's); smaller finds smaller faces and costs more (the pyramid
+        starts larger). The same meaning as the dlib detectors' and ``yunet``'s ``min_face``. ``factor``: the
         scale from one pyramid level to the next (0.709, the paper's). ``confidence``: the O-Net
         face probability a face needs (``Face.score``); ``p_threshold``, ``r_threshold``: what
         P-Net and R-Net need to pass a candidate on. Defaults (0.6, 0.7, 0.7) are
-        facenet-pytorch's; lower finds more faces and more false ones. ``max_side``: photos whose
-        longer side exceeds this are searched on a copy downscaled to it, as the dlib detectors do
-        (2,000 px: the search keeps a float64 summed-area table of the photo, 24 bytes a pixel);
-        faces under ``12 / scale`` pixels are then missed whatever ``min_face`` says.
+        facenet-pytorch's; lower finds more faces and more false ones. ``max_side``: the longest
+        side searched at once (2,000 px: the search keeps a float64 summed-area table of what it
+        searches, 24 bytes a pixel). A larger photo is searched on a copy downscaled to it when that
+        copy still shows faces of ``min_face`` at 12 px or more, else at the scale ``12 / min_face``
+        in overlapping tiles of this size (see :meth:`locate`).
         ``threads``: onnxruntime threads per session (default 1: bulk workers run one detector per
         core; ``None``: the process's thread budget). ``cache_dir``: where ``faceshot models fetch
         mtcnn --cache-dir`` wrote the graphs (default ``$XDG_CACHE_HOME/faceshot``).
@@ -257,29 +260,46 @@ class MtcnnDetector(PointsDetector):
 
     def locate(self, image: np.ndarray) -> list[Detection]:
         """Every face MTCNN finds in the RGB ``uint8 [H, W, 3]`` ``image``, surest first: box,
-        confidence and MTCNN's five landmarks, in the image's pixels."""
+        confidence and MTCNN's five landmarks, in the image's pixels.
+
+        Faces of ``min_face`` pixels and larger are found in a photo of any size: when the pyramid's
+        first level (the photo scaled by ``12 / min_face``) is longer than ``max_side``, the photo is
+        searched at that scale in overlapping tiles of ``max_side`` pixels plus coarser passes for
+        the larger faces (:func:`faceshot.detect.search.scaled_search`), instead of on one copy
+        downscaled to ``max_side``."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ConfigError(f"MTCNN needs an RGB uint8 image [H, W, 3], got {image.dtype} {image.shape}")
         height, width = image.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
-        small = image
-        if scale < 1.0:  # a box filter: each pixel of the copy averages those it covers
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = np.asarray(Image.fromarray(image).resize(size, Image.BOX))
-        table = _integral(small)  # every resampling below reads it: the pyramid and the crops
-        boxes = self._propose(table, max(12.0, self.min_face * scale))
+        first = 12.0 / self.min_face  # the pyramid's first scale: a face of min_face px becomes P-Net's 12 px window
+        if max(height, width) * first > self.max_side:
+            found = scaled_search(image, first, lambda tile: self._cascade(tile, 12.0), native=12, tile=self.max_side)
+        else:
+            scale = min(1.0, self.max_side / max(height, width))
+            small = image
+            if scale < 1.0:  # a box filter: each pixel of the copy averages those it covers
+                size = (max(1, round(width * scale)), max(1, round(height * scale)))
+                small = np.asarray(Image.fromarray(image).resize(size, Image.BOX))
+            # min_face * scale >= 12 here: the copy still shows a face of min_face px at 12 px or more
+            found = [unscaled(item, scale, 0, 0) for item in self._cascade(small, self.min_face * scale)]
+        detections = []
+        for (x1, y1, x2, y2), confidence, points in found:
+            box = Box(max(round(x1), 0), max(round(y1), 0), min(round(x2), width), min(round(y2), height))
+            if box.area > 0:
+                detections.append(Detection(box, float(confidence), tuple((float(x), float(y)) for x, y in points)))
+        return detections
+
+    def _cascade(self, image: np.ndarray, min_face: float) -> list[Found]:
+        """The three stages on ``image`` as it is, the pyramid starting where a face of ``min_face``
+        pixels is 12: ``(box, confidence, points)`` in ``image``'s pixels, surest first."""
+        table = _integral(image)  # every resampling below reads it: the pyramid and the crops
+        boxes = self._propose(table, max(12.0, min_face))
         if len(boxes):
             boxes = self._refine(table, boxes)
         if not len(boxes):
             return []
         boxes, points = self._output(table, boxes)
-        found = []
-        for row, pts in zip(boxes, points):
-            x1, y1, x2, y2 = row[:4] / scale
-            box = Box(max(round(x1), 0), max(round(y1), 0), min(round(x2), width), min(round(y2), height))
-            if box.area > 0:
-                found.append(Detection(box, float(row[4]), tuple((float(x) / scale, float(y) / scale) for x, y in pts)))
-        return found
+        return [(tuple(float(v) for v in row[:4]), float(row[4]), tuple((float(x), float(y)) for x, y in pts))
+                for row, pts in zip(boxes, points)]
 
     def _propose(self, table: np.ndarray, min_face: float) -> np.ndarray:
         """Stage 1: P-Net over the pyramid. ``[K, 5]`` boxes (x1, y1, x2, y2, probability), squared."""

@@ -23,10 +23,12 @@ from PIL import Image
 
 from faceshot.results import Box, Face
 
-__all__ = ["Found", "scaled_search", "suppress", "tiles", "turned", "TURNS"]
+__all__ = ["Found", "scaled_search", "suppress", "tiles", "turned", "unscaled", "TURNS"]
 
-#: ``(left, top, right, bottom)`` in pixels of the image searched (floats), and the confidence.
-Found = tuple[tuple[float, float, float, float], float]
+#: ``(left, top, right, bottom)`` in pixels of the image searched (floats), and the confidence;
+#: optionally a third item, the detector's own landmarks ``((x, y), ...)`` in the same pixels
+#: (``mtcnn``, ``yunet``), which :func:`scaled_search` maps back with the box.
+Found = tuple  # (box, confidence) or (box, confidence, points)
 
 #: Turned copies tried in order (clockwise degrees → ``np.rot90`` quarter turns): phones' most
 #: common sideways turn first.
@@ -69,7 +71,7 @@ def scaled_search(
     """
     height, width = image.shape[:2]
     if max(height, width) * scale <= tile:
-        return [((l / scale, t / scale, r / scale, b / scale), c) for (l, t, r, b), c in find(_resized(image, scale))]
+        return [unscaled(item, scale, 0, 0) for item in find(_resized(image, scale))]
     overlap = 4 * native
     span = tile / scale  # a tile's side in the photo's pixels
     found: list[Found] = []
@@ -77,20 +79,31 @@ def scaled_search(
         for left in tiles(round(width * scale), tile, overlap):
             x0, y0 = left / scale, top / scale
             crop = image[int(y0) : int(np.ceil(y0 + span)), int(x0) : int(np.ceil(x0 + span))]
-            for (l, t, r, b), confidence in find(_resized(crop, scale)):
+            for item in find(_resized(crop, scale)):
+                (l, t, r, b) = item[0]
                 if max(r - l, b - t) <= overlap:  # larger ones may be cut here: the coarse pass has them
-                    found.append(((l / scale + int(x0), t / scale + int(y0), r / scale + int(x0), b / scale + int(y0)), confidence))
+                    found.append(unscaled(item, scale, int(x0), int(y0)))
     coarse = scaled_search(image, scale / 4, find, native=native, tile=tile)
-    found += [(box, confidence) for box, confidence in coarse if max(box[2] - box[0], box[3] - box[1]) * scale > overlap]
+    found += [item for item in coarse if max(item[0][2] - item[0][0], item[0][3] - item[0][1]) * scale > overlap]
     return suppress(found)
+
+
+def unscaled(item: Found, scale: float, x0: int, y0: int) -> Found:
+    """``item`` found in a copy scaled by ``scale`` of the part of the photo starting at ``(x0, y0)``,
+    in the photo's pixels."""
+    (l, t, r, b), confidence = item[0], item[1]
+    box = (l / scale + x0, t / scale + y0, r / scale + x0, b / scale + y0)
+    if len(item) < 3:
+        return (box, confidence)
+    return (box, confidence, tuple((x / scale + x0, y / scale + y0) for x, y in item[2]))
 
 
 def suppress(found: list[Found], iou: float = 0.4) -> list[Found]:
     """``found`` without boxes overlapping a more confident one by more than ``iou``."""
     kept: list[Found] = []
-    for box, confidence in sorted(found, key=lambda item: -item[1]):
-        if all(_iou(box, other) <= iou for other, _ in kept):
-            kept.append((box, confidence))
+    for item in sorted(found, key=lambda item: -item[1]):
+        if all(_iou(item[0], other[0]) <= iou for other in kept):
+            kept.append(item)
     return kept
 
 
