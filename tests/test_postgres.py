@@ -186,7 +186,14 @@ def test_postgres_gallery_identifies_among_listed_people(database, engine, image
         assert dict(only_biden.candidates)["Joe Biden"] == pytest.approx(dict(whole.candidates)["Joe Biden"], abs=1e-5)
         with pytest.raises(NotFound):
             gallery.identify(images / "obama3.jpg", among=["Nobody"])
-        assert gallery.check().ok
+        assert gallery.check().ok and gallery.check().indexed == 3
+    # A new process has no index yet: check counts the one it builds from the records (it said "0 indexed").
+    checked = CliRunner().invoke(app, ["gallery", "check", "--db", database, "--json"])
+    assert checked.exit_code == 0, checked.stderr
+    report = json.loads(checked.stdout)
+    assert (report["faces"], report["indexed"], report["index_generation"]) == (3, 3, report["generation"])
+    rebuilt = CliRunner().invoke(app, ["gallery", "rebuild", "--db", database])
+    assert rebuilt.exit_code == 0 and "rebuilt: 3 faces indexed" in rebuilt.stdout, rebuilt.output
 
 
 # -- two service hosts over one gallery ----------------------------------------------------------------

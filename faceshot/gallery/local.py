@@ -560,7 +560,9 @@ class LocalStore(Store):
 
         A snapshot behind the records is fine while the change log still holds the rows after it
         (the next search applies them); the report says how far behind it is. With a vector
-        engine, the engine is compared instead of the snapshot file.
+        engine, the engine is compared instead of the snapshot file. Records on a server
+        (PostgreSQL) have no snapshot file: this process's own index is compared, brought up to
+        date first (built from the records if no search built it yet), and ``indexed`` counts it.
         """
         if self._engine is not None:
             with self._reading():
@@ -587,6 +589,13 @@ class LocalStore(Store):
                 problems: list[str] = []
                 index_generation: int | None = None
                 indexed = 0
+                if self.index_path is None:
+                    # Records on a server: no snapshot file, the index is this process's, built from
+                    # the records at its first search; bring that one up to date and compare it.
+                    in_memory = self._follower().catch_up()
+                    index_generation, indexed = self._follower().cursor, in_memory.count
+                    if not np.array_equal(np.sort(in_memory.ids()), db_ids):
+                        problems.append("the index in memory holds other faces than the database")
                 try:
                     if self.index_path is None:
                         raise IndexFileError(NO_FILE)
@@ -623,7 +632,7 @@ class LocalStore(Store):
                         f"(stored before names were normalised): rename or merge them"
                     )
                 follower = self._vectors
-                if follower is not None and follower.index is not None and follower.cursor == head:
+                if self.index_path is not None and follower is not None and follower.index is not None and follower.cursor == head:
                     if not np.array_equal(np.sort(follower.index.ids()), db_ids):
                         problems.append("the index in memory holds other faces than the database")
             return CheckReport(
