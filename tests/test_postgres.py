@@ -349,6 +349,8 @@ def test_postgres_migrate_resumes_after_an_interruption_without_duplicates(datab
     with KeyStore(source) as keys:
         token, _ = keys.create("recognize", groups=["odd"])
 
+    # The source is streamed a page of people at a time: pages not aligned with batches.
+    monkeypatch.setattr("faceshot.gallery.local.EXPORT_PAGE", 7)
     batches = []
 
     def stop_after_two(done: int, total: int) -> None:

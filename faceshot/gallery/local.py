@@ -64,6 +64,10 @@ GROUP_CACHE_FACES = 500_000
 TEMPLATE_CACHE = 100_000
 
 
+#: People read per query page by :meth:`LocalStore.export_people` (about 1 MB of 128-D vectors at
+#: one face a person): memory for an export or a migration is one page, whatever the gallery's size.
+EXPORT_PAGE = 2000
+
 #: What check and index_info say of the index file of a gallery whose records are on a server.
 NO_FILE = "none: each process builds its index from the records at its first search"
 
@@ -338,30 +342,43 @@ class LocalStore(Store):
                 cache.update(self._db.vectors_of(missing))
             return {name: cache[name] for name in names}
 
-    def export_people(self) -> Iterator[PersonRecord]:
-        with self._reading(), self._db.snapshot():
-            rows = self._db.people_rows()
-            records = [self._export_one(row) for row in rows]
-        yield from records
+    def export_people(self, *, thumbnails: bool = False) -> Iterator[PersonRecord]:
+        """Every person by name, with their faces; read through a connection of its own, in one
+        snapshot (a consistent copy, while this store goes on serving), :data:`EXPORT_PAGE` people
+        at a time, so memory holds one page, not the gallery."""
+        with self._reading():
+            db = self._db.reopen()
+        try:
+            with db.errors(), db.snapshot():
+                after: str | None = None
+                while True:
+                    page = db.export_page(after, EXPORT_PAGE, thumbnails=thumbnails)
+                    for row, faces, groups in page:
+                        yield self._export_one(row, faces, groups, thumbnails)
+                    if len(page) < EXPORT_PAGE:
+                        return
+                    after = page[-1][0]["name"]
+        finally:
+            db.close()
 
-    def _export_one(self, row: Any) -> PersonRecord:
-        faces = tuple(
-            NewFace(
-                embedding=from_blob(face["embedding"], self.dim),
-                sha256=face["sha256"],
-                source=face["source"],
-                box=None if face["box"] is None else Box(**json.loads(face["box"])),
-                quality=json.loads(face["quality"]),
-                created=face["created"],
-            )
-            for face in self._db.export_rows(row["id"])
-        )
+    def _export_one(self, row: Any, faces: list[Any], groups: tuple[str, ...], thumbnails: bool) -> PersonRecord:
         return PersonRecord(
             name=row["name"],
             metadata=json.loads(row["metadata"]),
-            groups=self._db.groups_of(row["id"]),
+            groups=groups,
             created=row["created"],
-            faces=faces,
+            faces=tuple(
+                NewFace(
+                    embedding=from_blob(face["embedding"], self.dim),
+                    sha256=face["sha256"],
+                    source=face["source"],
+                    box=None if face["box"] is None else Box(**json.loads(face["box"])),
+                    quality=json.loads(face["quality"]),
+                    created=face["created"],
+                    thumbnail=bytes(face["thumbnail"]) if thumbnails and face["thumbnail"] is not None else None,
+                )
+                for face in faces
+            ),
         )
 
     # -- the change log ---------------------------------------------------------------------
