@@ -372,6 +372,10 @@ class MilvusVectors(VectorEngine):
         self._create()
         self._upsert(groups, (ids, vectors), fresh=True)
         with self._errors("confirming the rebuilt collection"):
+            # Sealed now, so Milvus indexes every segment at once: rows left in a growing segment are
+            # searched through Milvus's interim index (nprobe 16 of 128 lists: lower recall) until it
+            # seals on its own, after 10 idle minutes (BENCHMARKS.md, "Milvus").
+            self._milvus().flush(self.collection)
             self._milvus().query(self.collection, filter="id < 0", limit=1, consistency_level="Strong")
         with self.db.transaction():
             self.db.set_cursor(self.consumer, head)
