@@ -112,10 +112,10 @@ class PostgresConnection:
     psycopg learns that a connection is gone only when a statement fails on it (``OperationalError``,
     the connection then ``broken``). What happens next depends on where the statement stood:
 
-    - outside a transaction (a ``BEGIN``, or a statement run on its own), nothing was done on the
-      server: a statement of :data:`_RESENDABLE` is sent again on a new connection, once, so the
-      operation succeeds as if nothing happened; another (a write) fails, and the next statement
-      gets a new connection;
+    - outside a transaction (a ``BEGIN``, or a statement run on its own): a statement that changes
+      nothing (:data:`_RESENDABLE`) is sent again on a new connection, once, so the operation
+      succeeds as if nothing happened; another (a write on its own, which the server may or may
+      not have applied) fails, and the next statement gets a new connection;
     - inside a transaction, the server rolled the transaction back when the connection died
       (PostgreSQL commits a transaction whole or not at all), so it is never resent — that could
       write twice; the statement fails (as :class:`~faceshot.errors.UnavailableError`, through
