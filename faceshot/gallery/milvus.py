@@ -25,6 +25,16 @@ contract (:mod:`faceshot.gallery.store`):
 - **Exact scores.** HNSW, IVF_FLAT and FLAT keep the float vectors (their inner products are the
   exact scores); IVF_SQ8 and IVF_PQ return ``RERANK`` × ``k`` candidates, rescored exactly from the records.
 
+**Building a large collection.** A rebuild fills a new collection with plain inserts, then
+flushes once, so Milvus seals every segment (about 130,000 faces of 128-D each with its default
+512 MB segments) and indexes each one at once. Milvus then merges segments it counts as small
+(auto-compaction) and indexes the merged ones again: on a server short of cores that second pass
+can cost as much as the first (BENCHMARKS.md, "Milvus": 400,000 faces on 2 loaded cores, every
+segment indexed after 340 s, then three merged into one of 265,000 faces and that indexed again,
+until 592 s). A server given a bulk load of millions of faces
+may run it with ``dataCoord.compaction.enableAutoCompaction: false`` in its ``milvus.yaml`` and
+turn it back on afterwards — not for good: compaction is also what reclaims deleted rows.
+
 The URL: ``milvus://[user:password@]host:port?collection=NAME`` with optional ``index`` (``hnsw``,
 the default; ``ivf_flat``, ``ivf_sq8``, ``ivf_pq``, ``flat``), the index's parameters (``M``,
 ``efConstruction``, ``ef``; ``nlist``, ``nprobe``; ``m`` for PQ), ``confirm_rows`` (1000),
