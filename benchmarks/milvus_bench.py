@@ -44,6 +44,8 @@ from faceshot.sandbox import namespace  # noqa: E402
 GROUPS = 10
 FRIENDS = 1000
 CHUNK = 20_000
+#: The unpacked Milvus binaries: $FACESHOT_MILVUS_CACHE, else the repository's .cache.
+CACHE = Path(os.environ.get("FACESHOT_MILVUS_CACHE") or Path(__file__).resolve().parents[1] / ".cache" / "milvus-2.3.5")
 
 
 def percentiles(latencies: list[float]) -> dict[str, float]:
@@ -212,6 +214,33 @@ def compare_among(big: Path, small: Path, people: int, engine: Any, probes: np.n
     return result
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages (the machine is shared: figures are read against them)."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def wait_indexed(engine: Any, timeout: float, every: float = 30.0) -> None:
+    """``engine.wait_indexed``, printing every ``every`` seconds how far Milvus got: rows indexed and
+    pending, sealed segments and the loaded ones served from an index (how compaction shows)."""
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    while True:
+        try:
+            engine.wait_indexed(timeout=min(every, max(1.0, deadline - time.monotonic())))
+            return
+        except Exception:
+            if time.monotonic() >= deadline:
+                raise
+        client, name = engine._milvus(), engine.collection
+        info = client.describe_index(name, "vector")
+        stored = client.list_persistent_segments(name)
+        loaded = client.list_loaded_segments(name)
+        print(f"    {time.monotonic() - started:.0f} s: indexed {info.get('indexed_rows')} of {info.get('total_rows')}, "
+              f"pending {info.get('pending_index_rows')}; {len(stored)} stored segments "
+              f"({', '.join(f'{s.num_rows}' for s in stored)}); loaded {len(loaded)}, "
+              f"{sum(1 for s in loaded if s.index_id)} from an index; load {load_average()}", flush=True)
+
+
 def main() -> None:
     namespace.reexec()
     logging.basicConfig(level=logging.WARNING)
@@ -224,6 +253,9 @@ def main() -> None:
     parser.add_argument("--among-small", type=int, default=0,
                         help="also build a gallery of the first N people and time among-friends searches on both, interleaved")
     parser.add_argument("--group-layouts", action="store_true", help="only compare the two group layouts inside Milvus")
+    parser.add_argument("--milvus-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="a milvus.yaml entry for the throwaway server, e.g. dataCoord.compaction.enableAutoCompaction=false")
+    parser.add_argument("--index-timeout", type=float, default=3600, help="seconds to wait for Milvus's index before giving up")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -235,6 +267,12 @@ def main() -> None:
     from faceshot.gallery.store import NewFace, PersonRecord
     from faceshot.sandbox.milvus import start
 
+    settings = {}
+    for entry in args.milvus_config:
+        key, _, value = entry.partition("=")
+        settings[key] = {"true": True, "false": False}.get(value.lower(), int(value) if value.isdigit() else
+                                                          float(value) if value.replace(".", "", 1).isdigit() else value)
+    print(f"load average at the start {load_average()}; Milvus settings {settings or 'default'}", flush=True)
     engine = faceshot.engine()
     model = lfw_dlib_model()
     t = time.perf_counter()
@@ -260,7 +298,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     if args.group_layouts:
         with tempfile.TemporaryDirectory(prefix="milvus-bench-") as folder:
-            server = start(Path(folder) / "milvus", cache=Path(__file__).resolve().parents[1] / ".cache" / "milvus-2.3.5")
+            server = start(Path(folder) / "milvus", cache=CACHE)
             try:
                 layouts = compare_group_schemas(server, vectors, groups, probes)
             finally:
@@ -291,7 +329,8 @@ def main() -> None:
         backends: list[tuple[str, str | None]] = []
         if args.local:
             backends.append(("local (SQLite + FAISS auto)", None))
-        server = start(Path(folder) / "milvus", cache=Path(__file__).resolve().parents[1] / ".cache" / "milvus-2.3.5")
+        server = start(Path(folder) / "milvus", cache=CACHE,
+                       settings=settings)
         try:
             for number, spec in enumerate(filter(None, args.milvus_index.split(";"))):
                 # "hnsw" or "hnsw:ef=256" (URL options after the colon, comma-separated)
@@ -307,7 +346,7 @@ def main() -> None:
                 row["load_s"] = round(time.perf_counter() - t, 1)
                 if url is not None:
                     t = time.perf_counter()
-                    store._engine.wait_indexed(timeout=3600)
+                    wait_indexed(store._engine, args.index_timeout)
                     row["index_build_s"] = round(time.perf_counter() - t, 1)
                     row["milvus_rows_per_s"] = round(args.faces / row["load_s"])
                 else:
@@ -335,6 +374,7 @@ def main() -> None:
                 store.close()
         finally:
             server.stop()
+    print(f"load average at the end {load_average()}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process {peak:.0f} MB (the Milvus server's own memory is not included)")
     if args.json:

@@ -186,7 +186,108 @@ def test_postgres_gallery_identifies_among_listed_people(database, engine, image
         assert dict(only_biden.candidates)["Joe Biden"] == pytest.approx(dict(whole.candidates)["Joe Biden"], abs=1e-5)
         with pytest.raises(NotFound):
             gallery.identify(images / "obama3.jpg", among=["Nobody"])
-        assert gallery.check().ok
+        assert gallery.check().ok and gallery.check().indexed == 3
+    # A new process has no index yet: check counts the one it builds from the records (it said "0 indexed").
+    checked = CliRunner().invoke(app, ["gallery", "check", "--db", database, "--json"])
+    assert checked.exit_code == 0, checked.stderr
+    report = json.loads(checked.stdout)
+    assert (report["faces"], report["indexed"], report["index_generation"]) == (3, 3, report["generation"])
+    rebuilt = CliRunner().invoke(app, ["gallery", "rebuild", "--db", database])
+    assert rebuilt.exit_code == 0 and "rebuilt: 3 faces indexed" in rebuilt.stdout, rebuilt.output
+
+
+# -- a dropped connection ------------------------------------------------------------------------------
+
+
+def test_postgres_gallery_connects_again_after_the_server_drops_it(postgres_server, engine, monkeypatch):
+    """The server ends the gallery's connection (``pg_terminate_backend``, as a restart does): the
+    same Gallery object's next read and next write succeed on a new connection; a write whose
+    transaction was cut is absent as a whole; while connecting is refused, every call is an
+    UnavailableError (HTTP 503 with Retry-After), and the object works again once it is allowed."""
+    import psycopg
+
+    from faceshot.errors import http_status
+    from faceshot.gallery.database import Database as Records
+    from faceshot.gallery.postgres import PostgresConnection
+    from faceshot.sandbox.postgres import create_schema
+    from faceshot.server.problems import from_error
+
+    url = create_schema(postgres_server.create_database("reconnect"), "t_reconnect")
+    admin = psycopg.connect(postgres_server.url(), autocommit=True)  # from another database
+
+    def drop_connections() -> None:
+        ended = admin.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'reconnect'"
+        ).fetchone()[0]
+        assert ended >= 1
+
+    rng = np.random.default_rng(9)
+    vectors = rng.normal(size=(4, 128)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    try:
+        with Gallery(url, engine) as gallery:
+            gallery.add_embeddings("Ada", vectors[0])
+            assert gallery.identify_embeddings(vectors[0], threshold=0.5)[0].identity == "Ada"
+
+            drop_connections()  # a read, then a write, each on a connection the server has ended
+            assert gallery.identify_embeddings(vectors[0], threshold=0.5)[0].identity == "Ada"
+            drop_connections()
+            gallery.add_embeddings("Grace", vectors[1], groups=["team"])
+            assert [p.name for p in gallery.people()] == ["Ada", "Grace"]
+
+            # Cut in the middle of a write: after the person's row, before the faces' rows.
+            insert_face = Records.insert_face
+
+            def cut_then_insert(self, *args, **kwargs):
+                drop_connections()
+                return insert_face(self, *args, **kwargs)
+
+            monkeypatch.setattr(Records, "insert_face", cut_then_insert)
+            head = gallery.store.head()
+            with pytest.raises(UnavailableError, match="lost"):
+                gallery.add_embeddings("Linus", vectors[2:4], groups=["late"])
+            monkeypatch.undo()
+            with pytest.raises(NotFound):  # nothing of it: no person, no group, no log rows
+                gallery.person("Linus")
+            assert gallery.store.head() == head and "late" not in [g.name for g in gallery.groups()]
+            gallery.add_embeddings("Linus", vectors[2:4])  # and the same object writes it again, once
+            assert len(gallery.person("Linus").faces) == 2
+
+            # Cut as the COMMIT is sent: the client cannot know whether it was applied, and says so;
+            # the records hold the whole write or none of it.
+            execute = PostgresConnection.execute
+
+            def cut_at_commit(self, sql, params=()):
+                if sql == "COMMIT" and self.in_transaction and gallery.store._db._writing:
+                    drop_connections()
+                return execute(self, sql, params)
+
+            monkeypatch.setattr(PostgresConnection, "execute", cut_at_commit)
+            with pytest.raises(UnavailableError, match="may or may not have been stored"):
+                gallery.add_embeddings("Ken", vectors[3], groups=["late"])
+            monkeypatch.undo()
+            stored = [p.faces for p in gallery.people() if p.name == "Ken"]
+            assert stored in ([], [1]) and gallery.check().ok
+            if stored:  # the COMMIT reached the server before the connection was cut
+                gallery.delete("Ken")
+
+            # The server refuses connections: every call is "unavailable", then works again.
+            admin.execute("ALTER DATABASE reconnect WITH ALLOW_CONNECTIONS false")
+            drop_connections()
+            for call in (lambda: gallery.identify_embeddings(vectors[0], threshold=0.5),
+                         lambda: gallery.add_embeddings("Ken", vectors[3])):
+                with pytest.raises(UnavailableError) as refused:
+                    call()
+                assert postgres_server.password not in str(refused.value)
+                answer = from_error(refused.value)
+                assert http_status(refused.value) == 503 == answer.status_code and answer.headers["Retry-After"]
+            admin.execute("ALTER DATABASE reconnect WITH ALLOW_CONNECTIONS true")
+            assert gallery.identify_embeddings(vectors[2], threshold=0.5)[0].identity == "Linus"
+            assert [p.name for p in gallery.people()] == ["Ada", "Grace", "Linus"]
+            assert gallery.check().ok and gallery.check().indexed == 4
+    finally:
+        admin.execute("ALTER DATABASE reconnect WITH ALLOW_CONNECTIONS true")
+        admin.close()
 
 
 # -- two service hosts over one gallery ----------------------------------------------------------------
@@ -248,6 +349,8 @@ def test_postgres_migrate_resumes_after_an_interruption_without_duplicates(datab
     with KeyStore(source) as keys:
         token, _ = keys.create("recognize", groups=["odd"])
 
+    # The source is streamed a page of people at a time: pages not aligned with batches.
+    monkeypatch.setattr("faceshot.gallery.local.EXPORT_PAGE", 7)
     batches = []
 
     def stop_after_two(done: int, total: int) -> None:

@@ -925,7 +925,32 @@ class Database:
             raise NotFound(f"no person named {name!r} in the gallery")
         return row
 
-    def export_rows(self, person: int) -> list[sqlite3.Row]:
-        return self.conn.execute(
-            "SELECT embedding, sha256, source, box, quality, created FROM faces WHERE person = ? ORDER BY id", (person,)
-        ).fetchall()
+    def export_page(
+        self, after: str | None, limit: int, *, thumbnails: bool = False
+    ) -> list[tuple[Any, list[Any], tuple[str, ...]]]:
+        """The next ``limit`` people by name after ``after`` (from the first when ``None``): each
+        person's row (id, name, metadata, created), their faces' rows (embedding, sha256, source,
+        box, quality, created, and ``thumbnail`` when asked) in id order, and their groups by name.
+        A few queries a page, not two a person; call inside one snapshot for a consistent export."""
+        query = "SELECT id, name, metadata, created FROM people"
+        params: list[Any] = []
+        if after is not None:
+            query += " WHERE name > ?"
+            params.append(after)
+        people = self.conn.execute(query + f" ORDER BY name LIMIT {int(limit)}", params).fetchall()
+        ids = [int(row["id"]) for row in people]
+        faces: dict[int, list[Any]] = {person: [] for person in ids}
+        groups: dict[int, list[str]] = {person: [] for person in ids}
+        columns = "person, embedding, sha256, source, box, quality, created" + (", thumbnail" if thumbnails else "")
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT {columns} FROM faces WHERE person IN ({marks}) ORDER BY id", chunk):
+                faces[int(row["person"])].append(row)
+            for person, name in self.conn.execute(
+                "SELECT memberships.person, groups.name FROM memberships JOIN groups ON groups.id = memberships.grp "
+                f"WHERE memberships.person IN ({marks}) ORDER BY groups.name",
+                chunk,
+            ):
+                groups[int(person)].append(name)
+        return [(row, faces[int(row["id"])], tuple(groups[int(row["id"])])) for row in people]

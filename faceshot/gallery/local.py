@@ -65,6 +65,10 @@ GROUP_CACHE_FACES = 500_000
 TEMPLATE_CACHE = 100_000
 
 
+#: People read per query page by :meth:`LocalStore.export_people` (about 1 MB of 128-D vectors at
+#: one face a person): memory for an export or a migration is one page, whatever the gallery's size.
+EXPORT_PAGE = 2000
+
 #: What check and index_info say of the index file of a gallery whose records are on a server.
 NO_FILE = "none: each process builds its index from the records at its first search"
 
@@ -341,30 +345,43 @@ class LocalStore(Store):
                 cache.update(self._db.vectors_of(missing))
             return {name: cache[name] for name in names}
 
-    def export_people(self) -> Iterator[PersonRecord]:
-        with self._reading(), self._db.snapshot():
-            rows = self._db.people_rows()
-            records = [self._export_one(row) for row in rows]
-        yield from records
+    def export_people(self, *, thumbnails: bool = False) -> Iterator[PersonRecord]:
+        """Every person by name, with their faces; read through a connection of its own, in one
+        snapshot (a consistent copy, while this store goes on serving), :data:`EXPORT_PAGE` people
+        at a time, so memory holds one page, not the gallery."""
+        with self._reading():
+            db = self._db.reopen()
+        try:
+            with db.errors(), db.snapshot():
+                after: str | None = None
+                while True:
+                    page = db.export_page(after, EXPORT_PAGE, thumbnails=thumbnails)
+                    for row, faces, groups in page:
+                        yield self._export_one(row, faces, groups, thumbnails)
+                    if len(page) < EXPORT_PAGE:
+                        return
+                    after = page[-1][0]["name"]
+        finally:
+            db.close()
 
-    def _export_one(self, row: Any) -> PersonRecord:
-        faces = tuple(
-            NewFace(
-                embedding=from_blob(face["embedding"], self.dim),
-                sha256=face["sha256"],
-                source=face["source"],
-                box=None if face["box"] is None else Box(**json.loads(face["box"])),
-                quality=json.loads(face["quality"]),
-                created=face["created"],
-            )
-            for face in self._db.export_rows(row["id"])
-        )
+    def _export_one(self, row: Any, faces: list[Any], groups: tuple[str, ...], thumbnails: bool) -> PersonRecord:
         return PersonRecord(
             name=row["name"],
             metadata=json.loads(row["metadata"]),
-            groups=self._db.groups_of(row["id"]),
+            groups=groups,
             created=row["created"],
-            faces=faces,
+            faces=tuple(
+                NewFace(
+                    embedding=from_blob(face["embedding"], self.dim),
+                    sha256=face["sha256"],
+                    source=face["source"],
+                    box=None if face["box"] is None else Box(**json.loads(face["box"])),
+                    quality=json.loads(face["quality"]),
+                    created=face["created"],
+                    thumbnail=bytes(face["thumbnail"]) if thumbnails and face["thumbnail"] is not None else None,
+                )
+                for face in faces
+            ),
         )
 
     # -- the change log ---------------------------------------------------------------------
@@ -592,7 +609,9 @@ class LocalStore(Store):
 
         A snapshot behind the records is fine while the change log still holds the rows after it
         (the next search applies them); the report says how far behind it is. With a vector
-        engine, the engine is compared instead of the snapshot file.
+        engine, the engine is compared instead of the snapshot file. Records on a server
+        (PostgreSQL) have no snapshot file: this process's own index is compared, brought up to
+        date first (built from the records if no search built it yet), and ``indexed`` counts it.
         """
         if self._engine is not None:
             with self._reading():
@@ -619,6 +638,13 @@ class LocalStore(Store):
                 problems: list[str] = []
                 index_generation: int | None = None
                 indexed = 0
+                if self.index_path is None:
+                    # Records on a server: no snapshot file, the index is this process's, built from
+                    # the records at its first search; bring that one up to date and compare it.
+                    in_memory = self._follower().catch_up()
+                    index_generation, indexed = self._follower().cursor, in_memory.count
+                    if not np.array_equal(np.sort(in_memory.ids()), db_ids):
+                        problems.append("the index in memory holds other faces than the database")
                 try:
                     if self.index_path is None:
                         raise IndexFileError(NO_FILE)
@@ -655,7 +681,7 @@ class LocalStore(Store):
                         f"(stored before names were normalised): rename or merge them"
                     )
                 follower = self._vectors
-                if follower is not None and follower.index is not None and follower.cursor == head:
+                if self.index_path is not None and follower is not None and follower.index is not None and follower.cursor == head:
                     if not np.array_equal(np.sort(follower.index.ids()), db_ids):
                         problems.append("the index in memory holds other faces than the database")
             return CheckReport(

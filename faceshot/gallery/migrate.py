@@ -7,8 +7,9 @@ hash, source, box, quality, when created, thumbnail when one was kept), the gall
 starts its own), the clusters of a photo collection, the FAISS snapshot file (derived; rebuilt).
 Face ids are the destination's own.
 
-**Resumable.** People are copied in batches, each one transaction, and a person is never split
-across batches; the destination is marked (setting ``migration``) before the first batch with
+**Streamed and resumable.** The source is read in one snapshot a page of people at a time
+(:meth:`~faceshot.gallery.store.Store.export_people`), so memory holds a batch, not the gallery.
+People are copied in batches, each one transaction, and a person is never split across batches; the destination is marked (setting ``migration``) before the first batch with
 where it is copied from. A rerun after an interruption skips the people already there, so it
 finishes without duplicates; settings and keys are copied idempotently at the end. A destination
 that already holds people and is not marked as a copy of this source is refused.
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from faceshot.errors import ConflictError, GalleryError, NotFound
 from faceshot.gallery.database import RESERVED_SETTINGS
@@ -99,30 +100,27 @@ def _copy(
 ) -> MigrateSummary:
     marker = writing.get_setting(MIGRATION_SETTING)
     if marker is None or marker.get("from") != src.shown:
-        if writing.people():
+        if writing.scope()[2]:  # people
             raise ConflictError(
                 f"{dst} already holds people and is not a copy of {src} in progress: migrate into a new gallery"
             )
         writing.set_setting(MIGRATION_SETTING, {"from": src.shown, "done": False})
-    people = [summary.name for summary in reading.people()]
-    there = {name for name in people if writing.has_person(name)}
-    copied = faces = 0
+    total = reading.scope()[2]  # people in the source, for progress
+    copied = faces = skipped = 0
     pending: list[PersonRecord] = []
-    for record in _with_thumbnails(reading, reading.export_people()):
-        if record.name in there:
-            continue
+    # Streamed: the source is read a page at a time (one snapshot), so memory holds a batch or a
+    # page, never the whole gallery.
+    for record in reading.export_people(thumbnails=True):
         pending.append(record)
         if len(pending) >= batch:
-            faces += _commit(writing, pending)
-            copied += len(pending)
+            faces, copied, skipped = _commit(writing, pending, faces, copied, skipped)
             pending = []
             if progress is not None:
-                progress(len(there) + copied, len(people))
+                progress(skipped + copied, total)
     if pending:
-        faces += _commit(writing, pending)
-        copied += len(pending)
+        faces, copied, skipped = _commit(writing, pending, faces, copied, skipped)
         if progress is not None:
-            progress(len(there) + copied, len(people))
+            progress(skipped + copied, total)
     user_settings = {key: value for key, value in settings.items() if key not in RESERVED_SETTINGS | {MIGRATION_SETTING}}
     for key, value in user_settings.items():
         if writing.get_setting(key) != value:
@@ -130,26 +128,17 @@ def _copy(
     keys = _copy_keys(src, dst)
     writing.set_setting(MIGRATION_SETTING, {"from": src.shown, "done": True})
     log.info("migrated %d people (%d faces) from %s to %s", copied, faces, src, dst)
-    return MigrateSummary(src.shown, dst.shown, copied, faces, len(there), len(user_settings), keys)
+    return MigrateSummary(src.shown, dst.shown, copied, faces, skipped, len(user_settings), keys)
 
 
-def _commit(writing: Store, records: list[PersonRecord]) -> int:
-    summary = writing.import_people(records)  # one transaction: the whole batch or none of it
-    return summary.faces
-
-
-def _with_thumbnails(store: Store, records: Iterable[PersonRecord]) -> Iterator[PersonRecord]:
-    """The records with the thumbnails export leaves out (faces are listed in the same, id, order)."""
-    for record in records:
-        details = store.person(record.name).faces
-        if not any(info.thumbnail for info in details):
-            yield record
-            continue
-        faces = tuple(
-            replace(face, thumbnail=store.thumbnail(info.id)) if info.thumbnail else face
-            for face, info in zip(record.faces, details)
-        )
-        yield replace(record, faces=faces)
+def _commit(writing: Store, records: list[PersonRecord], faces: int, copied: int, skipped: int) -> tuple[int, int, int]:
+    """Write the batch's people an earlier run did not copy, in one transaction (the whole batch or
+    none of it); returns the running totals of faces and people copied, and people skipped."""
+    there = writing.person_ids(record.name for record in records)  # type: ignore[attr-defined]
+    fresh = [record for record in records if record.name not in there]
+    if fresh:
+        faces += writing.import_people(fresh).faces
+    return faces, copied + len(fresh), skipped + len(records) - len(fresh)
 
 
 def _copy_keys(src: Location, dst: Location) -> int:

@@ -25,6 +25,16 @@ contract (:mod:`faceshot.gallery.store`):
 - **Exact scores.** HNSW, IVF_FLAT and FLAT keep the float vectors (their inner products are the
   exact scores); IVF_SQ8 and IVF_PQ return ``RERANK`` × ``k`` candidates, rescored exactly from the records.
 
+**Building a large collection.** A rebuild fills a new collection with plain inserts, then
+flushes once, so Milvus seals every segment (about 130,000 faces of 128-D each with its default
+512 MB segments) and indexes each one at once. Milvus then merges segments it counts as small
+(auto-compaction) and indexes the merged ones again: on a server short of cores that second pass
+can cost as much as the first (BENCHMARKS.md, "Milvus": 400,000 faces on 2 loaded cores, every
+segment indexed after 340 s, then three merged into one of 265,000 faces and that indexed again,
+until 592 s). A server given a bulk load of millions of faces
+may run it with ``dataCoord.compaction.enableAutoCompaction: false`` in its ``milvus.yaml`` and
+turn it back on afterwards — not for good: compaction is also what reclaims deleted rows.
+
 The URL: ``milvus://[user:password@]host:port?collection=NAME`` with optional ``index`` (``hnsw``,
 the default; ``ivf_flat``, ``ivf_sq8``, ``ivf_pq``, ``flat``), the index's parameters (``M``,
 ``efConstruction``, ``ef``; ``nlist``, ``nprobe``; ``m`` for PQ), ``confirm_rows`` (1000),
@@ -372,6 +382,10 @@ class MilvusVectors(VectorEngine):
         self._create()
         self._upsert(groups, (ids, vectors), fresh=True)
         with self._errors("confirming the rebuilt collection"):
+            # Sealed now, so Milvus indexes every segment at once: rows left in a growing segment are
+            # searched through Milvus's interim index (nprobe 16 of 128 lists: lower recall) until it
+            # seals on its own, after 10 idle minutes (BENCHMARKS.md, "Milvus").
+            self._milvus().flush(self.collection)
             self._milvus().query(self.collection, filter="id < 0", limit=1, consistency_level="Strong")
         with self.db.transaction():
             self.db.set_cursor(self.consumer, head)

@@ -23,20 +23,32 @@ may hold several galleries.
 
 Reads that must see one state (a search, a listing) run in ``REPEATABLE READ READ ONLY``
 transactions: PostgreSQL's snapshot, like a SQLite read transaction in WAL mode.
+
+**A dropped connection** (the server restarted, an administrator ended it, the network cut it)
+does not outlive the operation that found it: the next one connects again, so a long-lived
+Gallery or ``faceshot serve`` recovers by itself once the server is back. A read, or a write
+whose transaction had not begun, is resent at once on the new connection; a write cut inside its
+transaction is never resent (PostgreSQL rolled all of it back; resending could not tell a lost
+``COMMIT`` from a refused one and might write twice) and fails, as does everything while the server
+cannot be reached, with :class:`~faceshot.errors.UnavailableError` (exit 69, HTTP 503 with
+``Retry-After``). See :class:`PostgresConnection`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from faceshot.errors import GalleryBusyError, GalleryError, GalleryReadOnlyError, MissingExtraError, UnavailableError
 from faceshot.gallery.dialect import Dialect
 from faceshot.gallery.location import Location
 
-__all__ = ["PostgresDialect", "dialect", "WRITE_LOCK"]
+__all__ = ["PostgresDialect", "PostgresConnection", "dialect", "WRITE_LOCK"]
+
+log = logging.getLogger(__name__)
 
 #: The advisory lock every write transaction takes, with the schema's hash as its second key: one
 #: lock per gallery (advisory locks are per database, and a database may hold a gallery in each of
@@ -87,25 +99,107 @@ def _translate(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class PostgresConnection:
-    """A psycopg connection in autocommit mode, with :class:`sqlite3.Connection`'s ``execute``."""
+#: Statements resent once on a new connection when the old one turns out to be lost as they are
+#: sent outside a transaction: they change nothing (a ``BEGIN`` starts a transaction whose
+#: statements have not run yet; a ``SELECT``, ``SET`` or ``SHOW`` only reads or sets the session).
+_RESENDABLE = frozenset({"BEGIN", "SELECT", "SET", "SHOW"})
 
-    def __init__(self, conn: Any) -> None:
-        self.raw = conn
+
+class PostgresConnection:
+    """A psycopg connection in autocommit mode, with :class:`sqlite3.Connection`'s ``execute``,
+    that replaces itself when the server drops it (a restart, ``pg_terminate_backend``, a network cut).
+
+    psycopg learns that a connection is gone only when a statement fails on it (``OperationalError``,
+    the connection then ``broken``). What happens next depends on where the statement stood:
+
+    - outside a transaction (a ``BEGIN``, or a statement run on its own): a statement that changes
+      nothing (:data:`_RESENDABLE`) is sent again on a new connection, once, so the operation
+      succeeds as if nothing happened; another (a write on its own, which the server may or may
+      not have applied) fails, and the next statement gets a new connection;
+    - inside a transaction, the server rolled the transaction back when the connection died
+      (PostgreSQL commits a transaction whole or not at all), so it is never resent — that could
+      write twice; the statement fails (as :class:`~faceshot.errors.UnavailableError`, through
+      :meth:`PostgresDialect.errors`) and so does every later one of that transaction, while its
+      ``ROLLBACK`` succeeds. A ``COMMIT`` whose answer was lost may or may not have been applied:
+      its message says so. The next transaction starts on a new connection.
+
+    While the server cannot be reached, the new connection fails as
+    :class:`~faceshot.errors.UnavailableError`, and the one after it is tried again at the next statement.
+    """
+
+    def __init__(self, connect: Callable[[], Any], where: str) -> None:
+        self._connect = connect
+        self._where = where
+        self.raw = connect()
+        self._transaction = False  # a BEGIN was sent and neither COMMIT nor ROLLBACK yet
+        self._closed = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(_translate(sql), tuple(params))
+        word = sql.lstrip()[:10].split(None, 1)[0].upper() if sql.strip() else ""
+        query, values = _translate(sql), tuple(params)
+        if self.raw.broken and not self._closed:
+            if self._transaction:
+                self._transaction = False  # rolled back by the server when the connection died
+                if word == "ROLLBACK":
+                    return None
+                raise psycopg.OperationalError(
+                    "the connection to the server was lost during a transaction; nothing of it was stored"
+                )
+            self._renew()
+        try:
+            cursor = self.raw.execute(query, values)
+        except psycopg.OperationalError as exc:
+            if not self.raw.broken or self._closed:
+                raise
+            if self._transaction:
+                self._transaction = False
+                why = " ".join(str(exc).split())
+                if word == "COMMIT":
+                    raise psycopg.OperationalError(
+                        f"the connection to the server was lost while committing; the write may or may not "
+                        f"have been stored, look before writing it again ({why})"
+                    ) from None
+                raise psycopg.OperationalError(
+                    f"the connection to the server was lost during a transaction; nothing of it was stored ({why})"
+                ) from None
+            if word not in _RESENDABLE:
+                raise
+            log.warning("%s: the connection to the server was lost (%s); connecting again", self._where,
+                        " ".join(str(exc).split()))
+            self._renew()
+            cursor = self.raw.execute(query, values)
+        if word == "BEGIN":
+            self._transaction = True
+        elif word in ("COMMIT", "ROLLBACK", "END", "ABORT"):
+            self._transaction = False
+        return cursor
+
+    def _renew(self) -> None:
+        """A new connection in place of the lost one (UnavailableError while the server is down)."""
+        try:
+            self.raw.close()
+        except psycopg.Error:
+            pass
+        self.raw = self._connect()
+        self._transaction = False
+        log.info("%s: connected again", self._where)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        # Only inside write transactions (imports): never resent, a lost connection fails the transaction.
+        if self.raw.broken and not self._closed and not self._transaction:
+            self._renew()
         cursor = self.raw.cursor()
         cursor.executemany(_translate(sql), [tuple(row) for row in rows])
         return cursor
 
     @property
     def in_transaction(self) -> bool:
+        if self.raw.broken:
+            return self._transaction  # the server ended it; its ROLLBACK is still expected
         return self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def close(self) -> None:
+        self._closed = True
         self.raw.close()
 
 
@@ -125,6 +219,10 @@ class PostgresDialect(Dialect):
     label = "PostgreSQL"
 
     def connect(self, location: Location, timeout: float) -> PostgresConnection:
+        """A connection that connects again when the server dropped it (see :class:`PostgresConnection`)."""
+        return PostgresConnection(lambda: self._open(location, timeout), str(location))
+
+    def _open(self, location: Location, timeout: float) -> Any:
         try:
             conn = psycopg.connect(location.target, autocommit=True, row_factory=_row_factory, connect_timeout=10)
         except psycopg.Error as exc:
@@ -137,7 +235,7 @@ class PostgresDialect(Dialect):
         except psycopg.Error:
             conn.close()
             raise
-        return PostgresConnection(conn)
+        return conn
 
     def tables(self, conn: PostgresConnection) -> set[str]:
         rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")

@@ -190,8 +190,9 @@ class Store(ABC):
         """Every face vector of each named person, ``(n, dim)`` float32."""
 
     @abstractmethod
-    def export_people(self) -> Iterator[PersonRecord]:
-        """Every person with every face, vectors included (thumbnails left out)."""
+    def export_people(self, *, thumbnails: bool = False) -> Iterator[PersonRecord]:
+        """Every person with every face, vectors included, thumbnails only when asked; one
+        committed state, streamed (an export or a migration never holds the whole gallery)."""
 
     # -- the change log ---------------------------------------------------------------------
     @abstractmethod
