@@ -24,11 +24,10 @@ def test_non_face_photos_have_no_face(datasets, engine):
         faces = engine.detect(path)
         if faces:
             found[path.name] = len(faces)
-    # Reported, not hidden: which non-face photos the HOG detector calls faces (if any).
+    # Reported, not hidden: which non-face photos the default detector calls faces (if any). With
+    # the CNN's faces counted from any confidence, a cat was one (0.23): the default counts from 0.5.
     print(f"non-face photos with detections: {found or 'none'}")
-    people_free = {name: n for name, n in found.items() if not name.startswith("animal_")}
-    assert not people_free, f"faces found in photos without people or animals: {people_free}"
-    assert len(found) <= 1, f"animal false positives: {found}"
+    assert not found, f"faces found in photos without people: {found}"
 
 
 def annotated_boxes(datasets) -> dict[str, list[Box]]:

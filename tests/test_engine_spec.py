@@ -173,7 +173,7 @@ def test_each_part_comes_from_the_flag_else_the_environment_else_the_gallery_els
     flags = resolve_spec("cnn", "dlib-resnet-onnx", 1_000, stored=stored, environ=environ)
     assert flags == EngineSpec("cnn", "dlib-resnet-onnx", max_pixels=1_000)
     # An empty variable counts as unset.
-    assert resolve_spec(environ={"FACESHOT_DETECTOR": " "}).detector == DEFAULT_DETECTOR == "hog>cnn-onnx"
+    assert resolve_spec(environ={"FACESHOT_DETECTOR": " "}).detector == DEFAULT_DETECTOR == "hog>cnn-onnx:confidence=0.5"
 
 
 def test_a_bad_environment_variable_is_named():

@@ -50,7 +50,7 @@ DetectorOption = typer.Option(
     None, "--detector", "-d",
     help="hog: fast, frontal faces. cnn: finds turned faces, slow on CPU. cnn-onnx: cnn's faces, about 15 times "
     "faster. mtcnn: small faces (after `faceshot models fetch mtcnn`). yunet:model=FILE: a YuNet ONNX file. "
-    "Options and fallbacks: hog:upsample=1, hog>cnn-onnx. Default: $FACESHOT_DETECTOR, the gallery's, hog>cnn-onnx (cnn-onnx only where hog finds nothing).",
+    "Options and fallbacks: hog:upsample=1, hog>cnn-onnx. Default: $FACESHOT_DETECTOR, the gallery's, hog>cnn-onnx:confidence=0.5 (cnn-onnx only where hog finds nothing, its faces from confidence 0.5).",
 )
 EmbedderOption = typer.Option(
     None, "--embedder",
