@@ -61,7 +61,7 @@ def no_face(label: str, min_width: int = 40, turned: int | None = None) -> NoFac
         )
     return NoFaceError(
         f"{label}: no face found; use a photo where the face is at least about {min_width} pixels wide "
-        f"and roughly frontal, or try detector='cnn-onnx'"
+        f"and roughly frontal, or a detector for smaller faces (mtcnn, or hog:min_face=20)"
     )
 
 
