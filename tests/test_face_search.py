@@ -105,7 +105,9 @@ def test_a_higher_confidence_returns_fewer_faces(datasets) -> None:
     assert len(create_detector("hog", confidence=-0.5).detect(image)) >= 2
 
 
-@pytest.mark.parametrize("option", [{"turns": "no"}, {"turns": 1}, {"gray": "off"}, {"confidence": "abc"}, {"sure": "high"}])
+@pytest.mark.parametrize("option", [{"turns": "no"}, {"turns": 1}, {"gray": "off"}, {"confidence": "abc"}, {"sure": "high"},
+                                    {"upsample": -1}, {"upsample": "abc"}, {"upsample": 1.5}, {"upsample": 99},
+                                    {"upsample_below": -1}, {"max_side": "abc"}, {"large_face": "abc"}])
 def test_switches_and_levels_are_checked(option) -> None:
     with pytest.raises(ConfigError, match=next(iter(option))):
         create_detector("hog", **option)

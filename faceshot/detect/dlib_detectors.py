@@ -44,6 +44,18 @@ def shrunk(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
 
 
+#: The most doublings of a photo's size ``upsample`` may ask for: each quadruples the pixels searched
+#: (99 ran out of memory); for smaller faces ``min_face`` scales and tiles the photo instead.
+MAX_UPSAMPLE = 2
+
+
+def _whole(name: str, value: object, low: int, high: int | None, unit: str) -> None:
+    """Raise ConfigError unless ``value`` is a whole number in [low, high] (``high`` None: no upper bound)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+        raise ConfigError(f"{name} must be a whole number of {unit}, {bounds}, got {value!r}")
+
+
 class DlibDetector(Detector):
     """Shared scaling, landmarking and ordering around one of dlib's detectors.
 
@@ -91,8 +103,12 @@ class DlibDetector(Detector):
         confidence: float = 0.0,
         sure: float | None = None,
     ) -> None:
-        if max_side < 64:
-            raise ConfigError(f"max_side must be at least 64 pixels, got {max_side}")
+        _whole("max_side", max_side, 64, None, "pixels")
+        if upsample is not None:
+            _whole("upsample", upsample, 0, MAX_UPSAMPLE, "doublings of the photo's size")
+        _whole("upsample_below", upsample_below, 0, None, "pixels")
+        if large_face is not None and (isinstance(large_face, bool) or not isinstance(large_face, (int, float))):
+            raise ConfigError(f"large_face must be a fraction of the photo's shorter side, in (0, 1], or none, got {large_face!r}")
         if large_face is not None and not 0 < large_face <= 1:
             raise ConfigError(f"large_face must be a fraction of the photo's shorter side, in (0, 1], got {large_face}")
         if min_face is not None and (isinstance(min_face, bool) or not isinstance(min_face, int) or min_face < 8):
