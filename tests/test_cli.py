@@ -116,3 +116,22 @@ def test_verify_multiple_error_refuses_group_photos(images, tmp_path):
     assert run.returncode == 2 and "2 faces found" in run.stderr
     run = faceshot("verify", images / "obama2.jpg", tmp_path / "two.jpg", "--json")
     assert run.returncode in (0, 1) and "b: 2 faces found, the largest was compared" in run.stderr
+
+
+@pytest.mark.parametrize("target,reason", [("a.xyz", "unknown image extension"), (".", "a folder")])
+def test_identify_refuses_an_annotation_target_it_cannot_write_before_any_work(images, tmp_path, target, reason):
+    from faceshot import Gallery
+
+    Gallery(tmp_path / "g.db").close()
+    run = faceshot("identify", images / "obama.jpg", "--db", tmp_path / "g.db", "--annotate", tmp_path / target)
+    assert run.returncode == 2 and reason in run.stderr and "Traceback" not in run.stderr
+    assert run.stdout == ""  # refused before the results table
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(images):
+    import shlex
+
+    photos = " ".join(shlex.quote(str(images / name)) for name in ("obama.jpg", "biden.jpg", "obama2.jpg") * 2)
+    command = f"set -o pipefail; {shlex.quote(sys.executable)} -m faceshot detect {photos} | head -0"
+    run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 141 and run.stderr == "", (run.returncode, run.stderr)  # as Unix tools: no "Broken pipe"

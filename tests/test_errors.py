@@ -251,7 +251,8 @@ def _commands(group=None, path=()):
 #: gallery, or an impossible option value. ``{name}`` is replaced from the ``bad`` fixture; a
 #: second item, if ever needed, names why a case is still expected to fail.
 CLI_CASES: dict[str, list[tuple]] = {
-    "detect": [(["{corrupt}"],), (["{missing}"],), (["--detector", "nope", "{corrupt}"],)],
+    "detect": [(["{corrupt}"],), (["{missing}"],), (["--detector", "nope", "{corrupt}"],),
+               (["--detector", "hog:upsample=99", "{corrupt}"],)],
     "verify": [(["{corrupt}", "{missing}"],), (["{missing}", "{missing}", "--multiple", "nope"],)],
     "calibrate": [(["{folder}", "--far", "0.001"],), (["{empty}", "--far", "2"],)],
     "enroll": [(["Ada", "{missing}", "--db", "{db}"],), (["Ada", "{corrupt}", "--db", "{db}"],)],
@@ -259,7 +260,8 @@ CLI_CASES: dict[str, list[tuple]] = {
                    (["{folder}", "--db", "{db}", "--address", "127.0.0.1:1"],),
                    (["{folder}", "--db", "{db}", "--runner", "ray", "--workers", "2"],),
                    (["file://{folder}", "--db", "{db}"],), (["{folder}", "--db", "{db}", "--batch", "0"],)],
-    "identify": [(["{missing}", "--db", "{not_a_db}"],), (["{corrupt}", "--db", "{db}"],)],
+    "identify": [(["{missing}", "--db", "{not_a_db}"],), (["{corrupt}", "--db", "{db}"],),
+],
     "train": [(["{folder}"],)],
     "cluster run": [(["{folder}"],), (["{empty}"],), (["{corrupt}", "--algorithm", "nope"],),
                     (["{corrupt}", "--actors", "2"],), (["{corrupt}", "--runner", "ray", "--workers", "1"],)],

@@ -15,6 +15,8 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import os
+import sys
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, TypeVar
 
@@ -41,6 +43,7 @@ err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=
 
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
 EXIT_INTERRUPTED = 130  # what shells report for a command stopped by Ctrl-C
+EXIT_BROKEN_PIPE = 141  # what shells report for a command whose reader went away (SIGPIPE)
 T = TypeVar("T")
 
 # The engine options every command that detects or embeds takes. Unset, each comes from the
@@ -130,6 +133,14 @@ def reports_errors(command: Callable[..., None]) -> Callable[..., None]:
         except FaceshotError as exc:
             error(exc)
             raise typer.Exit(exit_code(exc)) from None
+        except BrokenPipeError:
+            # The reader of stdout went away (`| head`): stop quietly, as Unix tools do (status 141,
+            # a SIGPIPE's), and keep Python from failing again when it flushes stdout at exit.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except OSError as exc:
             logging.getLogger(__name__).debug("command failed", exc_info=True)
             where = f"{exc.filename}: " if exc.filename else ""

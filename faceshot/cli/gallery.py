@@ -41,7 +41,7 @@ from faceshot.cli.app import (
     progress_bar,
     reports_errors,
 )
-from faceshot.errors import FaceshotError, NotFound
+from faceshot.errors import ConfigError, FaceshotError, NotFound
 from faceshot.gallery import DirProgress, Gallery
 from faceshot.gallery.gallery import DEFAULT_PATH, ENVIRONMENT_VARIABLE
 from faceshot.gallery.location import Location, parse_location
@@ -176,6 +176,21 @@ def enroll_dir(
         raise typer.Exit(EXIT_NO)
 
 
+def check_annotation_target(target: Path, *, several: bool) -> None:
+    """Refuse an --annotate target before any work: one photo needs an image file name Pillow can
+    write (.jpg, .png, ...), several photos a folder (made if missing), never an existing file."""
+    from PIL import Image
+
+    if several:
+        if target.exists() and not target.is_dir():
+            raise ConfigError(f"--annotate {target}: several photos need a folder, and this is a file")
+        return
+    if target.is_dir():
+        raise ConfigError(f"--annotate {target}: a folder; with one photo give the file to write, e.g. {target / 'annotated.jpg'}")
+    if Image.registered_extensions().get(target.suffix.lower()) not in Image.SAVE:
+        raise ConfigError(f"--annotate {target}: unknown image extension {target.suffix or '(none)'}; use .jpg or .png")
+
+
 @app.command()
 @reports_errors
 def identify(
@@ -202,6 +217,8 @@ def identify(
     """Who is in each photo? Every face gets a name, or 'unknown' when nobody enrolled matches."""
     if font is not None:
         font_for("", 12, font)  # a font file that cannot be read is refused before any work
+    if annotate_to is not None:
+        check_annotation_target(annotate_to, several=len(images) > 1)
     failed = 0
     with open_gallery(db, detector, embedder, max_pixels) as gallery:
         for image in progress(images, "identifying"):
