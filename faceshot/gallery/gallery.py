@@ -164,7 +164,7 @@ class Gallery:
 
     @property
     def aggregation(self) -> Aggregation:
-        """The aggregation rule in force: the one given when opening, else the gallery's setting, else max."""
+        """The aggregation rule in force: the one given when opening, else the gallery's setting, else mean."""
         return self._aggregation or self.settings.aggregation or "mean"
 
     # -- enrollment -------------------------------------------------------------------------
