@@ -59,6 +59,17 @@ class Detection:
     points: tuple[tuple[float, float], ...]
 
 
+def in_photo(found: list[Found], width: int, height: int) -> list[Detection]:
+    """``(box, confidence, points)`` items in a ``width`` × ``height`` photo's pixels as detections,
+    boxes rounded and clipped to the photo; boxes left empty by clipping are dropped."""
+    detections = []
+    for (x1, y1, x2, y2), confidence, points in found:
+        box = Box(max(round(x1), 0), max(round(y1), 0), min(round(x2), width), min(round(y2), height))
+        if box.area > 0:
+            detections.append(Detection(box, float(confidence), tuple((float(x), float(y)) for x, y in points)))
+    return detections
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
     """Greedy non-maximum suppression: indices of the boxes kept, highest score first.
 
@@ -281,12 +292,7 @@ class MtcnnDetector(PointsDetector):
                 small = np.asarray(Image.fromarray(image).resize(size, Image.BOX))
             # min_face * scale >= 12 here: the copy still shows a face of min_face px at 12 px or more
             found = [unscaled(item, scale, 0, 0) for item in self._cascade(small, self.min_face * scale)]
-        detections = []
-        for (x1, y1, x2, y2), confidence, points in found:
-            box = Box(max(round(x1), 0), max(round(y1), 0), min(round(x2), width), min(round(y2), height))
-            if box.area > 0:
-                detections.append(Detection(box, float(confidence), tuple((float(x), float(y)) for x, y in points)))
-        return detections
+        return in_photo(found, width, height)
 
     def _cascade(self, image: np.ndarray, min_face: float) -> list[Found]:
         """The three stages on ``image`` as it is, the pyramid starting where a face of ``min_face``

@@ -35,11 +35,11 @@ import numpy as np
 from faceshot.detect import detectors
 from faceshot.detect.adapter import BoxAdapter, PointsDetector
 from faceshot.detect.dlib_detectors import shrunk
-from faceshot.detect.mtcnn import Detection, nms
+from faceshot.detect.mtcnn import Detection, in_photo, nms
 from faceshot.detect.search import Found, scaled_search, unscaled
 from faceshot.errors import ConfigError, ModelError
 from faceshot.onnx_graphs import new_session
-from faceshot.results import DLIB_5, Box
+from faceshot.results import DLIB_5
 
 __all__ = ["YunetDetector"]
 
@@ -145,12 +145,7 @@ class YunetDetector(PointsDetector):
             found = [unscaled(item, scale, 0, 0) for item in self._decode(small)]
         else:
             found = scaled_search(image, NATIVE_FACE / self.min_face, self._decode, native=NATIVE_FACE, tile=self.max_side)
-        detections = []
-        for (x1, y1, x2, y2), confidence, points in found:
-            box = Box(max(round(x1), 0), max(round(y1), 0), min(round(x2), width), min(round(y2), height))
-            if box.area > 0:
-                detections.append(Detection(box, float(confidence), tuple((float(x), float(y)) for x, y in points)))
-        return detections
+        return in_photo(found, width, height)
 
     def _decode(self, small: np.ndarray) -> list[Found]:
         """YuNet on ``small`` as it is: ``(box, confidence, points)`` in its pixels, surest first."""
