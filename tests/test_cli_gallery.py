@@ -64,6 +64,29 @@ def test_enroll_identify_and_manage_people(images, tmp_path):
     assert check.returncode == 0 and json.loads(check.stdout)["ok"] is True
 
 
+
+def test_identify_searches_several_photos_on_workers_in_order_and_reports_a_bad_one(images, tmp_path):
+    # A batch command: the photos are searched on every core at once (--workers), the answers come
+    # in the order given, a corrupt file is reported and the others still answered (exit code 2).
+    db = tmp_path / "people.db"
+    assert faceshot("enroll", "Obama", images / "obama.jpg", db=db).returncode == 0
+    assert faceshot("enroll", "Biden", images / "biden.jpg", db=db).returncode == 0
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8 not a jpeg")
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (300, 300), (200, 200, 200)).save(blank)
+    photos = [images / "obama2.jpg", corrupt, images / "biden.jpg", blank, images / "obama3.jpg"]
+    answers = {}
+    for workers in (1, 2):
+        run = faceshot("identify", *photos, "--workers", workers, "--json", db=db)
+        assert run.returncode == 2 and "corrupt.jpg" in run.stderr and "Traceback" not in run.stderr
+        answers[workers] = [json.loads(line) for line in run.stdout.splitlines()]
+        assert [a["image"] for a in answers[workers]] == [str(p) for p in photos]
+        assert [[f["identity"] for f in a["faces"]] for a in answers[workers]] == [["Obama"], [], ["Biden"], [], ["Obama"]]
+        assert "error" in answers[workers][1] and "error" not in answers[workers][3]
+    # The same faces and scores whichever process searched them.
+    assert answers[1] == answers[2]
+
 def test_enroll_rejects_no_face_and_two_face_photos_with_the_reason(images, tmp_path):
     db = tmp_path / "people.db"
     Image.new("RGB", (300, 300), "gray").save(tmp_path / "wall.png")

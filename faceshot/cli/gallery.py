@@ -213,23 +213,27 @@ def identify(
     embedder: Optional[str] = EmbedderOption,
     max_pixels: Optional[int] = MaxPixelsOption,
     as_json: bool = JsonOption,
+    workers: Optional[int] = WorkersOption,
 ) -> None:
-    """Who is in each photo? Every face gets a name, or 'unknown' when nobody enrolled matches."""
+    """Who is in each photo? Every face gets a name, or 'unknown' when nobody enrolled matches.
+
+    Several photos are searched on every core at once and reported in the order given.
+    """
     if font is not None:
         font_for("", 12, font)  # a font file that cannot be read is refused before any work
     if annotate_to is not None:
         check_annotation_target(annotate_to, several=len(images) > 1)
     failed = 0
     with open_gallery(db, detector, embedder, max_pixels) as gallery:
-        for image in progress(images, "identifying"):
-            try:
-                pixels = gallery.engine.load(image)
-                found = gallery.identify(pixels, top_k=top_k, threshold=threshold, far=far, fpir=fpir, group=group)
-            except FaceshotError as exc:
+        results = gallery.identify_files(images, workers=workers, top_k=top_k, threshold=threshold, far=far,
+                                         fpir=fpir, group=group)
+        for image, result in zip(images, progress(results, "identifying", len(images))):
+            found = result.found
+            if result.error is not None:
                 failed += 1
-                error(exc)
+                error(result.error)
                 if as_json:
-                    show_json({"image": str(image), "error": str(exc), "faces": []})
+                    show_json({"image": str(image), "error": str(result.error), "faces": []})
                 continue
             if as_json:
                 show_json({"image": str(image), "faces": [item.to_dict() for item in found]})
@@ -250,7 +254,7 @@ def identify(
             if annotate_to is not None:
                 target = annotate_to / f"{image.stem}.annotated.jpg" if len(images) > 1 else annotate_to
                 target.parent.mkdir(parents=True, exist_ok=True)
-                annotate(pixels, found, font=font).save(target, quality=90)
+                annotate(gallery.engine.load(image), found, font=font).save(target, quality=90)
     if failed:
         raise typer.Exit(EXIT_ERROR)
 

@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from faceshot.gallery.results import (
     DirSummary,
     EnrollResult,
     ExportSummary,
+    FileIdentification,
     GroupSummary,
     Identification,
     ImportSummary,
@@ -347,6 +348,44 @@ class Gallery:
             return []
         vectors = self.engine.embed_faces(loaded, faces)
         return self._identify(vectors, faces, point, top_k=top_k, group=group, aggregation=aggregation, among=chosen)
+
+    def identify_files(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        workers: int | None = None,
+        top_k: int = 5,
+        threshold: float | None = None,
+        far: float | None = None,
+        fpir: float | None = None,
+        group: str | Sequence[str] | None = None,
+        aggregation: Aggregation | None = None,
+        among: Sequence[str] | None = None,
+    ) -> Iterator[FileIdentification]:
+        """Who is in each of these photo files? One :class:`FileIdentification` per path, in the order given.
+
+        The photos are decoded and searched for faces on ``workers`` processes at once (default:
+        one per core) and embedded here (:func:`faceshot.bulk.represent_files`, this gallery's
+        engine); each face is then decided as :meth:`identify` decides, with the options of
+        :meth:`identify` and one operating point for all the photos. A file that cannot be used
+        gives a result with its error (:class:`~faceshot.errors.ImageError`, ...) and the others go
+        on. Raises :class:`~faceshot.errors.NotFound` for an unknown group or person and
+        :class:`~faceshot.errors.ConfigError` for an impossible option, before any photo is read.
+        """
+        from faceshot.bulk import represent_files
+
+        self._check_search(top_k, aggregation)
+        chosen = self._among(among, group)
+        faces_in_scope = self.store.scope(group)[0] if chosen is None else sum(map(len, chosen.values()))
+        point = self.operating_point(threshold, far, fpir=fpir, faces=faces_in_scope)
+        for result in represent_files(paths, engine=self.engine, workers=workers):
+            if not result.ok or not result.faces:
+                yield FileIdentification(result.path, [], result.error)
+                continue
+            vectors = np.stack([found.embedding for found in result.faces])
+            faces = [found.face for found in result.faces]
+            yield FileIdentification(result.path, self._identify(vectors, faces, point, top_k=top_k, group=group,
+                                                                 aggregation=aggregation, among=chosen))
 
     def identify_embeddings(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from faceshot.errors import FaceshotError
 from faceshot.quality import Quality
 from faceshot.results import Box, Face
 from faceshot.walk import SkippedFile
@@ -290,6 +291,21 @@ class Identification:
             "clamped": self.clamped,
             "candidates": [{"name": name, "score": round(score, 6)} for name, score in self.candidates],
         }
+
+
+@dataclass(frozen=True)
+class FileIdentification:
+    """Who is in one photo file (:meth:`~faceshot.gallery.Gallery.identify_files`): one
+    :class:`Identification` per face, largest first (none when no face was found), or why the file
+    could not be used (``error`` is then set)."""
+
+    path: str
+    found: list[Identification] = field(default_factory=list)
+    error: FaceshotError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @dataclass(frozen=True)
