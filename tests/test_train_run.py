@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -86,6 +87,33 @@ def test_koch_distortions_and_the_halving_rate_repeat_and_resume(datasets, tmp_p
     for key, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
     assert [(h.loss, h.validation) for h in resumed.history] == [(h.loss, h.validation) for h in straight.history]
+
+
+def test_the_cosine_rate_falls_over_the_budget_and_an_unknown_schedule_is_refused(omniglot_small):
+    from faceshot.errors import ConfigError
+    from faceshot.train.trainer import _budget_used
+
+    # The share of the budget is the largest of epochs, wall time and CPU time.
+    config = replace(QUICK, epochs=10, time_limit=100.0, cpu_limit=50.0)
+    assert _budget_used(config, 2, 10.0, 5.0) == pytest.approx(0.2)
+    assert _budget_used(config, 2, 60.0, 5.0) == pytest.approx(0.6)
+    assert _budget_used(config, 2, 10.0, 40.0) == pytest.approx(0.8)
+    assert _budget_used(config, 20, 0.0, 0.0) == 1.0
+    rates = []
+    logger = logging.getLogger("faceshot.train.trainer")
+    handler = logging.Handler()
+    handler.emit = lambda record: rates.append(float(record.getMessage().rsplit(" ", 1)[1]))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        result = train(omniglot_small, replace(QUICK, loss="prototypical", schedule="cosine", epochs=4, steps_per_epoch=5))
+    finally:
+        logger.removeHandler(handler)
+    # Set before each epoch from the epochs done: 1e-3 × (1 + cos(π k/4)) / 2 for k = 0..3.
+    assert rates == pytest.approx([1e-3, 8.54e-4, 5e-4, 1.46e-4], rel=0.05)  # printed to 2 digits
+    assert result.improved, result.summary()
+    with pytest.raises(ConfigError, match="unknown learning-rate schedule 'linear'"):
+        train(omniglot_small, replace(QUICK, schedule="linear"))
 
 
 def faceshot(*args: object) -> subprocess.CompletedProcess:

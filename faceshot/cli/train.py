@@ -27,6 +27,7 @@ def train_command(
     steps: Optional[int] = typer.Option(None, "--steps", help="Batches per epoch, between two validations."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Training time: no epoch is begun that would end after it (default 26)."),
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many epochs without a better validation figure."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="Learning rate: cosine (falls to 0 over the time budget) or plateau (halved after 3 epochs without a better validation figure). Default: chosen from the data."),
     ways: Optional[int] = typer.Option(None, "--ways", help="Classes per validation episode (N-way). Default: as many as the held-out classes allow, up to 20."),
     shots: Optional[int] = typer.Option(None, "--shots", help="Examples per class in validation episodes (K-shot); the prototypical loss's support too."),
     size: Optional[int] = typer.Option(None, "--size", help="small-cnn: images are resized to SIZE×SIZE pixels. Default: from the images."),
@@ -63,7 +64,7 @@ def train_command(
 
     if model_out is not None and model_out.suffix.lower() != ".onnx":
         raise ConfigError(f"--out must end in .onnx: {model_out}")
-    given = {"loss": loss, "epochs": epochs, "steps_per_epoch": steps, "patience": patience, "ways": ways,
+    given = {"loss": loss, "epochs": epochs, "steps_per_epoch": steps, "patience": patience, "schedule": schedule, "ways": ways,
              "shots": shots, "size": size, "channels": channels, "rotations": rotations, "affine": affine,
              "time_limit": minutes * 60 if minutes is not None else None, "threads": threads, "mining": mining}
     with progress_bar() as bar:

@@ -169,9 +169,12 @@ def choose(data: DataProfile, *, backbone: str = "small-cnn", given: dict[str, A
         pick("per_class", 4, "4 images per class: positives for every anchor")
         pick("steps_per_epoch", 100, "validate every 100 batches")
     pick("learning_rate", 1e-3, "Adam at 1e-3")
-    pick("lr_patience", 3, "halve the learning rate after 3 epochs without a better validation figure")
-    pick("patience", 10, "stop after 10 epochs without a better one: at least two halvings tried first, "
-         "so a run still improving is not stopped")
+    pick("schedule", "cosine", "the learning rate falls from 1e-3 to 0 along half a cosine over the time budget: "
+         "on Omniglot, halving it when validation stalled stopped 2 seeds of 3 early, below 90%")
+    if values["schedule"] == "plateau":
+        pick("lr_patience", 3, "halve the learning rate after 3 epochs without a better validation figure")
+    pick("patience", 20, "stop after 20 epochs without a better validation figure: a run whose rate is still "
+         "falling is rarely stopped")
     pick("epochs", 1000, "no fixed number of epochs: the time budget and patience end the run")
     minutes = given.get("time_limit")
     pick("time_limit", DEFAULT_MINUTES * 60 if minutes is None else minutes,

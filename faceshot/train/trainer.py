@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -35,6 +36,8 @@ __all__ = ["TrainConfig", "TrainingData", "EpochLog", "TrainResult", "train", "e
 
 log = logging.getLogger(__name__)
 
+SCHEDULES = ("plateau", "cosine")  # TrainConfig.schedule
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -48,8 +51,12 @@ class TrainConfig:
     ``flips``: add each class mirrored as a new class (images only; glyphs, not faces).
     ``shift``: random translation of training images, in pixels. ``affine``: Koch et al.'s random
     rotation, shear, scale and translation instead (:func:`~faceshot.train.data.affine`).
-    ``lr_patience``: halve the learning rate after this many epochs without a better validation
-    figure (``None``: a constant rate). ``time_limit``: seconds; no epoch is begun that, lasting as long as the last one, would end after it.
+    ``schedule``: the learning rate over the run. ``"plateau"``: halve it after ``lr_patience``
+    epochs without a better validation figure (``lr_patience=None``: a constant rate).
+    ``"cosine"``: from ``learning_rate`` down to 0 along half a cosine (Loshchilov & Hutter's
+    SGDR without restarts) over the run's budget, whichever of ``epochs``, ``time_limit`` and
+    ``cpu_limit`` is nearer its end, set before each epoch; a resumed run starts its time budgets
+    afresh, so its rate rises again (a warm restart). ``time_limit``: seconds; no epoch is begun that, lasting as long as the last one, would end after it.
     ``cpu_limit``: the same in CPU seconds of this process (all threads), so that runs compared on a
     shared machine get equal work whatever the load (the benchmarks' equal budgets).
     ``threads``: torch threads (default: torch's choice). With ``loss="prototypical"`` the first
@@ -77,6 +84,7 @@ class TrainConfig:
     shift: int = 2
     affine: bool = False
     lr_patience: int | None = None
+    schedule: str = "plateau"
     time_limit: float | None = None
     cpu_limit: float | None = None
     threads: int | None = None
@@ -211,8 +219,10 @@ def train(
     optimizer = torch.optim.Adam(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     # Halving the rate when validation stalls (Snell et al. halve it every 2,000 episodes; a plateau
     # rule needs no guess of the run's length, which a time limit makes unknown).
+    if config.schedule not in SCHEDULES:
+        raise ConfigError(f"unknown learning-rate schedule {config.schedule!r}; known: {', '.join(SCHEDULES)}")
     scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=config.lr_patience)
-                 if config.lr_patience is not None else None)
+                 if config.schedule == "plateau" and config.lr_patience is not None else None)
     sampler = PKSampler(labels, config.classes_per_batch, config.per_class, seed=config.seed)
     augment = np.random.default_rng(config.seed + 2)
 
@@ -246,6 +256,10 @@ def train(
         if config.cpu_limit is not None and time.process_time() - cpu_start + cpu_last > config.cpu_limit:
             stopped = "CPU limit"
             break
+        if config.schedule == "cosine":
+            used = _budget_used(config, epoch - 1, time.monotonic() - start, time.process_time() - cpu_start)
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate * 0.5 * (1 + math.cos(math.pi * used))
         began, cpu_began, losses = time.monotonic(), time.process_time(), []
         model.train()
         for step in range(config.steps_per_epoch):
@@ -287,6 +301,16 @@ def train(
     best_epoch = max(history, key=lambda h: h.validation).epoch if history else 0
     return TrainResult(model, config, split, baseline, trained, tuple(history), best_epoch,
                        time.monotonic() - start, stopped, data.classes)
+
+
+def _budget_used(config: TrainConfig, epochs_done: int, seconds: float, cpu_seconds: float) -> float:
+    """The share of the run's budget spent, 0 to 1: the largest of epochs, wall and CPU time."""
+    shares = [epochs_done / max(config.epochs, 1)]
+    if config.time_limit:
+        shares.append(seconds / config.time_limit)
+    if config.cpu_limit:
+        shares.append(cpu_seconds / config.cpu_limit)
+    return min(1.0, max(shares))
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
