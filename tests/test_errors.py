@@ -252,7 +252,7 @@ def _commands(group=None, path=()):
 #: second item, if ever needed, names why a case is still expected to fail.
 CLI_CASES: dict[str, list[tuple]] = {
     "detect": [(["{corrupt}"],), (["{missing}"],), (["--detector", "nope", "{corrupt}"],),
-               (["--detector", "hog:upsample=99", "{corrupt}"],)],
+               (["--detector", "hog:upsample=99", "{corrupt}"],), (["{corrupt}", "--workers", "0"],)],
     "verify": [(["{corrupt}", "{missing}"],), (["{missing}", "{missing}", "--multiple", "nope"],)],
     "calibrate": [(["{folder}", "--far", "0.001"],), (["{empty}", "--far", "2"],)],
     "enroll": [(["Ada", "{missing}", "--db", "{db}"],), (["Ada", "{corrupt}", "--db", "{db}"],)],
@@ -261,6 +261,7 @@ CLI_CASES: dict[str, list[tuple]] = {
                    (["{folder}", "--db", "{db}", "--runner", "ray", "--workers", "2"],),
                    (["file://{folder}", "--db", "{db}"],), (["{folder}", "--db", "{db}", "--batch", "0"],)],
     "identify": [(["{missing}", "--db", "{not_a_db}"],), (["{corrupt}", "--db", "{db}"],),
+                 (["{corrupt}", "--workers", "0", "--db", "{db}"],),
 ],
     "train": [(["{folder}"],)],
     "cluster run": [(["{folder}"],), (["{empty}"],), (["{corrupt}", "--algorithm", "nope"],),

@@ -65,7 +65,7 @@ MaxPixelsOption = typer.Option(
     help="Refuse images with more pixels than this before decoding. Default: $FACESHOT_MAX_PIXELS, the gallery's, 40000000.",
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of text.")
-WorkersOption = typer.Option(None, "--workers", help="Processes to use (default: one per core).")
+WorkersOption = typer.Option(None, "--workers", min=1, help="Processes to use (default: one per core).")
 
 
 class RunnerName(str, enum.Enum):

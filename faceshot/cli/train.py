@@ -40,7 +40,7 @@ def train_command(
     force: bool = typer.Option(False, "--force", help="Write --out even if the trained model is worse than the baseline."),
     name: Optional[str] = typer.Option(None, "--name", help="The model's name (default: the file's stem)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: 1 when the load average already fills the cores, else every core)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="face-adapter: processes embedding the photos."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="face-adapter: processes embedding the photos."),
     detector: Optional[str] = DetectorOption,
     as_json: bool = JsonOption,
 ) -> None:
