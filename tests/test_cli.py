@@ -105,6 +105,15 @@ def test_unknown_detector_exits_2(images):
     assert run.stdout == ""  # the option is refused before the CSV header
 
 
+def test_a_missing_model_file_is_refused_before_the_csv_header(images, tmp_path):
+    # A chain whose second detector's file is missing fails at once, not on the first photo that reaches it.
+    run = faceshot("detect", images / "obama.jpg", "--detector", f"hog>yunet:model={tmp_path / 'gone.onnx'}")
+    assert run.returncode == 2 and "cannot read the YuNet model" in run.stderr and "gone.onnx" in run.stderr
+    assert run.stdout == ""
+    run = faceshot("detect", images / "obama.jpg", "--detector", f"mtcnn:cache_dir={tmp_path}")
+    assert run.returncode == 2 and "faceshot models fetch mtcnn" in run.stderr and run.stdout == ""
+
+
 def test_verify_multiple_error_refuses_group_photos(images, tmp_path):
     import numpy as np
     from PIL import Image

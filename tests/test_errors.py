@@ -252,7 +252,8 @@ def _commands(group=None, path=()):
 #: second item, if ever needed, names why a case is still expected to fail.
 CLI_CASES: dict[str, list[tuple]] = {
     "detect": [(["{corrupt}"],), (["{missing}"],), (["--detector", "nope", "{corrupt}"],),
-               (["--detector", "hog:upsample=99", "{corrupt}"],), (["{corrupt}", "--workers", "0"],)],
+               (["--detector", "hog:upsample=99", "{corrupt}"],), (["{corrupt}", "--workers", "0"],),
+               (["--detector", "yunet:model={missing}", "{corrupt}"],), (["--detector", "hog>yunet:model={missing}", "{corrupt}"],)],
     "verify": [(["{corrupt}", "{missing}"],), (["{missing}", "{missing}", "--multiple", "nope"],)],
     "calibrate": [(["{folder}", "--far", "0.001"],), (["{empty}", "--far", "2"],)],
     "enroll": [(["Ada", "{missing}", "--db", "{db}"],), (["Ada", "{corrupt}", "--db", "{db}"],)],

@@ -45,7 +45,8 @@ def detect(
     processed (exit code 2). Several images are searched on every core at once.
     """
     failed = 0
-    engine = open_engine(detector=detector, max_pixels=max_pixels)  # a bad option fails before any output
+    engine = open_engine(detector=detector, max_pixels=max_pixels)  # a bad option fails before any output,
+    engine.detector.check()  # and so does a missing model file
     if not as_json:
         print("image,face,left,top,right,bottom,score")
     found = detect_files(images, engine=engine, workers=workers)

@@ -225,6 +225,7 @@ def identify(
         check_annotation_target(annotate_to, several=len(images) > 1)
     failed = 0
     with open_gallery(db, detector, embedder, max_pixels) as gallery:
+        gallery.engine.detector.check()  # a missing model file: one error, not one per photo
         results = gallery.identify_files(images, workers=workers, top_k=top_k, threshold=threshold, far=far,
                                          fpir=fpir, group=group)
         for image, result in zip(images, progress(results, "identifying", len(images))):

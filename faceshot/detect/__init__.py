@@ -28,6 +28,11 @@ class Detector(ABC):
     def detect(self, image: np.ndarray) -> list[Face]:
         """Every face found, largest first; an empty list when there is none."""
 
+    def check(self) -> None:
+        """Load now what :meth:`detect` needs from files (a user-supplied or fetched model), so a
+        missing or wrong one is a :class:`~faceshot.errors.ModelError` before any work; nothing
+        for detectors whose models ship with the package."""
+
 
 detectors: Registry[Detector] = Registry("detector")
 

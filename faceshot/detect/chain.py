@@ -60,6 +60,10 @@ class FallbackDetector(Detector):
                 return [] if self._sideways(first, image) else faces
         return []
 
+    def check(self) -> None:
+        for member in self.members:
+            member.check()
+
     @staticmethod
     def _sideways(first: Detector, image: np.ndarray) -> bool:
         """Whether ``first`` finds a face in ``image`` turned by 90° or 270° (see the class)."""

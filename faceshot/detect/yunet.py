@@ -118,7 +118,11 @@ class YunetDetector(PointsDetector):
         state["_session"], state["_pid"] = None, 0  # started again in each process
         return state
 
-    def _run(self, blob: np.ndarray) -> dict[str, np.ndarray]:
+    def check(self) -> None:
+        """Open the model now: a :class:`ModelError` if its file is missing or not YuNet."""
+        self._start()
+
+    def _start(self) -> None:
         if self._session is None or self._pid != os.getpid():
             try:
                 data = self.model.read_bytes()
@@ -130,6 +134,9 @@ class YunetDetector(PointsDetector):
                 raise ModelError(f"{self.model} is not a YuNet face detector: its outputs are {', '.join(names)}, "
                                  f"not {', '.join(_OUTPUTS)}")
             self._session, self._pid = session, os.getpid()
+
+    def _run(self, blob: np.ndarray) -> dict[str, np.ndarray]:
+        self._start()
         outputs = self._session.run(_OUTPUTS, {self._session.get_inputs()[0].name: blob})
         return dict(zip(_OUTPUTS, outputs))
 
