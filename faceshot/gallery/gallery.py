@@ -337,11 +337,7 @@ class Gallery:
         ``aggregation``: see :class:`Gallery`. Raises :class:`~faceshot.errors.NotFound` for an
         unknown group or person, :class:`~faceshot.errors.ConfigError` for an impossible option.
         """
-        self._check_search(top_k, aggregation)
-        chosen = self._among(among, group)
-        # An unknown group fails here, before any work.
-        faces_in_scope = self.store.scope(group)[0] if chosen is None else sum(map(len, chosen.values()))
-        point = self.operating_point(threshold, far, fpir=fpir, faces=faces_in_scope)
+        chosen, point = self._plan_search(top_k, aggregation, group, among, threshold, far, fpir)
         loaded = self.engine.load(image)
         faces = self.engine.detector.detect(loaded)
         if not faces:
@@ -374,10 +370,7 @@ class Gallery:
         """
         from faceshot.bulk import represent_files
 
-        self._check_search(top_k, aggregation)
-        chosen = self._among(among, group)
-        faces_in_scope = self.store.scope(group)[0] if chosen is None else sum(map(len, chosen.values()))
-        point = self.operating_point(threshold, far, fpir=fpir, faces=faces_in_scope)
+        chosen, point = self._plan_search(top_k, aggregation, group, among, threshold, far, fpir)
         for result in represent_files(paths, engine=self.engine, workers=workers):
             if not result.ok or not result.faces:
                 yield FileIdentification(result.path, [], result.error)
@@ -409,14 +402,28 @@ class Gallery:
         vector, :class:`~faceshot.errors.NotFound` for an unknown group.
         """
         self._check_space(space)
-        self._check_search(top_k, aggregation)
         array = check_embeddings(vectors, self.store.dim)
-        chosen = self._among(among, group)
-        faces_in_scope = self.store.scope(group)[0] if chosen is None else sum(map(len, chosen.values()))
-        point = self.operating_point(threshold, far, fpir=fpir, faces=faces_in_scope)
+        chosen, point = self._plan_search(top_k, aggregation, group, among, threshold, far, fpir)
         return self._identify(
             array, [None] * len(array), point, top_k=top_k, group=group, aggregation=aggregation, among=chosen
         )
+
+    def _plan_search(
+        self,
+        top_k: int,
+        aggregation: Aggregation | None,
+        group: str | Sequence[str] | None,
+        among: Sequence[str] | None,
+        threshold: float | None,
+        far: float | None,
+        fpir: float | None,
+    ) -> tuple[dict[str, np.ndarray] | None, OperatingPoint]:
+        """The people ``among`` names (see :meth:`_among`) and the operating point for the faces
+        searched; a bad option, an unknown group or person fails here, before any photo is read."""
+        self._check_search(top_k, aggregation)
+        chosen = self._among(among, group)
+        faces_in_scope = self.store.scope(group)[0] if chosen is None else sum(map(len, chosen.values()))
+        return chosen, self.operating_point(threshold, far, fpir=fpir, faces=faces_in_scope)
 
     def _among(self, among: Sequence[str] | None, group: str | Sequence[str] | None) -> dict[str, np.ndarray] | None:
         """The face vectors of the people ``among`` names, by their stored names (``None``: no such list)."""
