@@ -100,8 +100,11 @@ def _describe(path: str) -> tuple[np.ndarray, np.ndarray, int, bool]:
     return raw, mirrored, len(faces), face is faces[0]
 
 
-def describe_all(images: Path, paths: list[str], detector: str) -> tuple[dict[str, np.ndarray], float | None]:
-    """Descriptors of every image, from the cache where present; the embedding time of this run (None if cached)."""
+def describe_all(images: Path, paths: list[str], detector: str,
+                 workers: int | None = None) -> tuple[dict[str, np.ndarray], float | None]:
+    """Descriptors of every image, from the cache where present; the embedding time of this run (None if cached).
+
+    ``workers``: processes that embed (default one per core)."""
     cached: dict[str, dict[str, Any]] = {}
     stored: dict[str, np.ndarray] = {}
     CACHE = cache_file(detector)
@@ -118,8 +121,9 @@ def describe_all(images: Path, paths: list[str], detector: str) -> tuple[dict[st
     seconds = None
     if missing:
         started = time.perf_counter()
-        print(f"embedding {len(missing)} images on {os.cpu_count()} cores ...", flush=True)
-        with ProcessPoolExecutor(os.cpu_count(), initializer=_start, initargs=(detector,)) as pool:
+        workers = workers or os.cpu_count()
+        print(f"embedding {len(missing)} images with {detector} in {workers} processes ...", flush=True)
+        with ProcessPoolExecutor(workers, initializer=_start, initargs=(detector,)) as pool:
             for name, (raw, mirror, faces, largest) in zip(
                 missing, pool.map(_describe, [str(images / p) for p in missing], chunksize=16)
             ):
@@ -460,7 +464,7 @@ def main() -> None:
         ["people enrolled", "rank-1", "threshold FPIR 1%", "FNIR there", "threshold FPIR 0.1%", "FNIR there",
          "predicted from 1:1 FAR table (1% / 0.1%)", "FPIR at 1:1 FAR 1%/N",
          f"FPIR at 1:1 threshold {verify_threshold:.3f}", f"FPIR at default {default_threshold:.3f}",
-         f"FNIR at default", "FPIR of face_recognition d ≤ 0.6"],
+         "FNIR at default", "FPIR of face_recognition d ≤ 0.6"],
         [[f"{e['size']:,}", pct(e["rank1"]), sd(e, "threshold_fpir_0.01"), pct(e["fnir_fpir_0.01"]),
           sd(e, "threshold_fpir_0.001"), pct(e["fnir_fpir_0.001"]),
           f"{predicted(e, 'predicted_threshold_fpir_0.01')} / {predicted(e, 'predicted_threshold_fpir_0.001')}",
