@@ -92,9 +92,9 @@ def _dlib_vectors(chips: np.ndarray) -> np.ndarray:
 
 def test_the_converted_embedder_makes_dlibs_decisions_on_lfw_devtest(datasets, engine):
     """The default embedder against dlib itself on the same chips: every decision the same, on every
-    other DevTest pair (250 mated, 250 non-mated: dlib alone takes ~90 s for their ~1,000 faces)."""
+    fourth DevTest pair (125 mated, 125 non-mated: dlib alone takes ~45 s for their ~500 faces)."""
     lfw = datasets / "lfw"
-    pairs = read_pairs(lfw / "pairsDevTest.txt", lfw / "images")[::2]
+    pairs = read_pairs(lfw / "pairsDevTest.txt", lfw / "images")[::4]
     paths = sorted({str(p) for pair in pairs for p in (pair.a, pair.b)})
     results = [r for r in represent_files(paths, one_face="central", keep_chips=True) if r.ok]
     chips = np.concatenate([r.chips for r in results])
@@ -108,7 +108,7 @@ def test_the_converted_embedder_makes_dlibs_decisions_on_lfw_devtest(datasets, e
     threshold = engine.operating_point().threshold
     print(f"LFW DevTest, converted vs dlib: {len(chips)} faces, min cosine {(ours * theirs).sum(1).min():.9f}, "
           f"max score difference {np.abs(our_scores - their_scores).max():.2e} over {len(scored)} pairs")
-    assert len(scored) >= 495
+    assert len(scored) >= 245
     assert (ours * theirs).sum(1).min() >= 0.9999
     assert np.array_equal(our_scores >= threshold, their_scores >= threshold)
 
