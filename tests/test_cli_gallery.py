@@ -76,13 +76,21 @@ def test_identify_searches_several_photos_on_workers_in_order_and_reports_a_bad_
     blank = tmp_path / "blank.png"
     Image.new("RGB", (300, 300), (200, 200, 200)).save(blank)
     photos = [images / "obama2.jpg", corrupt, images / "biden.jpg", blank, images / "obama3.jpg"]
+    # A second photo named obama2.jpg (another folder): its annotated copy must not overwrite the first's.
+    (tmp_path / "again").mkdir()
+    again = tmp_path / "again" / "obama2.jpg"
+    shutil.copy(images / "biden.jpg", again)
+    photos.append(again)
     answers = {}
     for workers in (1, 2):
-        run = faceshot("identify", *photos, "--workers", workers, "--json", db=db)
+        run = faceshot("identify", *photos, "--workers", workers, "--json", "--annotate", tmp_path / f"out{workers}", db=db)
         assert run.returncode == 2 and "corrupt.jpg" in run.stderr and "Traceback" not in run.stderr
         answers[workers] = [json.loads(line) for line in run.stdout.splitlines()]
         assert [a["image"] for a in answers[workers]] == [str(p) for p in photos]
-        assert [[f["identity"] for f in a["faces"]] for a in answers[workers]] == [["Obama"], [], ["Biden"], [], ["Obama"]]
+        assert [[f["identity"] for f in a["faces"]] for a in answers[workers]] == [["Obama"], [], ["Biden"], [], ["Obama"], ["Biden"]]
+        written = sorted(p.name for p in (tmp_path / f"out{workers}").iterdir())
+        assert written == ["biden.annotated.jpg", "blank.annotated.jpg", "obama2-2.annotated.jpg", "obama2.annotated.jpg",
+                           "obama3.annotated.jpg"]
         assert "error" in answers[workers][1] and "error" not in answers[workers][3]
     # The same faces and scores whichever process searched them.
     assert answers[1] == answers[2]

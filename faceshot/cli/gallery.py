@@ -191,6 +191,20 @@ def check_annotation_target(target: Path, *, several: bool) -> None:
         raise ConfigError(f"--annotate {target}: unknown image extension {target.suffix or '(none)'}; use .jpg or .png")
 
 
+def annotation_files(folder: Path, images: list[Path]) -> list[Path]:
+    """Where --annotate writes each of several photos' copies: ``NAME.annotated.jpg`` in ``folder``,
+    ``NAME-2.annotated.jpg`` and so on for a later photo of the same name (from another folder, or
+    another extension), so that no copy overwrites another."""
+    files, taken = [], set()
+    for image in images:
+        stem, number = image.stem, 1
+        while (name := f"{stem}{'' if number == 1 else f'-{number}'}.annotated.jpg").lower() in taken:
+            number += 1
+        taken.add(name.lower())
+        files.append(folder / name)
+    return files
+
+
 @app.command()
 @reports_errors
 def identify(
@@ -203,7 +217,7 @@ def identify(
         None, "--fpir", help="Share of strangers who may be named as someone (default 0.01); the threshold grows with the people searched."
     ),
     annotate_to: Optional[Path] = typer.Option(
-        None, "--annotate", help="Write a copy of the photo with boxes and names (a folder when several photos)."
+        None, "--annotate", help="Write a copy of the photo with boxes and names (a folder when several photos: NAME.annotated.jpg each, NAME-2... for a repeated name)."
     ),
     font: Optional[Path] = typer.Option(
         None, "--font", help="With --annotate: a TrueType/OpenType file to draw names with (default: an installed font that has their characters)."
@@ -223,12 +237,13 @@ def identify(
         font_for("", 12, font)  # a font file that cannot be read is refused before any work
     if annotate_to is not None:
         check_annotation_target(annotate_to, several=len(images) > 1)
+        targets = annotation_files(annotate_to, images) if len(images) > 1 else [annotate_to]
     failed = 0
     with open_gallery(db, detector, embedder, max_pixels) as gallery:
         gallery.engine.detector.check()  # a missing model file: one error, not one per photo
         results = gallery.identify_files(images, workers=workers, top_k=top_k, threshold=threshold, far=far,
                                          fpir=fpir, group=group)
-        for image, result in zip(images, progress(results, "identifying", len(images))):
+        for number, (image, result) in enumerate(zip(images, progress(results, "identifying", len(images)))):
             found = result.found
             if result.error is not None:
                 failed += 1
@@ -242,9 +257,9 @@ def identify(
                 table = Table(title=str(image), title_justify="left")
                 for column in ("face", "identity", "score", "candidates"):
                     table.add_column(column)
-                for number, item in enumerate(found):
+                for face_number, item in enumerate(found):
                     table.add_row(
-                        str(number),
+                        str(face_number),
                         item.identity or Text("unknown", style="red"),
                         "" if item.score is None else f"{item.score:.3f}",
                         ", ".join(f"{name} {score:.3f}" for name, score in item.candidates),
@@ -253,7 +268,7 @@ def identify(
                 if found:
                     out.print(operating_point_line(found[0]))
             if annotate_to is not None:
-                target = annotate_to / f"{image.stem}.annotated.jpg" if len(images) > 1 else annotate_to
+                target = targets[number]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 annotate(gallery.engine.load(image), found, font=font).save(target, quality=90)
     if failed:
