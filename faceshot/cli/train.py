@@ -23,13 +23,13 @@ def train_command(
     loss: Optional[str] = typer.Option(None, "--loss", help="prototypical (Snell et al.), triplet (FaceNet, mined online), contrastive, siamese (sigmoid head, BCE), arcface. Default: chosen from the data."),
     mining: str = typer.Option("semihard", "--mining", help="Triplets to learn from: semihard (FaceNet), batch-hard, all."),
     backbone: str = typer.Option("small-cnn", "--backbone", help="small-cnn: learn from pixels (handwriting, symbols). koch: Koch et al.'s Siamese network. face-adapter: adapt the face embedder to your people."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="At most this many epochs (of --steps batches). Default: no limit but time and patience."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Batches per epoch, between two validations."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="At most this many epochs (of --steps batches). Default: no limit but time and patience."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Batches per epoch, between two validations (default 100)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Training time: no epoch is begun that would end after it (default 26)."),
-    patience: Optional[int] = typer.Option(None, "--patience", help="Stop after this many epochs without a better validation figure."),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="Learning rate: cosine (falls to 0 over the time budget) or plateau (halved after 3 epochs without a better validation figure). Default: chosen from the data."),
+    patience: Optional[int] = typer.Option(None, "--patience", min=0, help="Stop after this many epochs without a better validation figure (default 20)."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="Learning rate: cosine (falls from 1e-3 to 0 over --minutes, or over --epochs if that ends first) or plateau (halved after 3 epochs without a better validation figure). Default: cosine."),
     ways: Optional[int] = typer.Option(None, "--ways", help="Classes per validation episode (N-way). Default: as many as the held-out classes allow, up to 20."),
-    shots: Optional[int] = typer.Option(None, "--shots", help="Examples per class in validation episodes (K-shot); the prototypical loss's support too."),
+    shots: Optional[int] = typer.Option(None, "--shots", min=1, help="Examples per class in validation episodes (K-shot); the prototypical loss's support too (default 1)."),
     size: Optional[int] = typer.Option(None, "--size", help="small-cnn: images are resized to SIZE×SIZE pixels. Default: from the images."),
     channels: Optional[int] = typer.Option(None, "--channels", help="small-cnn: 1 (grayscale) or 3 (colour). Default: from the images."),
     rotations: Optional[bool] = typer.Option(None, "--rotations/--no-rotations", help="small-cnn: add each class turned by 90°, 180°, 270° as new classes. Default: on for glyphs (grey, two-tone), off otherwise."),
@@ -60,10 +60,12 @@ def train_command(
     from faceshot.train.folders import find_classes
     from faceshot.train.recipe import choose, profile
     from faceshot.train.sources import load_folders
-    from faceshot.train.trainer import train
+    from faceshot.train.trainer import SCHEDULES, train
 
     if model_out is not None and model_out.suffix.lower() != ".onnx":
         raise ConfigError(f"--out must end in .onnx: {model_out}")
+    if schedule is not None and schedule not in SCHEDULES:  # before minutes of reading images
+        raise ConfigError(f"unknown --schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
     given = {"loss": loss, "epochs": epochs, "steps_per_epoch": steps, "patience": patience, "schedule": schedule, "ways": ways,
              "shots": shots, "size": size, "channels": channels, "rotations": rotations, "affine": affine,
              "time_limit": minutes * 60 if minutes is not None else None, "threads": threads, "mining": mining}
