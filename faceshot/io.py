@@ -236,8 +236,9 @@ def _from_bytes(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         raise CorruptImageError(f"{name}: the file is empty (0 bytes)")
     if _is_heif(data):
         _enable_heif(name)
+    size = len(data)
     data, exif = _without_jpeg_metadata(data)
-    image = _open(data, name)
+    image = _open(data, name, size)
     if image.format not in FORMATS:
         raise UnsupportedImageError(
             f"{name}: {image.format} images are not supported; use one of {', '.join(FORMATS)}"
@@ -258,13 +259,16 @@ def _from_bytes(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         return _check_size(_from_pil(recovered, name, max_pixels, exif), name)
 
 
-def _open(data: bytes, name: str) -> Image.Image:
+def _open(data: bytes, name: str, size: int) -> Image.Image:
+    """Pillow's image over ``data`` (``size``: the file's bytes, before any metadata was taken out)."""
     try:
         return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
+        if data[:3] == b"\xff\xd8\xff":  # a JPEG's start-of-image marker: a JPEG, damaged
+            raise CorruptImageError(f"{name}: a JPEG whose header is damaged ({size} bytes)") from None
         hint = " (a HEIC photo needs: pip install 'faceshot[heic]')" if _is_heif(data) else ""
         raise UnsupportedImageError(
-            f"{name}: not a recognised image ({len(data)} bytes); faceshot reads {', '.join(FORMATS)}{hint}"
+            f"{name}: not a recognised image ({size} bytes); faceshot reads {', '.join(FORMATS)}{hint}"
         ) from None
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"{name}: {exc}") from None
@@ -292,7 +296,7 @@ def _from_pil(
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"{name}: {exc}") from None
     except Exception as exc:  # OSError, SyntaxError, EOFError, struct.error, ... from the decoders
-        raise CorruptImageError(f"{name}: truncated or damaged image data ({exc or type(exc).__name__})") from None
+        raise CorruptImageError(f"{name}: truncated or damaged image data: {exc or type(exc).__name__}") from None
     orientation = _orientation(image, exif, name)
     pixels = _to_rgb(image, name, png_depth)
     return _transpose(pixels, orientation)

@@ -136,6 +136,22 @@ def test_truncated_jpeg(tmp_path, images):
         faceshot.load_image(path)
 
 
+def test_a_jpeg_with_a_damaged_header_is_corrupt_and_its_size_is_the_files(tmp_path, obama):
+    # A JPEG (start-of-image marker, EXIF block) whose frame header was overwritten: Pillow cannot
+    # identify it, but it is a damaged JPEG, not an unsupported format; the size is the file's.
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 1  # orientation: upright
+    obama.save(buffer, format="JPEG", exif=exif.tobytes())
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"\xff\xdb")  # the first quantisation table, after the EXIF block
+    data[start:] = bytes(len(data) - start)
+    path = tmp_path / "damaged.jpg"
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptImageError, match=f"JPEG whose header is damaged \\({len(data)} bytes\\)"):
+        faceshot.load_image(path)
+
+
 def test_text_file_named_jpg(tmp_path):
     path = tmp_path / "notes.jpg"
     path.write_text("this is not a photo\n")
