@@ -243,7 +243,8 @@ def identify(
         gallery.engine.detector.check()  # a missing model file: one error, not one per photo
         results = gallery.identify_files(images, workers=workers, top_k=top_k, threshold=threshold, far=far,
                                          fpir=fpir, group=group)
-        for number, (image, result) in enumerate(zip(images, progress(results, "identifying", len(images)))):
+        # The bar first in zip: it is asked once more after the last photo, and counts that one too.
+        for number, (result, image) in enumerate(zip(progress(results, "identifying", len(images)), images)):
             found = result.found
             if result.error is not None:
                 failed += 1
