@@ -222,7 +222,11 @@ def represent_files(
     ready: list[_Cut] = []
     chips = 0
     cut = functools.partial(_cut, one_face=one_face)
-    for future in _on_workers(cut, names, engine, workers, backend):
+    for number, future in enumerate(_on_workers(cut, names, engine, workers, backend)):
+        if number == 0 and hasattr(engine.embedder, "load"):
+            # While the workers start and cut the first photo, start the embedder here (ONNX
+            # Runtime's session: 0.7 s of a command's 1.8 s start-up) instead of after it.
+            engine.embedder.load()
         # Embed what is cut whenever the next image is not ready yet (the workers go on meanwhile),
         # or once a batch is full.
         if ready and (chips >= batch_size or not future.done()):
