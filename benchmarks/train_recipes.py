@@ -3,7 +3,7 @@
     python benchmarks/train_recipes.py --rows default triplet contrastive siamese arcface koch \\
         [--cpu-minutes 4 | --minutes 6] [--seeds 0 1 2] [--threads N] [--out out/recipes]
     python benchmarks/train_recipes.py --faces [--cpu-minutes 4]    # AT&T and Yale from scratch vs dlib
-    python benchmarks/train_recipes.py --score m.onnx           # a row's figures for a model of faceshot train
+    python benchmarks/train_recipes.py --score m.onnx [--seeds S]  # a row's figures for a model of faceshot train --seed S
 
 Each row trains on ``images_background_small1`` + ``small2`` (292 characters) with the recipe
 :mod:`faceshot.train.recipe` chooses from the data, changed only where the row says:
@@ -16,7 +16,8 @@ Each row trains on ``images_background_small1`` + ``small2`` (292 characters) wi
 
 An equal budget per row: ``--cpu-minutes`` of this process's CPU time (with one thread, what a
 quiet core gives in as many minutes; the figures then do not depend on what else the machine runs),
-or ``--minutes`` of wall time (the recipe's own default is 26 wall minutes). The kept
+or ``--minutes`` of wall time (the recipe's own default is 26 wall minutes); the default row's 80
+epochs of cosine schedule end it first if it gets through them. The kept
 model is exported to ONNX and scored from the file: Lake's 20 official 20-way 1-shot runs (400
 trials), and 5-way 1-shot on the same runs (every run's 20 test images against 5 of its classes:
 all 15,504 subsets would be slow, so 50 seeded subsets per run). The test characters (29, never
@@ -132,14 +133,14 @@ def omniglot(args: argparse.Namespace) -> None:
 
 
 def score(args: argparse.Namespace) -> None:
-    """The figures of one row for a model already trained by ``faceshot train`` (default split: seed 0)."""
+    """The figures of one row for a model already trained by ``faceshot train --seed S`` (``--seeds S``: its split)."""
     roots = [args.omniglot / "images_background_small1", args.omniglot / "images_background_small2"]
     runs = read_omniglot_runs(args.omniglot / "all_runs_20way_oneshot")
     embedder = OnnxModelEmbedder(args.score, threads=1)
     official, five = score_omniglot_runs(runs, embedder.embed_files).accuracy, five_way_official(runs, embedder)
     images = find_classes(roots, min_images=2)
     recipe = choose(profile(images))
-    split = split_identities(len(images.classes), holdout=recipe.config.holdout, minimum=recipe.config.ways, seed=0)
+    split = split_identities(len(images.classes), holdout=recipe.config.holdout, minimum=recipe.config.ways, seed=args.seeds[0])
     at = np.flatnonzero(np.isin(images.labels, split.test))
     vectors = embedder.embed_files([images.paths[i] for i in at])
     cells = []
