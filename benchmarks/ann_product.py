@@ -12,7 +12,9 @@ and once with exact search (``flat``) in the same run:
 - one probe per call, p50/p99 (the product runs single-probe searches on one thread);
 - decisions: share of the mated probes flat names correctly that ``--kind`` names too, and
   agreement over all probes and over those either names;
-- group-restricted search (groups of about 100, 10,000 and 100,000 faces): p50 and agreement.
+- group-restricted search (groups of about 100, 10,000 and 100,000 faces): p50/p99 after the
+  group's first search, and agreement with flat, whose groups are scored by a product with every
+  member's vector (the other kinds scan a group above ``CODED_SCAN_ABOVE`` faces in 8-bit codes first).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from faceshot.evaluate.synthetic import lfw_dlib_model
-from faceshot.gallery import Gallery
+from faceshot.gallery import Gallery, index as index_module
+from faceshot.gallery.index import CODED_SCAN_ABOVE
 from faceshot.gallery.store import NewFace, PersonRecord
 
 GROUPS = {"g100": 10_000, "g10k": 100, "g100k": 10}  # person i joins group g when i % step == 0
@@ -92,7 +96,7 @@ def main() -> None:
         chosen = np.random.default_rng(n).choice(members, half)
         vectors = np.concatenate([model.photos(people, chosen, seed=100 + n), model.strangers(half, seed=200 + n)])
         group_probes[group] = (vectors, [f"p{i}" for i in chosen] + [None] * half)
-    with Gallery(path) as gallery:
+    with Gallery(path) as gallery:  # the load
         started = time.perf_counter()
         for start in range(0, args.faces if not args.reuse else 0, 100_000):
             gallery.add_embeddings_batch(
@@ -101,10 +105,15 @@ def main() -> None:
             )
         report["load_s"] = round(time.perf_counter() - started, 1)
         report["db_mb"] = round(sum(p.stat().st_size for p in folder.glob("ann_product.db*")) / 2**20, 1)
-        print(json.dumps(report), flush=True)
-        results = {}
-        kinds = [kind for kind in args.kind.split(";") if kind]
-        for kind in (*kinds, "flat"):
+    print(json.dumps(report), flush=True)
+    results = {}
+    kinds = [kind for kind in args.kind.split(";") if kind]
+    for kind in (*kinds, "flat"):
+        # The reference, flat, scores groups by a product with every member's vector (no 8-bit scan
+        # first), so every decision it is compared with is exact search's. Each kind opens the
+        # gallery afresh: no index or group vectors carried over from the kind before.
+        index_module.CODED_SCAN_ABOVE = sys.maxsize if kind == "flat" else CODED_SCAN_ABOVE
+        with Gallery(path) as gallery:
             gallery.store.set_index(kind)
             started = time.perf_counter()
             gallery.identify_embeddings(probes[0])
@@ -114,18 +123,19 @@ def main() -> None:
             row = {"kind": kind, "first_search_s": round(first, 1), "p50_ms": ms(latencies, 50), "p99_ms": ms(latencies, 99)}
             for group in GROUPS:
                 size = gallery.store.scope(group)[0]
+                measure(gallery, group_probes[group][0][:1], group)  # reads the group's vectors once
                 group_names, group_latencies = measure(gallery, group_probes[group][0], group)
                 results[(kind, group)] = group_names
-                row[group] = {"faces": size, "p50_ms": ms(group_latencies, 50)}
+                row[group] = {"faces": size, "p50_ms": ms(group_latencies, 50), "p99_ms": ms(group_latencies, 99)}
             print(json.dumps(row), flush=True)
             report[kind] = row
-        for kind in kinds:
-            report[kind]["decisions"] = agreement(results[kind], results["flat"], truth)
-            for group in GROUPS:
-                report[kind]["decisions_" + group] = agreement(
-                    results[(kind, group)], results[("flat", group)], group_probes[group][1]
-                )
-            report[kind]["speedup_p50"] = round(report["flat"]["p50_ms"] / report[kind]["p50_ms"], 1)
+    for kind in kinds:
+        report[kind]["decisions"] = agreement(results[kind], results["flat"], truth)
+        for group in GROUPS:
+            report[kind]["decisions_" + group] = agreement(
+                results[(kind, group)], results[("flat", group)], group_probes[group][1]
+            )
+        report[kind]["speedup_p50"] = round(report["flat"]["p50_ms"] / report[kind]["p50_ms"], 1)
     print(json.dumps(report))
 
 

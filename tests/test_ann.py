@@ -16,7 +16,7 @@ import pytest
 from faceshot.errors import ConfigError
 from faceshot.evaluate.synthetic import lfw_dlib_model
 from faceshot.gallery import Gallery, index as index_module
-from faceshot.gallery.index import FaissIndex, create_index, resolve_index_kind
+from faceshot.gallery.index import CODED_SCAN_ABOVE, FaissIndex, GroupVectors, create_index, resolve_index_kind
 from faceshot.gallery.local import EXACT_GROUP, LocalStore
 from faceshot.gallery.store import NewFace, PersonRecord
 
@@ -176,6 +176,41 @@ def test_group_search_at_every_size_decides_as_exact_search(kind, exact_group, c
             assert all(name != "p0" for r in ann.identify_embeddings(probes[:50], group=group) for name, _ in r.candidates)
         [result] = ann.identify_embeddings(gallery.vectors[0], group="small")
         assert result.identity != "p0"
+
+
+def test_a_large_group_scanned_in_codes_gets_exact_search_answer():
+    # Above CODED_SCAN_ABOVE faces a group is scanned in 8-bit codes and the best rescored: the
+    # best 5 and their scores must be exact search's, for mated probes and strangers alike.
+    model = lfw_dlib_model()
+    people, faces = model.gallery(CODED_SCAN_ABOVE + 5000, seed=31)
+    probes = np.concatenate([model.mated(people, 300, seed=32).vectors, model.strangers(300, seed=33)])
+    ids = np.arange(len(faces.vectors), dtype=np.int64) * 3 + 7
+    held = GroupVectors(ids, faces.vectors)
+    assert held.coded
+    exact = probes @ faces.vectors.T
+    best = np.argsort(-exact, axis=1)[:, :5]
+    want_scores, want = np.take_along_axis(exact, best, 1), ids[best]
+    for batch in (probes, probes[:20]):  # a batch, and few probes (one FAISS thread)
+        scores, got = held.search(batch, 5)
+        assert np.array_equal(got, want[: len(batch)])
+        np.testing.assert_allclose(scores, want_scores[: len(batch)], atol=1e-5)
+
+
+def test_a_gallery_group_above_the_code_threshold_returns_its_exact_best(population, tmp_path, monkeypatch):
+    monkeypatch.setattr(index_module, "CODED_SCAN_ABOVE", 500)  # the 1,500-face group takes the coded scan
+    _, gallery, probes, _ = population
+    members = np.flatnonzero(gallery.person % 2 == 0)
+    with fill(tmp_path / "g.db", "flat", gallery, lambda who: ("large",) * (who % 2 == 0)) as g:
+        rows = g.store.search(probes, 3, group="large")
+        assert g.store._groups["large"].held.coded
+        exact = probes @ gallery.vectors[members].T
+        for row, scores in zip(rows, exact):
+            best = np.argsort(-scores)[:3]
+            assert [hit.person for hit in row] == [f"p{gallery.person[members[b]]}" for b in best]
+            np.testing.assert_allclose([hit.score for hit in row], scores[best], atol=1e-5)
+        g.delete(f"p{gallery.person[members[0]]}")  # the log moves: the group is read again, without them
+        rows = g.store.search(gallery.vectors[members[:1]], 1, group="large")
+        assert rows[0][0].person != f"p{gallery.person[members[0]]}"
 
 
 def test_exact_group_threshold_is_documented_and_small():

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -28,6 +29,7 @@ from faceshot.gallery.dialect import record_errors
 from faceshot.gallery.location import Location, check_vectors, open_vectors, parse_location
 from faceshot.gallery.index import (
     FaissIndex,
+    GroupVectors,
     IndexFileError,
     Subset,
     parse_kind,
@@ -54,12 +56,13 @@ log = logging.getLogger(__name__)
 
 #: The gallery setting that names the index kind (``"auto"`` when unset).
 INDEX_SETTING = "index"
-#: A group of at most this many faces is searched exactly over its own vectors, whatever the index,
-#: the vectors kept in memory until the change log moves: one product over 100,000 vectors takes
-#: a few milliseconds on one core, and a group's decisions are then exact search's. Larger groups
-#: are searched inside the index with a selector.
+#: A group of at most this many faces is searched over its own vectors, whatever the index, the
+#: vectors kept in memory until the change log moves (:class:`~faceshot.gallery.index.GroupVectors`:
+#: a flat scan, or an 8-bit scan with the best rescored exactly), so a group's decisions are exact
+#: search's. Larger groups are searched inside the index with a selector.
 EXACT_GROUP = 100_000
-#: At most this many group vectors are kept in memory (about 256 MB of 128-D float32).
+#: At most this many group vectors are kept in memory (about 256 MB of 128-D float32, and a quarter
+#: more for the 8-bit codes of groups above CODED_SCAN_ABOVE faces).
 GROUP_CACHE_FACES = 500_000
 #: People whose vectors are kept for mean templates between writes.
 TEMPLATE_CACHE = 100_000
@@ -127,9 +130,7 @@ class LocalStore(Store):
             raise
         self._vectors: FollowingIndex | None = None
         self._scopes: dict[str | None, tuple[int, tuple[int, int, int]]] = {}
-        # group -> (log head, its face ids, their vectors once a small group was searched exactly,
-        # the ids with their FAISS selector)
-        self._groups: dict[str, tuple[int, np.ndarray, np.ndarray | None, Subset]] = {}
+        self._groups: dict[str | tuple[str, ...], _Group] = {}
         # person -> face vectors, for mean templates; dropped whenever the log moves
         self._vectors_of: tuple[int, dict[str, np.ndarray]] = (-1, {})
         # every person's template, for mean aggregation, built at the first search that needs it
@@ -417,8 +418,9 @@ class LocalStore(Store):
     def search(self, vectors: np.ndarray, k: int, *, group: str | Sequence[str] | None = None) -> list[list[Hit]]:
         """See :meth:`Store.search`. How the neighbours are found depends on the index and the group:
 
-        - a group of at most :data:`EXACT_GROUP` faces is searched exactly over its own vectors
-          (from the index when it keeps them, else from the records), whatever the index;
+        - a group of at most :data:`EXACT_GROUP` faces is searched over its own vectors (from the
+          index when it keeps them, else from the records), whatever the index, with exact scores
+          (above ``CODED_SCAN_ABOVE`` faces an 8-bit scan picks the candidates first);
         - a larger group is searched inside the index with a selector, the search widened
           (``efSearch``/``nprobe``) by how small a share of the gallery the group is, up to 8×;
         - an index of compressed codes returns ``rerank`` candidates, rescored exactly against the
@@ -442,7 +444,7 @@ class LocalStore(Store):
                     scores, ids = self._exact_over(index, queries, k, subset, group)
                 else:
                     wanted = index.candidates(k) if isinstance(index, FaissIndex) else k
-                    restrict = None if subset is None else self._groups[group][3]  # type: ignore[index]
+                    restrict = None if subset is None else self._groups[group].subset  # type: ignore[index]
                     if restrict is not None and isinstance(index, FaissIndex):
                         widen = float(min(8.0, max(1.0, index.count / len(restrict))))
                         scores, ids = index.search(queries, wanted, restrict, widen=widen)
@@ -515,37 +517,39 @@ class LocalStore(Store):
         100,000 ids from SQLite costs tens of milliseconds, more than the search itself."""
         head = self._db.head()
         cached = self._groups.get(group)
-        if cached is not None and cached[0] == head:
-            return cached[1]
+        if cached is not None and cached.head == head:
+            return cached.ids
         ids = np.unique(self._db.group_face_ids(group))
-        if len(self._groups) >= 64 or (self._groups and next(iter(self._groups.values()))[0] != head):
+        if len(self._groups) >= 64 or (self._groups and next(iter(self._groups.values())).head != head):
             self._groups.clear()
-        self._groups[group] = (head, ids, None, Subset(ids))
+        self._groups[group] = _Group(head, ids, Subset(ids))
         return ids
 
     def _exact_over(
         self, index: Any, queries: np.ndarray, k: int, subset: np.ndarray, group: str | tuple[str, ...] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` best of ``subset`` by exact score (a small group: cheaper than any index)."""
+        """The ``k`` best of ``subset`` by exact score (a group: cheaper than any index), with the
+        group's vectors kept for the next search until the change log moves (:class:`GroupVectors`)."""
         cached = self._groups.get(group) if group is not None else None
-        held = cached[2] if cached is not None else None
-        if held is None:
-            held = index.vectors(subset) if index is not None and index.exact_scores else None
-            if held is None:
-                found, held = self._db.vectors_of_faces(subset)
-                assert np.array_equal(found, subset)  # read in the same snapshot as the ids
-            if cached is not None:
-                kept = sum(len(entry[2]) for entry in self._groups.values() if entry[2] is not None)
-                for other in list(self._groups):  # oldest first, until the new vectors fit
-                    if kept + len(held) <= GROUP_CACHE_FACES:
-                        break
-                    entry = self._groups[other]
-                    if other != group and entry[2] is not None:
-                        kept -= len(entry[2])
-                        self._groups[other] = (entry[0], entry[1], None, entry[3])
-                if kept + len(held) <= GROUP_CACHE_FACES:
-                    self._groups[group] = (cached[0], cached[1], held, cached[3])
-        return _top_k(queries @ held.T, subset, k)
+        if cached is not None and cached.held is not None:
+            return cached.held.search(queries, k)
+        vectors = index.vectors(subset) if index is not None and index.exact_scores else None
+        if vectors is None:
+            found, vectors = self._db.vectors_of_faces(subset)
+            assert np.array_equal(found, subset)  # read in the same snapshot as the ids
+        if cached is None:
+            return GroupVectors(subset, vectors).search(queries, k)
+        kept = sum(len(entry.held) for entry in self._groups.values() if entry.held is not None)
+        for other, entry in self._groups.items():  # oldest first, until the new vectors fit
+            if kept + len(subset) <= GROUP_CACHE_FACES:
+                break
+            if other != group and entry.held is not None:
+                kept -= len(entry.held)
+                entry.held = None
+        if kept + len(subset) > GROUP_CACHE_FACES:
+            return GroupVectors(subset, vectors).search(queries, k)
+        cached.held = GroupVectors(subset, vectors)
+        return cached.held.search(queries, k)
 
     def _rescore(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact scores for the candidates a compressed index found, best ``k`` first."""
@@ -794,13 +798,12 @@ def _face_info(row: Any) -> FaceInfo:
     )
 
 
-def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``scores`` ``(q, n)`` over ``ids`` ``(n,)``: the best ``k`` of each, best first."""
-    k = max(1, min(k, scores.shape[1]))
-    if k < scores.shape[1]:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.tile(np.arange(scores.shape[1]), (len(scores), 1))
-    top = np.take_along_axis(scores, part, 1)
-    order = np.argsort(-top, axis=1, kind="stable")
-    return np.take_along_axis(top, order, 1).astype(np.float32), ids[np.take_along_axis(part, order, 1)]
+@dataclass
+class _Group:
+    """What a search keeps of a group until the change log moves past ``head``: its face ids
+    (sorted), their FAISS selector, and their vectors once the group was searched over them."""
+
+    head: int
+    ids: np.ndarray
+    subset: Subset
+    held: GroupVectors | None = None
