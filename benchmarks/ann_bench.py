@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=1000, help="mated probes, and as many non-mated")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--latency-probes", type=int, default=1000,
+    parser.add_argument("--latency-probes", type=lambda v: max(1, int(v)), default=1000,
                         help="probes timed one at a time (exact search over 10 M faces takes about half a second each)")
     args = parser.parse_args()
     model = lfw_dlib_model()

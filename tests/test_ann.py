@@ -194,6 +194,13 @@ def test_a_large_group_scanned_in_codes_gets_exact_search_answer():
         scores, got = held.search(batch, 5)
         assert np.array_equal(got, want[: len(batch)])
         np.testing.assert_allclose(scores, want_scores[: len(batch)], atol=1e-5)
+    # More neighbours than the rescored margin: still exact search's (two neighbours whose scores
+    # differ in the 8th digit may come in either order).
+    scores, got = held.search(probes[:20], 100)
+    best = np.argsort(-exact[:20], axis=1)[:, :100]
+    assert all(set(row) == set(want_row) for row, want_row in zip(got, ids[best]))
+    np.testing.assert_allclose(scores, np.take_along_axis(exact[:20], best, 1), atol=1e-5)
+    assert not GroupVectors(ids, faces.vectors, coded=False).coded  # vectors not kept are not coded
 
 
 def test_a_gallery_group_above_the_code_threshold_returns_its_exact_best(population, tmp_path, monkeypatch):

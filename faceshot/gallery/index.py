@@ -239,19 +239,21 @@ GROUP_RERANK = 64
 class GroupVectors:
     """A group's faces held in memory: ids ``(n,)`` int64 sorted, vectors ``(n, dim)`` float32 unit length.
 
-    :meth:`search` gives exact search's answer over them: a FAISS flat scan, or above
-    :data:`CODED_SCAN_ABOVE` faces an 8-bit scan whose :data:`GROUP_RERANK` best are rescored
-    against the vectors (the codes take a quarter of the vectors' memory more). Built once; a
-    search of fewer than :data:`ONE_THREAD_BELOW` probes runs on one thread (a product through
-    numpy's BLAS over 10,000 faces took 8 ms instead of 0.3 while other processes kept the cores busy).
+    :meth:`search` gives exact search's answer over them: a FAISS flat scan, or with ``coded``
+    (default: above :data:`CODED_SCAN_ABOVE` faces) an 8-bit scan whose best ``k`` +
+    :data:`GROUP_RERANK` are rescored against the vectors. The codes take a quarter of the
+    vectors' memory more and are built here, so only vectors kept for later searches are worth
+    coding. A search of fewer than :data:`ONE_THREAD_BELOW` probes runs on one thread (a product
+    through numpy's BLAS over 10,000 faces took 8 ms instead of 0.2 while other processes kept
+    the cores busy).
     """
 
-    def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def __init__(self, ids: np.ndarray, vectors: np.ndarray, coded: bool | None = None) -> None:
         faiss = _faiss()
         self.ids = np.asarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._exact: np.ndarray | None = None
-        if len(self.ids) > CODED_SCAN_ABOVE:
+        if len(self.ids) > CODED_SCAN_ABOVE if coded is None else coded:
             self._exact = vectors
             self._index = faiss.IndexScalarQuantizer(vectors.shape[1], faiss.ScalarQuantizer.QT_8bit_uniform,
                                                      faiss.METRIC_INNER_PRODUCT)
@@ -265,21 +267,25 @@ class GroupVectors:
 
     @property
     def coded(self) -> bool:
-        """Whether a search scans 8-bit codes first (more than :data:`CODED_SCAN_ABOVE` faces)."""
+        """Whether a search scans 8-bit codes first."""
         return self._exact is not None
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The best ``k`` faces per query ``(q, dim)``: exact scores ``(q, k')`` float32 (cosine) and
-        ids ``(q, k')``, best first, ``k'`` = ``min(k, len(self))``."""
+        ids ``(q, k')``, best first, ``k'`` = ``min(k, len(self))``; id -1 and score -inf where FAISS
+        found nothing (a probe that is not a number)."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = max(1, min(k, len(self.ids)))
+        fetch = k if self._exact is None else min(len(self.ids), k + GROUP_RERANK)
         with _threads_for(len(queries)):
-            scores, rows = self._index.search(queries, k if self._exact is None else max(k, GROUP_RERANK))
-        if self._exact is None:
-            return scores, self.ids[rows]
-        scores = np.einsum("qd,qrd->qr", queries, self._exact[rows])
-        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(scores, best, 1), self.ids[np.take_along_axis(rows, best, 1)]
+            scores, rows = self._index.search(queries, fetch)
+        if self._exact is not None:
+            scores = np.einsum("qd,qrd->qr", queries, self._exact[rows])
+            scores[rows < 0] = -np.inf
+            best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            scores, rows = np.take_along_axis(scores, best, 1), np.take_along_axis(rows, best, 1)
+        scores[rows < 0] = -np.inf
+        return scores, np.where(rows < 0, -1, self.ids[rows])
 
 
 def _vectors(vectors: np.ndarray, dim: int) -> np.ndarray:

@@ -538,7 +538,7 @@ class LocalStore(Store):
             found, vectors = self._db.vectors_of_faces(subset)
             assert np.array_equal(found, subset)  # read in the same snapshot as the ids
         if cached is None:
-            return GroupVectors(subset, vectors).search(queries, k)
+            return GroupVectors(subset, vectors, coded=False).search(queries, k)
         kept = sum(len(entry.held) for entry in self._groups.values() if entry.held is not None)
         for other, entry in self._groups.items():  # oldest first, until the new vectors fit
             if kept + len(subset) <= GROUP_CACHE_FACES:
@@ -547,7 +547,7 @@ class LocalStore(Store):
                 kept -= len(entry.held)
                 entry.held = None
         if kept + len(subset) > GROUP_CACHE_FACES:
-            return GroupVectors(subset, vectors).search(queries, k)
+            return GroupVectors(subset, vectors, coded=False).search(queries, k)
         cached.held = GroupVectors(subset, vectors)
         return cached.held.search(queries, k)
 

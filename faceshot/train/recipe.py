@@ -177,10 +177,10 @@ def choose(data: DataProfile, *, backbone: str = "small-cnn", given: dict[str, A
         pick("lr_patience", 3, "halve the learning rate after 3 epochs without a better validation figure")
     pick("patience", 20, "stop after 20 epochs without a better validation figure: a run whose rate is still "
          "falling is rarely stopped")
-    if values["schedule"] == "cosine":
+    if values["schedule"] == "cosine" and images:
         pick("epochs", EPOCHS, f"the rate falls over {EPOCHS} epochs of {values['steps_per_epoch']} batches, not over "
-             "minutes, so a faster or busier machine trains the same run; one thread gets through about 80 in 26 "
-             "minutes, and the time limit ends a slower run first")
+             "minutes, so a faster machine trains the same run; one thread gets through about 80 in 26 minutes, "
+             "and on a slower machine the time limit comes first and the rate follows the clock")
     else:
         pick("epochs", 1000, "no fixed number of epochs: the time budget and patience end the run")
     minutes = given.get("time_limit")
