@@ -23,7 +23,7 @@ def train_command(
     loss: Optional[str] = typer.Option(None, "--loss", help="prototypical (Snell et al.), triplet (FaceNet, mined online), contrastive, siamese (sigmoid head, BCE), arcface. Default: chosen from the data."),
     mining: str = typer.Option("semihard", "--mining", help="Triplets to learn from: semihard (FaceNet), batch-hard, all."),
     backbone: str = typer.Option("small-cnn", "--backbone", help="small-cnn: learn from pixels (handwriting, symbols). koch: Koch et al.'s Siamese network. face-adapter: adapt the face embedder to your people."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="At most this many epochs (of --steps batches); the cosine schedule falls over them. Default: 80 with --schedule cosine, else no limit but time and patience."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="At most this many epochs (of --steps batches); the cosine schedule falls over them. Default: 80 with the cosine schedule from pixels (small-cnn, koch), else no limit but time and patience."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Batches per epoch, between two validations (default 100)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Training time: no epoch is begun that would end after it (default 26)."),
     patience: Optional[int] = typer.Option(None, "--patience", min=0, help="Stop after this many epochs without a better validation figure (default 20)."),
