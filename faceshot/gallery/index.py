@@ -230,9 +230,10 @@ def _threads_for(queries: int) -> Iterator[None]:
 #: A group of more than this many faces, searched over its own vectors, is scanned first in 8-bit
 #: codes (FAISS's scalar quantizer, one range for every dimension: a byte a dimension) and the
 #: ``k`` + :data:`GROUP_RERANK` best are rescored exactly, so the scores are exact search's.
-#: Over 100,000 synthetic LFW-like faces (2,000 probes) the exact best 5 were among the codes'
-#: best 16 for every probe; the scan took about 0.5 ms on one thread where the float product
-#: took 2-3 ms (both on a busy machine).
+#: Over 100,000 synthetic LFW-like faces (2,000 probes; a scratch script, not committed) the exact
+#: best 5 were among the codes' best 16 for every probe; the scan took about 0.5 ms on one thread
+#: where the float product took 2-3 ms (both on a busy machine). Through the product at 1 M
+#: faces: BENCHMARKS.md, "Second generator, 1 M faces, through the product".
 CODED_SCAN_ABOVE = 20_000
 GROUP_RERANK = 64
 
