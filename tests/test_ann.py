@@ -93,7 +93,8 @@ def test_deleted_faces_are_never_returned_and_survive_a_reopen(kind, population,
 def test_ivf_trains_once_enough_faces_arrive_and_retrains_in_the_background_while_searching(population, tmp_path, monkeypatch):
     monkeypatch.setattr(index_module, "TRAIN_PER_LIST", 4)  # 64 lists need 256 vectors
     _, gallery, _, _ = population
-    store = LocalStore(tmp_path / "g.db", embedder="dlib-resnet", dim=128, index="ivfpq")
+    # 64 candidates, not ivfpq's 1,024: the searchers below must leave the writer some time.
+    store = LocalStore(tmp_path / "g.db", embedder="dlib-resnet", dim=128, index="ivfpq:rerank=64")
     vectors = gallery.vectors
     store.import_people(people_records(vectors[:100], gallery.person[:100]))
     store.search(vectors[:1], 1)
@@ -226,8 +227,15 @@ def test_exact_group_threshold_is_documented_and_small():
 
 def test_auto_follows_gallery_size_and_bad_kinds_are_refused(tmp_path):
     assert resolve_index_kind("auto", 1000) == "flat"
-    assert resolve_index_kind("auto", index_module.AUTO_COMPRESSED_FROM - 1) == "flat"
+    assert resolve_index_kind("auto", index_module.AUTO_GRAPH_FROM - 1) == "flat"
+    assert resolve_index_kind("auto", index_module.AUTO_GRAPH_FROM) == index_module.AUTO_GRAPH == "hnsw"
+    assert resolve_index_kind("auto", index_module.AUTO_COMPRESSED_FROM - 1) == "hnsw"
     assert resolve_index_kind("auto", index_module.AUTO_COMPRESSED_FROM) == index_module.AUTO_COMPRESSED
+    # ivfpq's coarser codes fetch more candidates for exact rescoring, unless told otherwise.
+    assert create_index("ivfpq", 128)._param("rerank") == index_module.KIND_PARAMS["ivfpq"]["rerank"] > index_module.SEARCH_PARAMS["rerank"]
+    assert create_index("ivfpq:rerank=64", 128)._param("rerank") == 64
+    assert create_index("ivfsq", 128)._param("rerank") == index_module.SEARCH_PARAMS["rerank"]
+    assert create_index("ivfpq", 128).spec == "IVF{nlist},PQ32x8np"
     for bad, message in (
         ("hnsw:ef=3", "unknown search parameter 'ef'"),
         ("hnsw:efSearch=0", "at least 1"),

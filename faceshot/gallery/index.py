@@ -304,6 +304,12 @@ def _vectors(vectors: np.ndarray, dim: int) -> np.ndarray:
 #: 2,000 probes) efSearch 256 took 1.24 ms p50 and 4 decisions differed from exact search's,
 #: efSearch 448 1.46 ms and 2 (99.9%, the issue's bar), hence 448.
 SEARCH_PARAMS = {"efSearch": 448, "nprobe": 0, "rerank": 128}
+#: Search parameters a named kind sets apart from :data:`SEARCH_PARAMS`. ``ivfpq``'s codes, two bits
+#: per dimension, rank a true neighbour further down than ``ivfsq``'s four: at 1 M faces (bare
+#: index, second generator, 512 of 4,096 lists) 256 candidates kept 99.0% of the names exact
+#: search gets right and agreed on 99.7% of 2,000 decisions, 512 on 99.5% / 99.85%, 1,024 on
+#: 100% / 99.95% (BENCHMARKS.md, "A compressed kind at ≤ 64 bytes per face").
+KIND_PARAMS: dict[str, dict[str, float]] = {"ivfpq": {"rerank": 1024}}
 
 
 def parse_kind(kind: str) -> tuple[str, dict[str, float]]:
@@ -487,17 +493,21 @@ class FaissIndex(VectorIndex):
     def _search_params(self, selector: Any, widen: float) -> Any:
         faiss = _faiss()
         if self._index is not None and "HNSW" in self.spec:
-            ef = int(min(MAX_WIDENED, self.params.get("efSearch", SEARCH_PARAMS["efSearch"]) * widen))
+            ef = int(min(MAX_WIDENED, self._param("efSearch") * widen))
             return faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
         if self._index is not None and "IVF" in self.spec:
             nlist = _lists_in(self.spec)
-            nprobe = int(min(nlist, (self.params.get("nprobe") or _default_nprobe(self.spec, nlist)) * widen))
+            nprobe = int(min(nlist, (self._param("nprobe") or _default_nprobe(self.spec, nlist)) * widen))
             return faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
         return faiss.SearchParameters(sel=selector) if selector is not None else None
 
+    def _param(self, name: str) -> float:
+        """A search parameter: the kind's own setting, else its named kind's default, else :data:`SEARCH_PARAMS`'s."""
+        return self.params.get(name) or KIND_PARAMS.get(self.kind, {}).get(name) or SEARCH_PARAMS[name]
+
     def candidates(self, k: int) -> int:
         """How many neighbours to fetch for ``k`` when the scores are rescored exactly afterwards."""
-        return k if self.exact_scores else max(k, int(self.params.get("rerank", SEARCH_PARAMS["rerank"])))
+        return k if self.exact_scores else max(k, int(self._param("rerank")))
 
     def search(self, vectors: np.ndarray, k: int, subset: np.ndarray | None = None, widen: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         faiss = _faiss()
@@ -575,9 +585,10 @@ MAX_WIDENED = 2048
 def _default_nprobe(spec: str, nlist: int) -> int:
     """Lists searched when ``nprobe`` is not given: a quarter for 4-bit PQ scanned with SIMD lookups
     (fast-scan, ``…x4fs``), an eighth for other codes, which scan several times slower. At 1 M faces
-    (4,096 lists) through the product: ``ivfpq`` with 1,024 lists 4.4 ms p50 but 93.5% of exact
-    search's correct names; ``ivfsq`` with 512 lists 6.5 ms, 99.4% and 99.9% of all decisions equal
-    to exact search's; with 256 lists 98.9% / 99.8%, with 64 lists 88% (BENCHMARKS.md)."""
+    (4,096 lists) through the product (first generator): ``ivfsq`` with 512 lists 6.5 ms, 99.4% of
+    exact search's correct names and 99.9% of all decisions equal to exact search's; with 256
+    lists 98.9% / 99.8%, with 64 lists 88%; fast-scan ``PQ64x4fs`` with 1,024 lists 4.4 ms but 93.5%
+    (BENCHMARKS.md)."""
     return max(16, nlist // 4 if spec.endswith("fs") else nlist // 8)
 
 
@@ -639,14 +650,16 @@ def _first_line(exc: BaseException) -> str:
 #: Named kinds and the factory strings they build; ``{nlist}`` is chosen at training time.
 NAMED = {
     "hnsw": "HNSW32,Flat",
-    "ivfpq": "IVF{nlist},PQ{pq}x4fs",  # 128-D: 32-byte codes, about 41 bytes per face with the ids
+    # 128-D: 32-byte codes, about 42 bytes per face with the ids and centroids. "np": no polysemous
+    # training (a reordering of the codes for Hamming-distance filtering, which faceshot does not use).
+    "ivfpq": "IVF{nlist},PQ{pq}x8np",
     "ivfsq": "IVF{nlist},SQ4",  # 128-D: 64-byte codes, ~72 bytes per face: better candidates, slower scans
 }
 
 
 def _structure_spec(structure: str, dim: int) -> str:
     spec = NAMED.get(structure, structure)
-    return spec.replace("{pq}", str(max(1, dim // 2)))
+    return spec.replace("{pq}", str(max(1, dim // 4)))
 
 
 indexes: Registry[VectorIndex] = Registry("index")
@@ -655,13 +668,18 @@ indexes.register("flat")(FlatIndex)
 
 AUTO = "auto"
 #: The ``auto`` policy, from benchmarks/ann_bench.py and ann_product.py on synthetic LFW-like
-#: galleries (BENCHMARKS.md, "Large galleries"): exact search below AUTO_COMPRESSED_FROM faces
-#: (single-probe p50 about 2.6 ms at 100k faces on one core, growing linearly), then AUTO_COMPRESSED.
-#: Through the product at 1M faces (second generator, quiet machine): ``ivfsq`` (512 of 4,096
-#: lists) 4.1 ms p50, 5x faster than exact search, every one of 2,000 decisions equal to exact
-#: search's, 72 bytes per face; HNSW 1.46 ms (efSearch 448; 14.5x) with 2 decisions of 2,000
-#: different, at 792 bytes per face and 110-127 s to build; ``ivfpq`` (first generator) 4.4 ms and 98.4%.
-AUTO_COMPRESSED_FROM = 200_000
+#: galleries (BENCHMARKS.md, "Large galleries"): exact search below AUTO_GRAPH_FROM faces
+#: (single-probe p50 about 2.6 ms at 100k faces on one core, growing linearly), then an HNSW
+#: graph below AUTO_COMPRESSED_FROM, then AUTO_COMPRESSED. Through the product at 1 M faces
+#: (second generator, quiet machine): ``hnsw`` (efSearch 448) 1.46 ms p50, 14.5x faster than
+#: exact search, 1,998 of 2,000 decisions equal to exact search's, at 792 bytes per face and
+#: 110-127 s to build; ``ivfsq`` (512 of 4,096 lists) 4.1 ms, 5x, every decision equal, 72 bytes
+#: per face. The graph stops at 2 M faces for memory: 792 bytes per face resident (1.6 GB at 2 M),
+#: and saving or reading the index file holds about three more copies of it for a moment (the
+#: serialized index, the archive around it, its bytes), ~5 GB more at 2 M; ``ivfsq`` beyond.
+AUTO_GRAPH_FROM = 200_000
+AUTO_GRAPH = "hnsw"
+AUTO_COMPRESSED_FROM = 2_000_000
 AUTO_COMPRESSED = "ivfsq"
 
 
@@ -671,15 +689,17 @@ def resolve_index_kind(kind: str, faces: int, dim: int = 128) -> str:
     ``kind``: ``"auto"``, a named kind (``"flat"``, ``"hnsw"``, ``"ivfpq"``, ``"ivfsq"``) or a FAISS factory string
     (``"HNSW32,Flat"``, ``"IVF4096,PQ32"``), optionally followed by search parameters
     (``"hnsw:efSearch=128"``, ``"ivfpq:nprobe=32,rerank=100"``; see :data:`SEARCH_PARAMS`).
-    ``auto`` picks flat exact search below :data:`AUTO_COMPRESSED_FROM` faces, else
-    :data:`AUTO_COMPRESSED`. Raises :class:`~faceshot.errors.ConfigError` for a
+    ``auto`` picks flat exact search below :data:`AUTO_GRAPH_FROM` faces, :data:`AUTO_GRAPH` below
+    :data:`AUTO_COMPRESSED_FROM`, else :data:`AUTO_COMPRESSED`. Raises :class:`~faceshot.errors.ConfigError` for a
     kind FAISS cannot build or an unknown parameter.
     """
     structure, params = parse_kind(kind)
     if structure == AUTO:
         if params:
             raise ConfigError(f"'auto' takes no search parameters (got {kind!r}); name the kind, e.g. 'hnsw:efSearch=128'")
-        return "flat" if faces < AUTO_COMPRESSED_FROM else AUTO_COMPRESSED
+        if faces >= AUTO_COMPRESSED_FROM:
+            return AUTO_COMPRESSED
+        return AUTO_GRAPH if faces >= AUTO_GRAPH_FROM else "flat"
     if not structure:
         raise ConfigError(f"empty index kind {kind!r}; choose auto, {', '.join(indexes.names())}, hnsw, ivfpq or a FAISS factory string")
     if structure not in indexes.names():
