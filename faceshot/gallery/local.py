@@ -553,16 +553,14 @@ class LocalStore(Store):
 
     def _rescore(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact scores for the candidates a compressed index found, best ``k`` first."""
-        found, held = self._db.vectors_of_faces({int(i) for i in ids.ravel() if i >= 0})
+        found, held = self._db.vectors_of_faces(ids[ids >= 0].tolist())
         if not len(found):
             return np.full((len(queries), 1), -np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
-        row_of = {int(face): row for row, face in enumerate(found)}
+        rows = np.minimum(np.searchsorted(found, ids), len(found) - 1)  # found is ascending
+        valid = (ids >= 0) & (found[rows] == ids)
         scores = np.full(ids.shape, -np.inf, np.float32)
-        for q, row_ids in enumerate(ids):
-            rows = [row_of.get(int(i), -1) for i in row_ids]
-            valid = np.array([r >= 0 for r in rows])
-            if valid.any():
-                scores[q, valid] = held[[r for r in rows if r >= 0]] @ queries[q]
+        for q in range(len(ids)):
+            scores[q] = np.where(valid[q], held[rows[q]] @ queries[q], -np.inf)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         best_ids = np.take_along_axis(np.where(np.isfinite(scores), ids, -1), order, 1)
         return np.take_along_axis(scores, order, 1), best_ids
