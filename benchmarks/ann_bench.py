@@ -185,6 +185,11 @@ def main() -> None:
             mated_kept=round(float((named[right_exact] == truth[right_exact]).mean()), 5),
             agreement=round(float((named == exact).mean()), 5),
             agreement_named=round(float((named[either] == exact[either]).mean()), 5),
+            # Apart: mated probes, and strangers, where a different name is another false match;
+            # "verdict": named by both or by neither, whoever the name.
+            agreement_mated=round(float((named[truth >= 0] == exact[truth >= 0]).mean()), 5),
+            agreement_strangers=round(float((named[truth < 0] == exact[truth < 0]).mean()), 5),
+            verdict_strangers=round(float(((named >= 0) == (exact >= 0))[truth < 0].mean()), 5),
             rank1_named=round(float(((named == truth) & (truth >= 0)).sum() / args.probes), 4),
             fpir=round(float((named[truth < 0] >= 0).mean()), 4),
         )
