@@ -20,7 +20,7 @@ from faceshot.gallery.index import CODED_SCAN_ABOVE, FaissIndex, GroupVectors, c
 from faceshot.gallery.local import EXACT_GROUP, LocalStore
 from faceshot.gallery.store import NewFace, PersonRecord
 
-KINDS = ("hnsw", "hnsw:efSearch=128", "ivfpq:nprobe=8", "ivfsq", "HNSW32,Flat", "IVF64,Flat", "IVF64,SQ8")
+KINDS = ("hnsw", "hnsw:efSearch=128", "ivfpq:nprobe=64", "ivfsq", "HNSW32,Flat", "IVF64,Flat", "IVF64,SQ8")
 
 
 def people_records(vectors: np.ndarray, person: np.ndarray, groups=lambda p: ()) -> list[PersonRecord]:
@@ -48,12 +48,16 @@ def fill(path, kind, gallery, groups=lambda p: ()) -> Gallery:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_decides_as_exact_search_does(kind, population, tmp_path, monkeypatch):
-    monkeypatch.setattr(index_module, "TRAIN_PER_LIST", 20)  # train IVF on 3,000 vectors, not 40 per list
+    monkeypatch.setattr(index_module, "TRAIN_PER_LIST", 10)  # train IVF on 3,000 vectors (256 lists), not 40 per list
     _, gallery, probes, mated_person = population
     with fill(tmp_path / "exact.db", "flat", gallery) as exact, fill(tmp_path / "ann.db", kind, gallery) as ann:
         want = exact.identify_embeddings(probes)
         got = ann.identify_embeddings(probes)
-        assert ann.store._vectors.index.kind == resolve_index_kind(kind, 0).split(":")[0]
+        index = ann.store._vectors.index
+        assert index.kind == resolve_index_kind(kind, 0).split(":")[0]
+        if "IVF" in index.spec:  # the codes are searched, not the exact buffer kept before training
+            assert index.trained_on == len(gallery.vectors)
+        assert index.exact_scores == (kind.split(":")[0] not in ("ivfpq", "ivfsq", "IVF64,SQ8"))
         named = [i for i, r in enumerate(want) if r.identity is not None]
         assert len(named) > 100  # the comparison is not carried by "unknown everywhere"
         differ = [i for i, (a, b) in enumerate(zip(got, want)) if a.identity != b.identity]
@@ -69,7 +73,7 @@ def test_every_kind_decides_as_exact_search_does(kind, population, tmp_path, mon
 
 @pytest.mark.parametrize("kind", ("hnsw", "ivfpq", "IVF64,Flat"))
 def test_deleted_faces_are_never_returned_and_survive_a_reopen(kind, population, tmp_path, monkeypatch):
-    monkeypatch.setattr(index_module, "TRAIN_PER_LIST", 20)
+    monkeypatch.setattr(index_module, "TRAIN_PER_LIST", 10)
     _, gallery, _, _ = population
     path = tmp_path / "g.db"
     with fill(path, kind, gallery) as g:
@@ -154,7 +158,7 @@ def test_hnsw_tombstones_are_compacted_by_a_background_rebuild(population, tmp_p
 @pytest.mark.parametrize("kind", ("hnsw", "ivfpq"))
 @pytest.mark.parametrize("exact_group, cache", [(200, 500_000), (100_000, 1000)])
 def test_group_search_at_every_size_decides_as_exact_search(kind, exact_group, cache, population, tmp_path, monkeypatch):
-    monkeypatch.setattr(index_module, "TRAIN_PER_LIST", 20)
+    monkeypatch.setattr(index_module, "TRAIN_PER_LIST", 10)
     # (200, ...): the 1,500-face group takes the selector path; (..., 1000): both groups are searched
     # exactly, the large one's vectors too many to keep, so read again at every search.
     monkeypatch.setattr("faceshot.gallery.local.EXACT_GROUP", exact_group)
@@ -282,21 +286,41 @@ def test_index_file_round_trip_keeps_tombstones_and_pending(population, tmp_path
 
 def test_auto_switches_kind_in_the_background_as_the_gallery_grows(population, tmp_path, monkeypatch):
     monkeypatch.setattr(index_module, "TRAIN_PER_LIST", 4)
-    monkeypatch.setattr(index_module, "AUTO_COMPRESSED_FROM", 1000)
+    monkeypatch.setattr(index_module, "AUTO_GRAPH_FROM", 1000)
+    monkeypatch.setattr(index_module, "AUTO_COMPRESSED_FROM", 2000)
     _, gallery, _, _ = population
     store = LocalStore(tmp_path / "g.db", embedder="dlib-resnet", dim=128)  # auto
     store.import_people(people_records(gallery.vectors[:500], gallery.person[:500]))
     store.search(gallery.vectors[:1], 1)
     assert store._vectors.index.kind == "flat"
-    store.import_people(people_records(gallery.vectors[500:1200], gallery.person[500:1200]))
-    [hits] = store.search(gallery.vectors[1100], 1)  # still flat, the compressed index building meanwhile
-    assert hits[0].person == f"p{gallery.person[1100]}"
-    assert store._vectors.wait(60)
-    [hits] = store.search(gallery.vectors[1150], 1)
-    assert store._vectors.index.kind == index_module.AUTO_COMPRESSED and store.stats.background_rebuilds == 1
-    assert hits[0].person == f"p{gallery.person[1150]}"
+    for stop, kind in ((1200, index_module.AUTO_GRAPH), (2500, index_module.AUTO_COMPRESSED)):
+        start = store._vectors.index.count
+        store.import_people(people_records(gallery.vectors[start:stop], gallery.person[start:stop]))
+        [hits] = store.search(gallery.vectors[stop - 100], 1)  # the kind before, the next one building meanwhile
+        assert hits[0].person == f"p{gallery.person[stop - 100]}"
+        assert store._vectors.wait(60)
+        [hits] = store.search(gallery.vectors[stop - 50], 1)
+        assert store._vectors.index.kind == kind and hits[0].person == f"p{gallery.person[stop - 50]}"
+    assert store.stats.background_rebuilds == 2
     store.close()
     again = LocalStore(tmp_path / "g.db", embedder="dlib-resnet", dim=128)  # opens with auto's choice at once
     [hits] = again.search(gallery.vectors[3], 1)
     assert again._vectors.index.kind == index_module.AUTO_COMPRESSED and hits[0].person == f"p{gallery.person[3]}"
     again.close()
+    # auto's limits move (a new faceshot): the saved index serves at once, and moves in the background.
+    monkeypatch.setattr(index_module, "AUTO_COMPRESSED_FROM", 10_000)
+    moved = LocalStore(tmp_path / "g.db", embedder="dlib-resnet", dim=128)
+    [hits] = moved.search(gallery.vectors[5], 1)
+    assert moved._vectors.index.kind == index_module.AUTO_COMPRESSED and hits[0].person == f"p{gallery.person[5]}"
+    assert moved.stats.opened_from_file and not moved.stats.rebuilds and not moved.check().problems
+    assert moved._vectors.wait(60)
+    moved.search(gallery.vectors[5], 1)
+    assert moved._vectors.index.kind == index_module.AUTO_GRAPH and moved.stats.background_rebuilds == 1
+    moved.close()
+
+
+def test_an_index_saved_before_its_named_kind_changed_asks_for_a_rebuild():
+    old = index_module.FaissIndex(128, kind="ivfpq", spec="IVF{nlist},PQ64x4fs")  # ivfpq's codes until now
+    assert "PQ64x4fs" in old.wants_rebuild and "PQ32x8np" in old.wants_rebuild
+    assert create_index("ivfpq", 128).wants_rebuild is None
+    assert create_index("IVF{nlist},PQ64x4fs", 128).wants_rebuild is None  # the user's own string: as asked

@@ -463,8 +463,9 @@ class Database:
         ids_found = np.array([row[0] for row in found], dtype=np.int64)
         if not found:
             return ids_found, np.zeros((0, self.dim), np.float32)
-        joined = b"".join(row[1] for row in found)  # one decode: a rescoring reads ~1,000 of them per search
-        if len(joined) == 4 * self.dim * len(found):
+        size = 4 * self.dim
+        if all(len(row[1]) == size for row in found):  # one decode: a rescoring reads ~1,000 per search
+            joined = b"".join(row[1] for row in found)
             return ids_found, np.frombuffer(joined, dtype="<f4").reshape(len(found), self.dim).astype(np.float32)
         return ids_found, np.stack([from_blob(row[1], self.dim) for row in found])  # names the bad vector
 

@@ -474,6 +474,9 @@ class FaissIndex(VectorIndex):
 
     @property
     def wants_rebuild(self) -> str | None:
+        built, meant = self.spec.rsplit(",", 1)[-1], self.kind_spec.rsplit(",", 1)[-1]
+        if self.kind in NAMED and built != meant:  # a file saved before the named kind changed
+            return f"{self.kind!r} was built with {built} codes and now means {meant}"
         stored = 0 if self._index is None else int(self._index.ntotal)
         if self._tombstones and len(self._tombstones) >= COMPACT_SHARE * stored:
             return f"{len(self._tombstones)} removed faces still in the index"
@@ -681,6 +684,9 @@ AUTO_GRAPH_FROM = 200_000
 AUTO_GRAPH = "hnsw"
 AUTO_COMPRESSED_FROM = 2_000_000
 AUTO_COMPRESSED = "ivfsq"
+#: The kinds ``auto`` chooses from: a saved index of one of them is kept when the gallery is
+#: opened, and moved to ``auto``'s choice in the background (with the margin of :func:`resolve_index_kind`'s callers).
+AUTO_KINDS = ("flat", AUTO_GRAPH, AUTO_COMPRESSED)
 
 
 def resolve_index_kind(kind: str, faces: int, dim: int = 128) -> str:

@@ -28,6 +28,8 @@ from faceshot.gallery.database import RESERVED_SETTINGS, Change, Database, from_
 from faceshot.gallery.dialect import record_errors
 from faceshot.gallery.location import Location, check_vectors, open_vectors, parse_location
 from faceshot.gallery.index import (
+    AUTO,
+    AUTO_KINDS,
     FaissIndex,
     GroupVectors,
     IndexFileError,
@@ -667,7 +669,9 @@ class LocalStore(Store):
                         state = f"corrupt: newer than the database (change {header.generation} > {head})"
                     elif header.generation < log_start:
                         state = "stale: older than the change log (rebuilt at the next search)"
-                    elif header.kind != parse_kind(resolve_index_kind(self.index_kind, faces, self.dim))[0]:
+                    elif header.kind != parse_kind(resolve_index_kind(self.index_kind, faces, self.dim))[0] and not (
+                        self.index_kind == AUTO and header.kind in AUTO_KINDS
+                    ):
                         state = f"ok, a {header.kind!r} index where {self.index_kind!r} is configured (rebuilt at the next open)"
                     else:
                         expected = self._expected_ids(header.generation, index.ids())

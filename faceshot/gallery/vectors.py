@@ -46,6 +46,7 @@ from faceshot.gallery.index import (
     VectorIndex,
     create_index,
     AUTO,
+    AUTO_KINDS,
     parse_kind,
     read_index_file,
     resolve_index_kind,
@@ -214,6 +215,11 @@ class FollowingIndex:
         if problem:
             self.rebuild(f"the index file is {problem}")
             return
+        if header.kind != self.structure:
+            # auto's choice moved (the gallery's size, or faceshot's policy): the saved index serves
+            # until the background rebuild, as when the gallery grows past a limit while open.
+            log.info("%s: keeping the saved %r index (auto now chooses %r; switched in the background with a margin)", self.name, header.kind, self.kind)
+            self.kind, (self.structure, self.params) = header.kind, parse_kind(header.kind)
         index.set_params(self.params)
         self.index, self.cursor = index, header.generation
         self._saved_cursor, self._saved_at = header.generation, time.monotonic()
@@ -222,7 +228,7 @@ class FollowingIndex:
     def _header_problem(self, header: IndexHeader) -> str | None:
         if header.embedder != self.embedder or header.dim != self.dim:
             return f"for embedder {header.embedder!r} ({header.dim}-D)"
-        if header.kind != self.structure:
+        if header.kind != self.structure and not (self.auto and header.kind in AUTO_KINDS):
             return f"a {header.kind!r} index where {self.structure!r} is configured"
         head = self.db.head()
         if header.generation > head:
