@@ -222,7 +222,7 @@ class HogDetector(DlibDetector):
         detector = models.load("get_frontal_face_detector")
         if self.gray:
             image = np.asarray(Image.fromarray(image).convert("L"))
-        rects, scores, _ = detector.run(image, upsample, self.confidence)
+        rects, scores, _ = detector.run(np.ascontiguousarray(image), upsample, self.confidence)  # dlib misreads views
         return list(zip(rects, scores))
 
 
@@ -235,7 +235,7 @@ class CnnDetector(DlibDetector):
 
     def _find(self, image: np.ndarray, upsample: int) -> list[tuple[Any, float]]:
         detector = models.load("cnn_face_detection_model_v1", "mmod_human_face_detector.dat")
-        found = detector(image, upsample)
+        found = detector(np.ascontiguousarray(image), upsample)
         return [(face.rect, face.confidence) for face in found if face.confidence >= self.confidence]
 
 
