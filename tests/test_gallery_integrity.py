@@ -145,3 +145,25 @@ def test_photos_as_data_urls_and_open_files_are_enrolled_once(images, tmp_path):
         assert not again.added and len(again.skipped) == 1
         [rejected] = gallery.enroll("Barack Obama", "data:image/jpeg;base64,@@@").rejected
         assert rejected.error == "CorruptImageError" and "base64" in rejected.reason
+
+
+def test_a_damaged_stored_vector_among_many_is_named_and_the_others_still_read(tmp_path):
+    """Rescoring reads ~1,000 vectors in one decode; a vector of the wrong size must still be an
+    error that says so, not a silent shift of every vector after it."""
+    from faceshot.gallery.store import NewFace, PersonRecord
+
+    vectors = np.random.default_rng(0).standard_normal((40, 128)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    path = tmp_path / "g.db"
+    with Gallery(path) as g:
+        g.add_embeddings_batch(PersonRecord(f"p{i}", {}, (), None, (NewFace(v),)) for i, v in enumerate(vectors))
+    with sqlite3.connect(path) as conn:
+        ids = [row[0] for row in conn.execute("SELECT id FROM faces ORDER BY id")]
+        # Two damaged rows whose sizes add up to two whole vectors: the joined bytes look right.
+        conn.execute("UPDATE faces SET embedding = ? WHERE id = ?", (vectors[0].tobytes()[:-4], ids[0]))
+        conn.execute("UPDATE faces SET embedding = ? WHERE id = ?", (vectors[1].tobytes() + b"\0" * 4, ids[1]))
+    with Gallery(path) as g:
+        with pytest.raises(GalleryError, match="a stored vector has 127 values where 128 were expected"):
+            g.store._db.vectors_of_faces(ids)
+        found, held = g.store._db.vectors_of_faces(ids[2:])
+        assert np.array_equal(found, ids[2:]) and np.array_equal(held, vectors[2:])
