@@ -679,7 +679,8 @@ AUTO = "auto"
 #: 110-127 s to build; ``ivfsq`` (512 of 4,096 lists) 4.1 ms, 5x, every decision equal, 72 bytes
 #: per face. The graph stops at 2 M faces for memory: 792 bytes per face resident (1.6 GB at 2 M),
 #: and saving or reading the index file holds about three more copies of it for a moment (the
-#: serialized index, the archive around it, its bytes), ~5 GB more at 2 M; ``ivfsq`` beyond.
+#: serialized index, the archive around it, its bytes: counted from the code, not measured),
+#: ~5 GB more at 2 M; ``ivfsq`` beyond.
 AUTO_GRAPH_FROM = 200_000
 AUTO_GRAPH = "hnsw"
 AUTO_COMPRESSED_FROM = 2_000_000
