@@ -284,6 +284,22 @@ def test_index_file_round_trip_keeps_tombstones_and_pending(population, tmp_path
     assert not np.isin(found, ids[:10]).any() and copy.count == 990
 
 
+def test_hnsw_graphs_are_built_wider_than_faiss_default_and_their_files_keep_it(population):
+    import faiss
+
+    _, gallery, _, _ = population
+    ids = np.arange(500, dtype=np.int64) + 3
+    for kind in ("hnsw", "HNSW16,Flat"):
+        index = create_index(kind, 128)
+        index.add(ids, gallery.vectors[:500])
+        copy = create_index(kind, 128, index.to_bytes())
+        for held in (index, copy):
+            graph = faiss.downcast_index(held._index.index).hnsw
+            assert graph.efConstruction == index_module.EF_CONSTRUCTION > 40  # FAISS's default is 40
+            _, found = held.search(gallery.vectors[:50], 1)
+            assert np.array_equal(found[:, 0], ids[:50])
+
+
 def test_auto_switches_kind_in_the_background_as_the_gallery_grows(population, tmp_path, monkeypatch):
     monkeypatch.setattr(index_module, "TRAIN_PER_LIST", 4)
     monkeypatch.setattr(index_module, "AUTO_GRAPH_FROM", 1000)
