@@ -312,11 +312,11 @@ SEARCH_PARAMS = {"efSearch": 448, "nprobe": 0, "rerank": 128}
 #: 100% / 99.95% (BENCHMARKS.md, "A compressed kind at ≤ 64 bytes per face").
 KIND_PARAMS: dict[str, dict[str, float]] = {"ivfpq": {"rerank": 1024}}
 #: Candidates an HNSW graph weighs for each new face's links while it is built (FAISS's default is
-#: 40; a saved graph keeps the value it was built with). A graph built wider is found through more
-#: often: at 1 M faces (bare index, second generator, 2,000 probes), 40 → 128 took the share of
-#: exact nearest neighbours found at efSearch 448 from 99.55% to 99.92% and the decisions agreeing
-#: with exact search's from 99.82% to 99.95%, for a build 2.6 times as long
-#: (BENCHMARKS.md, "A graph built wider").
+#: 40; a saved graph keeps the value it was built with). A graph built wider leads a search to
+#: the nearest face more often: at 1 M faces (bare index, second generator, 4,000 probes), 40 →
+#: 128 took the share of exact nearest neighbours found at efSearch 448 from 99.55% to 99.92%,
+#: and of decisions equal to exact search's from 99.82% to 99.95%, for a build 2.6 times as
+#: long (BENCHMARKS.md, "A graph built wider").
 EF_CONSTRUCTION = 128
 
 
